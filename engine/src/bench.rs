@@ -1,0 +1,318 @@
+//! `provenant bench append`: append throughput, measured beside its baseline.
+//!
+//! For each batch size, the same pre-generated events (realistic plugin
+//! actions, about 500 bytes of JSON each with provenance) are appended
+//! through [`EventLog::append`] into `provenant.events`, then the very rows
+//! the log wrote are `COPY`'d, batch by batch with a commit each, into
+//! `provenant.events_copy`, a copy of the same table (`LIKE … INCLUDING ALL`:
+//! same columns, keys and indexes). The ratio is provenant's events/s over
+//! COPY's. SQLite is measured the same way without a baseline. Everything
+//! runs in a scratch database that is dropped at the end.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use provenant_events::log::postgres::{COPY_COLUMNS, write_copy_row};
+use provenant_events::log::{EventRow, LogConfig, redact_url};
+use provenant_events::{AppendBatch, EventLog, NewEvent, SessionId, WorldId};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::sample::{self, Rng, Scene};
+
+/// Arguments of `provenant bench append`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppendBenchArgs {
+    /// A PostgreSQL server; a scratch database is created on it and dropped.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Events appended for each batch size above 1.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Events appended with batches of 1 (one commit each).
+    #[arg(long, default_value_t = 2_000)]
+    pub single_events: usize,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 100, 1000])]
+    pub batch_sizes: Vec<usize>,
+    /// Do not measure SQLite.
+    #[arg(long)]
+    pub no_sqlite: bool,
+}
+
+/// One measured row.
+#[derive(Debug, Clone)]
+pub struct AppendFigure {
+    pub backend: &'static str,
+    pub batch: usize,
+    pub events: usize,
+    pub events_per_s: f64,
+    pub copy_events_per_s: Option<f64>,
+}
+
+pub async fn append(args: &AppendBenchArgs) -> anyhow::Result<()> {
+    if !args.database_url.starts_with("postgres") {
+        bail!(
+            "bench append needs a PostgreSQL server: pass --database-url postgres://… (DATABASE_URL is {})",
+            redact_url(&args.database_url)
+        );
+    }
+    if args.batch_sizes.contains(&0) {
+        bail!("batch sizes must be at least 1");
+    }
+    let scratch = Scratch::create(&args.database_url).await?;
+    let result = run(args, &scratch).await;
+    scratch.drop_database().await;
+    let figures = result?;
+    println!();
+    println!(
+        "{:<9} {:>6} {:>8} {:>16} {:>12} {:>7}",
+        "backend", "batch", "events", "provenant ev/s", "COPY ev/s", "ratio"
+    );
+    for f in &figures {
+        let (copy, ratio) = match f.copy_events_per_s {
+            Some(c) => (format!("{c:.0}"), format!("{:.2}", f.events_per_s / c)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{:<9} {:>6} {:>8} {:>16.0} {:>12} {:>7}",
+            f.backend, f.batch, f.events, f.events_per_s, copy, ratio
+        );
+    }
+    Ok(())
+}
+
+async fn run(args: &AppendBenchArgs, scratch: &Scratch) -> anyhow::Result<Vec<AppendFigure>> {
+    let mut admin = PgConnection::connect(&scratch.url).await?;
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut admin)
+        .await?;
+    let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut admin)
+        .await?;
+    let fsync: String = sqlx::query_scalar("SHOW fsync")
+        .fetch_one(&mut admin)
+        .await?;
+    println!("provenant bench append");
+    println!(
+        "PostgreSQL {version} (synchronous_commit={sync}, fsync={fsync}) at {}, scratch database {}",
+        redact_url(&args.database_url),
+        scratch.name
+    );
+
+    let mut figures = Vec::new();
+    let mut described = false;
+    for &batch in &args.batch_sizes {
+        let total = if batch == 1 {
+            args.single_events
+        } else {
+            args.events
+        };
+        let batches = generate(total, batch);
+        let log = EventLog::open(&LogConfig::new(&scratch.url)).await?;
+        sqlx::raw_sql(
+            "DROP TABLE IF EXISTS provenant.events_copy; \
+             CREATE TABLE provenant.events_copy (LIKE provenant.events INCLUDING ALL)",
+        )
+        .execute(&mut admin)
+        .await?;
+        // Interleaved: each batch is appended through the log, then the very
+        // rows it wrote are COPY'd into the copy table in a transaction of
+        // their own, so both see the same disk and the same table sizes.
+        let copy_statement = format!("COPY provenant.events_copy ({COPY_COLUMNS}) FROM STDIN");
+        let bar = progress(total as u64, &format!("postgres, batches of {batch}"));
+        let (mut ours_time, mut copy_time) = (Duration::ZERO, Duration::ZERO);
+        for b in batches {
+            let n = b.len();
+            let t = Instant::now();
+            let out = log.append(AppendBatch::new(b)).await?;
+            ours_time += t.elapsed();
+
+            let first = out.positions.first().copied().unwrap_or(1);
+            let written = log.read_forward(first - 1, n).await?;
+            if !described {
+                let count = written.len().max(1) as f64;
+                let whole: usize = written
+                    .iter()
+                    .map(|e| serde_json::to_string(e).map(|s| s.len()).unwrap_or(0))
+                    .sum();
+                let body: usize = written
+                    .iter()
+                    .map(|e| {
+                        e.provenance.canonical().len()
+                            + provenant_events::canonical::to_canonical_string(&e.payload).len()
+                    })
+                    .sum();
+                println!(
+                    "events: payload + provenance {:.0} bytes of JSON on average; the whole event with ids, times and hashes {:.0}",
+                    body as f64 / count,
+                    whole as f64 / count
+                );
+                described = true;
+            }
+            let mut text = String::new();
+            for e in &written {
+                let provenance = e.provenance.canonical();
+                let payload = provenant_events::canonical::to_canonical_string(&e.payload);
+                write_copy_row(&mut text, &EventRow::of(e, &provenance, &payload));
+            }
+            let t = Instant::now();
+            let mut tx = admin.begin().await?;
+            let mut copy = tx.copy_in_raw(copy_statement.as_str()).await?;
+            copy.send(text.as_bytes()).await?;
+            copy.finish().await?;
+            tx.commit().await?;
+            copy_time += t.elapsed();
+            bar.inc(n as u64);
+        }
+        bar.finish_and_clear();
+        let ours = total as f64 / ours_time.as_secs_f64();
+        let copy = total as f64 / copy_time.as_secs_f64();
+        println!(
+            "postgres  batch {batch:>5}: provenant {ours:>9.0} events/s, COPY {copy:>9.0} events/s, ratio {:.2}",
+            ours / copy
+        );
+        figures.push(AppendFigure {
+            backend: "postgres",
+            batch,
+            events: total,
+            events_per_s: ours,
+            copy_events_per_s: Some(copy),
+        });
+        log.close().await;
+    }
+
+    if !args.no_sqlite {
+        let dir =
+            std::env::temp_dir().join(format!("provenant-bench-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let result = sqlite_figures(args, &dir).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        figures.extend(result?);
+    }
+    Ok(figures)
+}
+
+async fn sqlite_figures(
+    args: &AppendBenchArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<Vec<AppendFigure>> {
+    let mut figures = Vec::new();
+    for &batch in &args.batch_sizes {
+        let total = if batch == 1 {
+            args.single_events
+        } else {
+            args.events
+        };
+        let batches = generate(total, batch);
+        let url = format!(
+            "sqlite://{}",
+            dir.join(format!("batch-{batch}.db")).display()
+        );
+        let log = EventLog::open(&LogConfig::new(&url)).await?;
+        let bar = progress(total as u64, &format!("sqlite, batches of {batch}"));
+        let t = Instant::now();
+        for b in batches {
+            let n = b.len() as u64;
+            log.append(AppendBatch::new(b)).await?;
+            bar.inc(n);
+        }
+        let ours = total as f64 / t.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        println!(
+            "sqlite    batch {batch:>5}: provenant {ours:>9.0} events/s (WAL, synchronous=FULL)"
+        );
+        figures.push(AppendFigure {
+            backend: "sqlite",
+            batch,
+            events: total,
+            events_per_s: ours,
+            copy_events_per_s: None,
+        });
+        log.close().await;
+    }
+    Ok(figures)
+}
+
+/// `total` realistic plugin actions in batches of `batch`, from a fixed seed.
+fn generate(total: usize, batch: usize) -> Vec<Vec<NewEvent>> {
+    let mut rng = Rng::new(42);
+    let world = WorldId::new("bench").unwrap_or_else(|_| unreachable!("valid id"));
+    let sessions: Vec<SessionId> = (0..8)
+        .map(|i| SessionId::new(format!("s{i}")).unwrap_or_else(|_| unreachable!("valid id")))
+        .collect();
+    let start = provenant_events::event::now();
+    let events: Vec<NewEvent> = (0..total)
+        .map(|i| {
+            let scene = Scene::new(
+                &world,
+                &sessions[i % sessions.len()],
+                (i / 16) as u64,
+                start,
+            );
+            sample::plugin_action(&scene, &mut rng)
+        })
+        .collect();
+    events.chunks(batch).map(|c| c.to_vec()).collect()
+}
+
+fn progress(len: u64, label: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg:<28} {bar:30} {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(label.to_owned());
+    bar
+}
+
+/// A scratch database on the server, dropped by [`Scratch::drop_database`].
+struct Scratch {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl Scratch {
+    async fn create(server: &str) -> anyhow::Result<Self> {
+        let name = format!("provenant_bench_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(server)
+            .await
+            .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create the scratch database {name}"))?;
+        let mut url = url::Url::parse(server).context("invalid database URL")?;
+        url.set_path(&name);
+        Ok(Scratch {
+            server: server.to_owned(),
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    async fn drop_database(&self) {
+        let Ok(mut conn) = PgConnection::connect(&self.server).await else {
+            eprintln!("warning: could not drop the scratch database {}", self.name);
+            return;
+        };
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
+            eprintln!(
+                "warning: could not drop the scratch database {}: {e}",
+                self.name
+            );
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The `provenant` command line.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use provenant_events::Head;
+use provenant_events::log::DEFAULT_DATABASE_URL;
+
+use crate::{audit, bench, demo, telemetry};
+
+/// provenant: an event-sourced behavior engine with an auditable plugin log.
+#[derive(Debug, Parser)]
+#[command(name = "provenant", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what provenant does, on the embedded log (no server needed).
+    Demo(DemoArgs),
+    /// Run pending database migrations (they also run when the engine starts).
+    Migrate(DbArgs),
+    /// Check the log: verify the hash chain, print the head.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Measure provenant against its baselines.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Where the log is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// The log: postgres://… or sqlite://… (a file, created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Number of game ticks to simulate.
+    #[arg(long, default_value_t = 2_000)]
+    pub ticks: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain from the first event. Exit status: 0 intact,
+    /// 1 tampered (the first bad position and what is wrong: edited, missing,
+    /// inserted, reordered, or the pinned head is gone), 2 could not run.
+    Verify(VerifyArgs),
+    /// Print the current head (POSITION:HASH), to store somewhere else and
+    /// pass to `audit verify --expect-head` later.
+    Head(HeadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// A head recorded earlier, POSITION:HASH, that must still be in the
+    /// chain: this is how a truncated tail is caught.
+    #[arg(long, value_name = "POSITION:HASH")]
+    pub expect_head: Option<Head>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HeadArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append throughput into PostgreSQL (batches of 1, 100, 1000) beside a
+    /// raw COPY of the same rows, and into SQLite.
+    Append(bench::AppendBenchArgs),
+}
+
+/// Parses the command line and runs it; the exit code is the command's.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Audit(AuditCommand::Verify(args)) => {
+            audit::verify_command(&audit::VerifyCommandConfig {
+                database_url: args.db.database_url,
+                expect_head: args.expect_head,
+                json: args.json,
+            })
+            .await
+            .exit_code()
+        }
+        Command::Audit(AuditCommand::Head(args)) => {
+            report(audit::head_command(&args.db.database_url, args.json).await)
+        }
+        Command::Migrate(db) => report(audit::migrate_command(&db.database_url).await),
+        Command::Demo(args) => report(
+            demo::run(&demo::DemoConfig {
+                database_url: args.db.database_url,
+                ticks: args.ticks,
+            })
+            .await,
+        ),
+        Command::Bench(BenchCommand::Append(args)) => report(bench::append(&args).await),
+    }
+}
+
+/// Prints an error with its causes; 0 on success, 1 on error.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_text(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the
+/// line already holds (database errors often repeat their source).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}

@@ -1,0 +1,15 @@
+//! provenant's engine: the plugin host (to come) and the `provenant` command.
+//!
+//! `main.rs` is one line; [`cli`] parses arguments and hands each command to
+//! its module. Commands get their settings as `Config` structs, never as
+//! loose flags, so that they can be called from tests and other commands.
+
+pub mod audit;
+pub mod bench;
+pub mod cli;
+pub mod demo;
+pub mod sample;
+mod telemetry;
+
+/// The version of this build, recorded in every event's provenance.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,439 @@
+//! The log: append-only, hash-chained, on PostgreSQL or embedded SQLite.
+//!
+//! [`EventLog`] is the one type the rest of provenant uses; the URL picks the
+//! backend (`postgres://…` or `sqlite://…`). Both backends keep the same
+//! invariants:
+//!
+//! - appends are serialised (PostgreSQL: one transaction-scoped advisory lock;
+//!   SQLite: `BEGIN IMMEDIATE`), positions are assigned under that lock, dense
+//!   from 1, so they commit in position order and a reader moving forward by
+//!   position never skips an event that commits late;
+//! - a batch is appended atomically, with optional expected stream versions;
+//! - appends are idempotent by `event_id`;
+//! - the database refuses UPDATE, DELETE and TRUNCATE of events (triggers).
+
+mod decode;
+mod plan;
+pub mod postgres;
+mod sqlite;
+mod verify;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::event::{Event, EventHash, NewEvent, Position};
+use crate::ids::StreamName;
+
+pub use plan::EventRow;
+pub(crate) use plan::{PreparedBatch, Texts};
+
+pub use verify::{Fault, VerifyConfig, VerifyReport, Violation};
+
+/// The default log: an embedded SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://provenant.db";
+
+/// Errors at the log boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Optimistic concurrency: the stream is not at the expected version.
+    #[error(
+        "concurrency conflict on stream {stream}: expected {expected}, actual version {actual}"
+    )]
+    Conflict {
+        stream: StreamName,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    /// The same `event_id` is already in the log with different content.
+    #[error(
+        "event id {event_id} is already in the log at position {position} with different content"
+    )]
+    IdReused { event_id: Uuid, position: Position },
+    /// The batch was refused before touching the log.
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    /// The URL names no backend this build has, or is malformed.
+    #[error("invalid database URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// The database has no provenant log (migrations have not run).
+    #[error("no provenant log at {url}: run `provenant migrate` first ({source})")]
+    NotMigrated {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored row cannot be read as an event.
+    #[error("event at position {position} is unreadable: {reason}")]
+    Corrupt { position: Position, reason: String },
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What a writer expects of a stream's version before its batch is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The stream has no events yet.
+    NoStream,
+    /// The stream's last event has this version.
+    Exact(u64),
+}
+
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedVersion::NoStream => f.write_str("no stream (version 0)"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+impl ExpectedVersion {
+    fn matches(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => actual == v,
+        }
+    }
+}
+
+/// A batch to append: events in order, and the stream versions expected
+/// before it (streams not named are not checked).
+#[derive(Debug, Clone, Default)]
+pub struct AppendBatch {
+    pub events: Vec<NewEvent>,
+    pub expected: Vec<(StreamName, ExpectedVersion)>,
+}
+
+impl AppendBatch {
+    pub fn new(events: Vec<NewEvent>) -> Self {
+        AppendBatch {
+            events,
+            expected: Vec::new(),
+        }
+    }
+
+    pub fn expect(mut self, stream: StreamName, version: ExpectedVersion) -> Self {
+        self.expected.push((stream, version));
+        self
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The position of each event of the batch, in batch order; for an event
+    /// already in the log, its original position.
+    pub positions: Vec<Position>,
+    /// How many events were written (0 when the whole batch was a retry).
+    pub written: usize,
+    /// The head after the append.
+    pub head: Head,
+}
+
+/// The last position and hash of the log; position 0 and the zero hash for
+/// an empty log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    pub position: Position,
+    pub hash: EventHash,
+}
+
+impl Head {
+    pub const EMPTY: Head = Head {
+        position: 0,
+        hash: EventHash::ZERO,
+    };
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.position, self.hash)
+    }
+}
+
+/// Why a `POSITION:HASH` text is not a head.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid head {0:?}: expected POSITION:HASH, e.g. 42:<64 hex digits>")]
+pub struct HeadParseError(pub String);
+
+impl std::str::FromStr for Head {
+    type Err = HeadParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || HeadParseError(s.to_owned());
+        let (pos, hash) = s.split_once(':').ok_or_else(err)?;
+        Ok(Head {
+            position: pos.parse().map_err(|_| err())?,
+            hash: hash.parse().map_err(|_| err())?,
+        })
+    }
+}
+
+/// How to open a log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `postgres://…` or `sqlite://…`.
+    pub url: String,
+    /// Run pending migrations when opening, creating an SQLite file that is
+    /// missing (the engine does; the auditor, which only reads, does not).
+    pub migrate: bool,
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+impl LogConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        LogConfig {
+            url: url.into(),
+            migrate: true,
+            max_connections: 8,
+        }
+    }
+}
+
+/// The event log. Cheap to clone; clones share one connection pool.
+#[derive(Clone)]
+pub struct EventLog {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(postgres::PgLog),
+    Sqlite(sqlite::SqliteLog),
+}
+
+/// Which database a log lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Postgres,
+    Sqlite,
+}
+
+impl EventLog {
+    /// Opens the log the URL names, running migrations if `config.migrate`.
+    pub async fn open(config: &LogConfig) -> Result<Self, LogError> {
+        let url = config.url.as_str();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(postgres::PgLog::open(config).await?)
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteLog::open(config).await?)
+        } else {
+            return Err(LogError::BadUrl {
+                url: url.to_owned(),
+                reason: "expected postgres://… or sqlite://…".into(),
+            });
+        };
+        let log = EventLog { backend };
+        if config.migrate {
+            log.migrate().await?;
+        }
+        Ok(log)
+    }
+
+    pub fn backend_kind(&self) -> BackendKind {
+        match &self.backend {
+            Backend::Postgres(_) => BackendKind::Postgres,
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+
+    /// Runs pending migrations. Migrations never rewrite old events.
+    pub async fn migrate(&self) -> Result<(), LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.migrate().await,
+            Backend::Sqlite(b) => b.migrate().await,
+        }
+    }
+
+    /// Appends a batch atomically: all of it or nothing.
+    ///
+    /// Events already in the log (same `event_id`, same content) are not
+    /// written again and report their original position; when every event of
+    /// the batch is already there, nothing is written and the expectations
+    /// are not checked (the batch is a retry). The same `event_id` with
+    /// different content is [`LogError::IdReused`].
+    #[tracing::instrument(level = "debug", skip_all, fields(events = batch.events.len()))]
+    pub async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, LogError> {
+        let prepared = PreparedBatch::new(batch)?;
+        match &self.backend {
+            Backend::Postgres(b) => b.append(prepared).await,
+            Backend::Sqlite(b) => b.append(prepared).await,
+        }
+    }
+
+    /// Up to `limit` events after `after`, in position order.
+    pub async fn read_forward(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        self.read_rows(after, limit)
+            .await?
+            .into_iter()
+            .map(|(position, row)| row.map_err(|reason| LogError::Corrupt { position, reason }))
+            .collect()
+    }
+
+    /// Up to `limit` events of one stream with version above `after_version`.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamName,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        let rows = match &self.backend {
+            Backend::Postgres(b) => b.read_stream(stream, after_version, limit).await?,
+            Backend::Sqlite(b) => b.read_stream(stream, after_version, limit).await?,
+        };
+        rows.into_iter()
+            .map(|(position, row)| row.map_err(|reason| LogError::Corrupt { position, reason }))
+            .collect()
+    }
+
+    /// The current version of a stream (0 when it has no events).
+    pub async fn stream_version(&self, stream: &StreamName) -> Result<u64, LogError> {
+        let versions = match &self.backend {
+            Backend::Postgres(b) => b.stream_versions(std::slice::from_ref(stream)).await?,
+            Backend::Sqlite(b) => b.stream_versions(std::slice::from_ref(stream)).await?,
+        };
+        Ok(versions.get(stream).copied().unwrap_or(0))
+    }
+
+    /// The last position and hash.
+    pub async fn head(&self) -> Result<Head, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.head().await,
+            Backend::Sqlite(b) => b.head().await,
+        }
+    }
+
+    /// Follows the log from `after`: [`Tail::next`] returns each later event
+    /// once, in position order, waiting (without a busy loop) for new ones.
+    pub async fn tail(&self, after: Position) -> Result<Tail, LogError> {
+        let waiter = match &self.backend {
+            Backend::Postgres(b) => Waiter::Postgres(Box::new(b.listener().await?)),
+            Backend::Sqlite(b) => Waiter::Local(b.subscribe()),
+        };
+        Ok(Tail {
+            log: self.clone(),
+            after,
+            buffer: VecDeque::new(),
+            waiter,
+        })
+    }
+
+    /// Walks the whole chain; see [`verify`](VerifyReport).
+    pub async fn verify(
+        &self,
+        config: &VerifyConfig,
+        progress: &mut (dyn FnMut(Position) + Send),
+    ) -> Result<VerifyReport, LogError> {
+        verify::run(self, config, progress).await
+    }
+
+    /// Rows after `after`, each decoded or with why it could not be.
+    pub(crate) async fn read_rows(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.read_rows(after, limit).await,
+            Backend::Sqlite(b) => b.read_rows(after, limit).await,
+        }
+    }
+
+    /// The position of the event whose stored hash is `hash`, if any.
+    pub(crate) async fn position_of_hash(
+        &self,
+        hash: &EventHash,
+    ) -> Result<Option<Position>, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.position_of_hash(hash).await,
+            Backend::Sqlite(b) => b.position_of_hash(hash).await,
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(b) => b.close().await,
+            Backend::Sqlite(b) => b.close().await,
+        }
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A stored row: its position, and the event or why it could not be read.
+pub(crate) type RawRow = (Position, Result<Event, String>);
+
+/// Follows the log; see [`EventLog::tail`].
+pub struct Tail {
+    log: EventLog,
+    after: Position,
+    buffer: VecDeque<Event>,
+    waiter: Waiter,
+}
+
+enum Waiter {
+    Postgres(Box<sqlx::postgres::PgListener>),
+    Local(tokio::sync::watch::Receiver<Position>),
+}
+
+/// How long a tail waits for a notification before it reads anyway: a safety
+/// net for a notification lost with a connection, or a writer in another
+/// process on SQLite. It is not the way new events are normally noticed.
+const TAIL_FALLBACK: Duration = Duration::from_millis(500);
+const TAIL_BATCH: usize = 512;
+
+impl Tail {
+    /// The next event after the last one returned.
+    pub async fn next(&mut self) -> Result<Event, LogError> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                self.after = event.position;
+                return Ok(event);
+            }
+            // The waiter is armed (listening) before this read, so an append
+            // that commits after the read wakes the wait below.
+            if let Waiter::Local(rx) = &mut self.waiter {
+                rx.borrow_and_update();
+            }
+            let batch = self.log.read_forward(self.after, TAIL_BATCH).await?;
+            if !batch.is_empty() {
+                self.buffer.extend(batch);
+                continue;
+            }
+            match &mut self.waiter {
+                Waiter::Postgres(listener) => {
+                    // A lost connection returns Ok(None) and reconnects: read again.
+                    let _ = tokio::time::timeout(TAIL_FALLBACK, listener.try_recv()).await;
+                    while listener.next_buffered().is_some() {}
+                }
+                Waiter::Local(rx) => {
+                    let _ = tokio::time::timeout(TAIL_FALLBACK, rx.changed()).await;
+                }
+            }
+        }
+    }
+
+    /// The position of the last event returned (or the starting point).
+    pub fn position(&self) -> Position {
+        self.after
+    }
+}

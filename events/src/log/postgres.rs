@@ -1,0 +1,396 @@
+//! The PostgreSQL log: `provenant.events`.
+//!
+//! Gap safety by serialised writers: every append takes one
+//! transaction-scoped advisory lock first, then reads the head, assigns the
+//! next dense positions and commits. PostgreSQL makes a commit visible before
+//! it releases the transaction's locks, so the next writer's statements (each
+//! with a fresh READ COMMITTED snapshot taken after it got the lock) see it,
+//! and positions become visible in position order: a reader that reads
+//! `position > last` can never skip an event that commits late.
+//!
+//! Rows are written with `COPY … FROM STDIN` inside the append transaction.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use chrono::Utc;
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
+
+use super::{AppendOutcome, EventRow, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
+use crate::event::{Event, EventHash, Position, write_timestamp};
+use crate::ids::StreamName;
+
+/// The key of the advisory lock that serialises appends. Advisory locks are
+/// per database, so logs in different databases do not contend.
+const APPEND_LOCK_KEY: i64 = 0x7072_6f76_656e_616e; // "provenan"
+
+/// Rows per COPY message.
+const COPY_CHUNK: usize = 128;
+
+/// The channel `NOTIFY`'d with the new head position after each append.
+pub const NOTIFY_CHANNEL: &str = "provenant_events";
+
+/// The columns of `provenant.events`, in the order COPY rows are written.
+pub const COPY_COLUMNS: &str = "position, event_id, stream, stream_version, kind, plugin_id, \
+    world_id, session_id, occurred_at, recorded_at, provenance, payload, schema_version, \
+    prev_hash, hash";
+
+const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, plugin_id, \
+    world_id, session_id, occurred_at, recorded_at, provenance::text AS provenance, \
+    payload::text AS payload, schema_version, prev_hash, hash";
+
+#[derive(Clone)]
+pub(crate) struct PgLog {
+    pool: PgPool,
+    url: String,
+}
+
+impl PgLog {
+    pub async fn open(config: &LogConfig) -> Result<Self, LogError> {
+        // One connection first: a pool that cannot connect only says it
+        // timed out, this says why (refused, unknown database, auth…).
+        let options: sqlx::postgres::PgConnectOptions =
+            config
+                .url
+                .parse()
+                .map_err(|e: sqlx::Error| LogError::BadUrl {
+                    url: super::redact_url(&config.url),
+                    reason: e.to_string(),
+                })?;
+        PgConnection::connect_with(&options).await?.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(2))
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PgLog {
+            pool,
+            url: super::redact_url(&config.url),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), LogError> {
+        sqlx::migrate!("../migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn append(&self, batch: PreparedBatch) -> Result<AppendOutcome, LogError> {
+        // Most batches are new: try without looking for their ids first and
+        // let the unique index say if one is already there; only then look.
+        match self.append_with(&batch, Lookup::Skip).await {
+            Err(e) if is_duplicate_event_id(&e) => self.append_with(&batch, Lookup::Existing).await,
+            other => other,
+        }
+    }
+
+    async fn append_with(
+        &self,
+        batch: &PreparedBatch,
+        lookup: Lookup,
+    ) -> Result<AppendOutcome, LogError> {
+        let streams = batch.streams();
+        let mut conn = self.pool.acquire().await.map_err(|e| self.map_err(e))?;
+        // BEGIN, the append lock and the notification in one round trip. The
+        // statements after this one take their snapshots once the lock is
+        // held. The notification is delivered only if the append commits.
+        let mut tx = conn
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY}), pg_notify('{NOTIFY_CHANNEL}', '')"
+            )))
+            .await
+            .map_err(|e| self.map_err(e))?;
+
+        let mut existing = HashMap::new();
+        if lookup == Lookup::Existing {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE event_id = ANY($1)"
+            )))
+            .bind(batch.event_ids())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.map_err(e))?;
+            for row in rows {
+                let (position, event) = decode(&row)?;
+                let event = event.map_err(|reason| LogError::Corrupt { position, reason })?;
+                existing.insert(event.event_id, event);
+            }
+        }
+        let (head, versions) = head_and_versions(&mut tx, &streams)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let plan = batch.plan(&existing, &versions, head, Utc::now())?;
+        if plan.to_write.is_empty() {
+            tx.rollback().await?;
+            return Ok(AppendOutcome {
+                positions: plan.positions,
+                written: 0,
+                head,
+            });
+        }
+
+        let mut placer = plan.placer;
+        let mut copy = tx
+            .copy_in_raw(&format!(
+                "COPY provenant.events ({COPY_COLUMNS}) FROM STDIN"
+            ))
+            .await
+            .map_err(|e| self.map_err(e))?;
+        // Rows are encoded and hashed chunk by chunk while the server parses
+        // the chunk before: on two cores the work overlaps.
+        let mut text = String::with_capacity(COPY_CHUNK * 1200);
+        for chunk in plan.to_write.chunks(COPY_CHUNK) {
+            text.clear();
+            for new in chunk {
+                let texts = Texts::of(new);
+                write_copy_row(&mut text, &placer.place(new, &texts));
+            }
+            if let Err(e) = copy.send(text.as_bytes()).await {
+                let _ = copy.abort("append failed").await;
+                return Err(self.map_err(e));
+            }
+        }
+        copy.finish().await.map_err(|e| self.map_err(e))?;
+        tx.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(AppendOutcome {
+            written: plan.to_write.len(),
+            positions: plan.positions,
+            head: placer.head(),
+        })
+    }
+
+    pub async fn read_rows(&self, after: Position, limit: usize) -> Result<Vec<RawRow>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE position > $1 \
+             ORDER BY position LIMIT $2"
+        )))
+        .bind(to_i64(after))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn read_stream(
+        &self,
+        stream: &StreamName,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE stream = $1 \
+             AND stream_version > $2 ORDER BY stream_version LIMIT $3"
+        )))
+        .bind(stream.as_str())
+        .bind(to_i64(after_version))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn stream_versions(
+        &self,
+        streams: &[StreamName],
+    ) -> Result<HashMap<StreamName, u64>, LogError> {
+        let mut conn = self.pool.acquire().await?;
+        versions_in(&mut conn, streams)
+            .await
+            .map_err(|e| self.map_err(e))
+    }
+
+    pub async fn head(&self) -> Result<Head, LogError> {
+        let mut conn = self.pool.acquire().await?;
+        head_in(&mut conn).await.map_err(|e| self.map_err(e))
+    }
+
+    pub async fn position_of_hash(&self, hash: &EventHash) -> Result<Option<Position>, LogError> {
+        let row: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM provenant.events WHERE hash = $1 LIMIT 1")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        Ok(row.map(|p| p as Position))
+    }
+
+    pub async fn listener(&self) -> Result<PgListener, LogError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        Ok(listener)
+    }
+
+    fn map_err(&self, e: sqlx::Error) -> LogError {
+        let missing = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "42P01" || c == "3F000");
+        if missing {
+            LogError::NotMigrated {
+                url: self.url.clone(),
+                source: e,
+            }
+        } else {
+            LogError::Database(e)
+        }
+    }
+}
+
+async fn head_in(conn: &mut PgConnection) -> Result<Head, sqlx::Error> {
+    Ok(head_and_versions(conn, &[]).await?.0)
+}
+
+async fn versions_in(
+    conn: &mut PgConnection,
+    streams: &[StreamName],
+) -> Result<HashMap<StreamName, u64>, sqlx::Error> {
+    Ok(head_and_versions(conn, streams).await?.1)
+}
+
+/// The head and the current version of each stream (streams without events
+/// are left out), in one round trip: one backward index probe each.
+async fn head_and_versions(
+    conn: &mut PgConnection,
+    streams: &[StreamName],
+) -> Result<(Head, HashMap<StreamName, u64>), sqlx::Error> {
+    let names: Vec<&str> = streams.iter().map(|s| s.as_str()).collect();
+    let (position, hash, versions): (Option<i64>, Option<Vec<u8>>, Vec<i64>) = sqlx::query_as(
+        "SELECT h.position, h.hash, \
+                ARRAY(SELECT coalesce((SELECT e.stream_version FROM provenant.events e \
+                                       WHERE e.stream = u.s ORDER BY e.stream_version DESC LIMIT 1), 0) \
+                      FROM unnest($1::text[]) WITH ORDINALITY AS u(s, i) ORDER BY u.i) \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN (SELECT position, hash FROM provenant.events ORDER BY position DESC LIMIT 1) AS h ON true",
+    )
+    .bind(&names)
+    .fetch_one(conn)
+    .await?;
+    let head = match (position, hash) {
+        (Some(position), Some(hash)) => Head {
+            position: position as Position,
+            hash: EventHash::from_slice(&hash).unwrap_or_default(),
+        },
+        _ => Head::EMPTY,
+    };
+    let versions = streams
+        .iter()
+        .zip(versions)
+        .filter(|(_, v)| *v > 0)
+        .map(|(s, v)| (s.clone(), v as u64))
+        .collect();
+    Ok((head, versions))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Assume no event of the batch is in the log yet.
+    Skip,
+    /// Look the batch's ids up first.
+    Existing,
+}
+
+/// The unique index on `event_id` refused a row: part of the batch is
+/// already in the log.
+fn is_duplicate_event_id(e: &LogError) -> bool {
+    match e {
+        LogError::Database(sqlx::Error::Database(d)) => {
+            d.code().is_some_and(|c| c == "23505")
+                && d.constraint().is_some_and(|c| c == "events_event_id_key")
+        }
+        _ => false,
+    }
+}
+
+fn decode(row: &PgRow) -> Result<RawRow, LogError> {
+    let position = row.try_get::<i64, _>("position")? as Position;
+    let event = (|| -> Result<Event, String> {
+        let get_err = |e: sqlx::Error| e.to_string();
+        super::decode::Parts {
+            position,
+            event_id: row
+                .try_get::<uuid::Uuid, _>("event_id")
+                .map_err(get_err)?
+                .to_string(),
+            stream: row.try_get("stream").map_err(get_err)?,
+            stream_version: row.try_get("stream_version").map_err(get_err)?,
+            kind: row.try_get("kind").map_err(get_err)?,
+            plugin_id: row.try_get("plugin_id").map_err(get_err)?,
+            world_id: row.try_get("world_id").map_err(get_err)?,
+            session_id: row.try_get("session_id").map_err(get_err)?,
+            occurred_at: super::decode::Time::Parsed(row.try_get("occurred_at").map_err(get_err)?),
+            recorded_at: super::decode::Time::Parsed(row.try_get("recorded_at").map_err(get_err)?),
+            provenance: row.try_get("provenance").map_err(get_err)?,
+            payload: row.try_get("payload").map_err(get_err)?,
+            schema_version: row.try_get::<i32, _>("schema_version").map_err(get_err)? as i64,
+            prev_hash: row.try_get("prev_hash").map_err(get_err)?,
+            hash: row.try_get("hash").map_err(get_err)?,
+        }
+        .into_event()
+    })();
+    Ok((position, event))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Writes one event as a row of `COPY … FROM STDIN` text format, columns in
+/// [`COPY_COLUMNS`] order.
+pub fn write_copy_row(out: &mut String, row: &EventRow<'_>) {
+    fn text(out: &mut String, s: &str) {
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escaped = match b {
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                _ => continue,
+            };
+            out.push_str(&s[start..i]);
+            out.push_str(escaped);
+            start = i + 1;
+        }
+        out.push_str(&s[start..]);
+    }
+    fn opt(out: &mut String, s: Option<&str>) {
+        match s {
+            Some(s) => text(out, s),
+            None => out.push_str("\\N"),
+        }
+    }
+    let f = &row.fields;
+    let _ = write!(out, "{}\t{}\t", row.position, f.event_id.hyphenated());
+    text(out, f.stream.as_str());
+    let _ = write!(out, "\t{}\t", f.stream_version);
+    text(out, f.kind.as_str());
+    out.push('\t');
+    opt(out, f.plugin_id.map(|p| p.as_str()));
+    out.push('\t');
+    opt(out, f.world_id.map(|w| w.as_str()));
+    out.push('\t');
+    opt(out, f.session_id.map(|s| s.as_str()));
+    out.push('\t');
+    write_timestamp(out, f.occurred_at);
+    out.push('\t');
+    write_timestamp(out, f.recorded_at);
+    out.push('\t');
+    text(out, f.provenance);
+    out.push('\t');
+    text(out, f.payload);
+    let _ = writeln!(
+        out,
+        "\t{}\t\\\\x{}\t\\\\x{}",
+        f.schema_version,
+        row.prev_hash.to_hex(),
+        row.hash.to_hex()
+    );
+}

@@ -1,0 +1,279 @@
+//! The embedded SQLite log: table `events` in one database file.
+//!
+//! Appends run in `BEGIN IMMEDIATE` transactions, which take SQLite's write
+//! lock up front, so writers (in this process or another) are serialised and
+//! positions are dense and commit in order, as on PostgreSQL. The file is in
+//! WAL mode with `synchronous = FULL`: an append is durable when it returns.
+//! Tails in this process are woken by a watch channel after each commit.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use tokio::sync::watch;
+
+use super::decode::{Parts, Time};
+use super::{AppendOutcome, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
+use crate::event::{Event, EventHash, Position, format_timestamp};
+use crate::ids::StreamName;
+
+const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, plugin_id, \
+    world_id, session_id, occurred_at, recorded_at, provenance, payload, schema_version, \
+    prev_hash, hash";
+
+#[derive(Clone)]
+pub(crate) struct SqliteLog {
+    pool: SqlitePool,
+    url: String,
+    appended: Arc<watch::Sender<Position>>,
+}
+
+impl SqliteLog {
+    pub async fn open(config: &LogConfig) -> Result<Self, LogError> {
+        let options = SqliteConnectOptions::from_str(&config.url)
+            .map_err(|e| LogError::BadUrl {
+                url: config.url.clone(),
+                reason: e.to_string(),
+            })?
+            .create_if_missing(config.migrate)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteLog {
+            pool,
+            url: config.url.clone(),
+            appended: Arc::new(watch::channel(0).0),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), LogError> {
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Position> {
+        self.appended.subscribe()
+    }
+
+    pub async fn append(&self, batch: PreparedBatch) -> Result<AppendOutcome, LogError> {
+        let ids: Vec<String> = batch.event_ids().iter().map(|id| id.to_string()).collect();
+        let streams = batch.streams();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.map_err(e))?;
+
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
+        )))
+        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        let mut existing = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let (position, event) = decode(&row)?;
+            let event = event.map_err(|reason| LogError::Corrupt { position, reason })?;
+            existing.insert(event.event_id, event);
+        }
+        let head = head_in(&mut tx).await.map_err(|e| self.map_err(e))?;
+        let versions = versions_in(&mut tx, &streams)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let plan = batch.plan(&existing, &versions, head, Utc::now())?;
+        if plan.to_write.is_empty() {
+            tx.rollback().await?;
+            return Ok(AppendOutcome {
+                positions: plan.positions,
+                written: 0,
+                head,
+            });
+        }
+        let mut placer = plan.placer;
+        for new in &plan.to_write {
+            let texts = Texts::of(new);
+            let row = placer.place(new, &texts);
+            let f = &row.fields;
+            sqlx::query(
+                "INSERT INTO events (position, event_id, stream, stream_version, kind, plugin_id, \
+                 world_id, session_id, occurred_at, recorded_at, provenance, payload, \
+                 schema_version, prev_hash, hash) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(row.position as i64)
+            .bind(f.event_id.to_string())
+            .bind(f.stream.as_str())
+            .bind(f.stream_version as i64)
+            .bind(f.kind.as_str())
+            .bind(f.plugin_id.map(|p| p.as_str()))
+            .bind(f.world_id.map(|w| w.as_str()))
+            .bind(f.session_id.map(|s| s.as_str()))
+            .bind(format_timestamp(f.occurred_at))
+            .bind(format_timestamp(f.recorded_at))
+            .bind(f.provenance)
+            .bind(f.payload)
+            .bind(f.schema_version as i64)
+            .bind(&row.prev_hash.0[..])
+            .bind(&row.hash.0[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        }
+        tx.commit().await?;
+        let head = placer.head();
+        self.appended.send_replace(head.position);
+        Ok(AppendOutcome {
+            written: plan.to_write.len(),
+            positions: plan.positions,
+            head,
+        })
+    }
+
+    pub async fn read_rows(&self, after: Position, limit: usize) -> Result<Vec<RawRow>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        )))
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn read_stream(
+        &self,
+        stream: &StreamName,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RawRow>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE stream = ? AND stream_version > ? \
+             ORDER BY stream_version LIMIT ?"
+        )))
+        .bind(stream.as_str())
+        .bind(after_version as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn stream_versions(
+        &self,
+        streams: &[StreamName],
+    ) -> Result<HashMap<StreamName, u64>, LogError> {
+        let mut conn = self.pool.acquire().await?;
+        versions_in(&mut conn, streams)
+            .await
+            .map_err(|e| self.map_err(e))
+    }
+
+    pub async fn head(&self) -> Result<Head, LogError> {
+        let mut conn = self.pool.acquire().await?;
+        head_in(&mut conn).await.map_err(|e| self.map_err(e))
+    }
+
+    pub async fn position_of_hash(&self, hash: &EventHash) -> Result<Option<Position>, LogError> {
+        let row: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM events WHERE hash = ? LIMIT 1")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        Ok(row.map(|p| p as Position))
+    }
+
+    fn map_err(&self, e: sqlx::Error) -> LogError {
+        let missing = e
+            .as_database_error()
+            .is_some_and(|d| d.message().contains("no such table"));
+        if missing {
+            LogError::NotMigrated {
+                url: self.url.clone(),
+                source: e,
+            }
+        } else {
+            LogError::Database(e)
+        }
+    }
+}
+
+async fn head_in(conn: &mut SqliteConnection) -> Result<Head, sqlx::Error> {
+    let row = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+        .fetch_optional(conn)
+        .await?;
+    Ok(match row {
+        None => Head::EMPTY,
+        Some(row) => Head {
+            position: row.try_get::<i64, _>(0)? as Position,
+            hash: EventHash::from_slice(&row.try_get::<Vec<u8>, _>(1)?).unwrap_or_default(),
+        },
+    })
+}
+
+async fn versions_in(
+    conn: &mut SqliteConnection,
+    streams: &[StreamName],
+) -> Result<HashMap<StreamName, u64>, sqlx::Error> {
+    let names: Vec<&str> = streams.iter().map(|s| s.as_str()).collect();
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT j.value, (SELECT max(e.stream_version) FROM events e WHERE e.stream = j.value) \
+         FROM json_each(?) AS j",
+    )
+    .bind(serde_json::to_string(&names).unwrap_or_default())
+    .fetch_all(conn)
+    .await?;
+    let mut map = HashMap::with_capacity(rows.len());
+    for (name, version) in rows {
+        if let (Some(v), Ok(stream)) = (version, StreamName::new(name)) {
+            map.insert(stream, v as u64);
+        }
+    }
+    Ok(map)
+}
+
+fn decode(row: &SqliteRow) -> Result<RawRow, LogError> {
+    let position = row.try_get::<i64, _>("position")? as Position;
+    let event = (|| -> Result<Event, String> {
+        let get_err = |e: sqlx::Error| e.to_string();
+        Parts {
+            position,
+            event_id: row.try_get("event_id").map_err(get_err)?,
+            stream: row.try_get("stream").map_err(get_err)?,
+            stream_version: row.try_get("stream_version").map_err(get_err)?,
+            kind: row.try_get("kind").map_err(get_err)?,
+            plugin_id: row.try_get("plugin_id").map_err(get_err)?,
+            world_id: row.try_get("world_id").map_err(get_err)?,
+            session_id: row.try_get("session_id").map_err(get_err)?,
+            occurred_at: Time::Text(row.try_get("occurred_at").map_err(get_err)?),
+            recorded_at: Time::Text(row.try_get("recorded_at").map_err(get_err)?),
+            provenance: row.try_get("provenance").map_err(get_err)?,
+            payload: row.try_get("payload").map_err(get_err)?,
+            schema_version: row.try_get("schema_version").map_err(get_err)?,
+            prev_hash: row.try_get("prev_hash").map_err(get_err)?,
+            hash: row.try_get("hash").map_err(get_err)?,
+        }
+        .into_event()
+    })();
+    Ok((position, event))
+}

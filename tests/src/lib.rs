@@ -1,0 +1,234 @@
+//! Helpers for provenant's end-to-end tests: a fresh log per test on the real
+//! PostgreSQL server or in a temporary SQLite file, cleaned up in `Drop`, and
+//! the path of the real `provenant` binary.
+//!
+//! PostgreSQL is found through `DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets a database
+//! of its own, created from that server and dropped afterwards, so tests run
+//! in parallel.
+
+use provenant_events::log::LogConfig;
+use provenant_events::{EventLog, StreamName};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The server URL tests create their databases on.
+pub fn postgres_server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// Which log a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A fresh, empty log location; removed when dropped.
+pub struct TestLog {
+    pub backend: Backend,
+    pub url: String,
+    guard: Guard,
+}
+
+enum Guard {
+    Postgres { server: String, name: String },
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+}
+
+impl TestLog {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => Self::postgres().await,
+            Backend::Sqlite => Self::sqlite(),
+        }
+    }
+
+    /// A new database on the PostgreSQL server.
+    pub async fn postgres() -> Self {
+        let server = postgres_server_url();
+        let name = format!("provenant_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {server}: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = with_database(&server, &name);
+        TestLog {
+            backend: Backend::Postgres,
+            url,
+            guard: Guard::Postgres { server, name },
+        }
+    }
+
+    /// A new SQLite file in a temporary directory.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("log.db").display());
+        TestLog {
+            backend: Backend::Sqlite,
+            url,
+            guard: Guard::Sqlite(dir),
+        }
+    }
+
+    /// Opens (and migrates) the log with its own connection pool.
+    pub async fn open(&self) -> EventLog {
+        EventLog::open(&LogConfig::new(&self.url))
+            .await
+            .expect("open log")
+    }
+
+    /// The events table's name in SQL.
+    pub fn events_table(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "provenant.events",
+            Backend::Sqlite => "events",
+        }
+    }
+
+    /// Runs SQL statements directly against the database.
+    pub async fn sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let sql = sql.replace("{events}", self.events_table());
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await?;
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs SQL with the immutability triggers out of the way, as someone
+    /// tampering with the database by hand would.
+    pub async fn tamper(&self, sql: &str) {
+        let wrapped = match self.backend {
+            Backend::Postgres => format!(
+                "BEGIN; ALTER TABLE provenant.events DISABLE TRIGGER USER; {sql}; \
+                 ALTER TABLE provenant.events ENABLE TRIGGER USER; COMMIT;"
+            ),
+            Backend::Sqlite => format!(
+                "DROP TRIGGER events_refuse_update; DROP TRIGGER events_refuse_delete; {sql};"
+            ),
+        };
+        self.sql(&wrapped)
+            .await
+            .unwrap_or_else(|e| panic!("tamper SQL failed: {e}\n{wrapped}"));
+    }
+
+    /// Inserts a fully formed event as a row, bypassing the log's writer.
+    pub async fn insert_raw(&self, e: &provenant_events::Event) {
+        use provenant_events::event::format_timestamp;
+        let provenance = provenant_events::canonical::to_canonical_string(
+            &serde_json::to_value(&e.provenance).unwrap(),
+        );
+        let payload = provenant_events::canonical::to_canonical_string(&e.payload);
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "INSERT INTO provenant.events VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, \
+                 $9::timestamptz, $10::timestamptz, $11::json, $12::json, $13::int, $14, $15)"
+            }
+            Backend::Sqlite => {
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            }
+        };
+        macro_rules! bind_all {
+            ($q:expr) => {
+                $q.bind(e.position as i64)
+                    .bind(e.event_id.to_string())
+                    .bind(e.stream.as_str().to_owned())
+                    .bind(e.stream_version as i64)
+                    .bind(e.kind.as_str().to_owned())
+                    .bind(e.plugin_id.as_ref().map(|p| p.to_string()))
+                    .bind(e.world_id.as_ref().map(|p| p.to_string()))
+                    .bind(e.session_id.as_ref().map(|p| p.to_string()))
+                    .bind(format_timestamp(&e.occurred_at))
+                    .bind(format_timestamp(&e.recorded_at))
+                    .bind(provenance.clone())
+                    .bind(payload.clone())
+                    .bind(e.schema_version as i64)
+                    .bind(e.prev_hash.0.to_vec())
+                    .bind(e.hash.0.to_vec())
+            };
+        }
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await.unwrap();
+                bind_all!(sqlx::query(sql))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                bind_all!(sqlx::query(sql))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for TestLog {
+    fn drop(&mut self) {
+        if let Guard::Postgres { server, name } = &self.guard {
+            let (server, name) = (server.clone(), name.clone());
+            // Drop runs inside the test's runtime: clean up from a thread of
+            // its own with a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut conn = PgConnection::connect(&server).await.ok()?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// `server` with its database name replaced by `name`.
+pub fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A stream name for tests.
+pub fn stream(name: &str) -> StreamName {
+    StreamName::new(name).expect("valid stream name")
+}

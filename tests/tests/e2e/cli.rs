@@ -1,0 +1,183 @@
+//! The real `provenant` binary, run as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use provenant_events::Head;
+use provenant_tests::{Backend, TestLog};
+use serde_json::Value;
+
+fn provenant(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run provenant")
+}
+
+fn provenant_on(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run provenant")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
+}
+
+#[test]
+fn help_documents_the_commands_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = provenant(dir.path(), &["--help"]);
+    assert!(out.status.success());
+    for command in ["demo", "migrate", "audit", "bench"] {
+        assert!(stdout(&out).contains(command), "{command} missing from --help");
+    }
+    let out = provenant(dir.path(), &["audit", "verify", "--help"]);
+    let help = stdout(&out);
+    for needle in ["--expect-head", "--json", "--database-url", "DATABASE_URL", "0 intact", "2 could not run"] {
+        assert!(help.contains(needle), "{needle} missing from audit verify --help:\n{help}");
+    }
+}
+
+#[test]
+fn demo_runs_on_the_embedded_default_and_the_log_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = provenant(dir.path(), &["demo", "--ticks", "100"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("sqlite://provenant.db"), "{text}");
+    assert!(text.contains("0 events written, same positions: yes"), "{text}");
+    assert!(text.contains("refused: concurrency conflict"), "{text}");
+    assert!(text.contains("chain verified:"), "{text}");
+    assert!(dir.path().join("provenant.db").exists());
+
+    let head_out = provenant(dir.path(), &["audit", "head"]);
+    assert!(head_out.status.success(), "{}", stderr(&head_out));
+    let head: Head = stdout(&head_out).trim().parse().unwrap();
+    assert!(head.position > 100);
+    assert!(text.contains(&format!("--expect-head {head}")), "{text}");
+
+    let verify = provenant(dir.path(), &["audit", "verify", "--expect-head", &head.to_string()]);
+    assert_eq!(verify.status.code(), Some(0), "{}{}", stdout(&verify), stderr(&verify));
+    assert_eq!(
+        stdout(&verify).trim(),
+        format!("intact: {} events, head {head}", head.position)
+    );
+}
+
+#[tokio::test]
+async fn demo_runs_on_postgres_when_given_its_url() {
+    let t = TestLog::postgres().await;
+    let out = provenant_on(&t.url, &["demo", "--ticks", "50"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("(Postgres)"), "{}", stdout(&out));
+    let verify = provenant_on(&t.url, &["audit", "verify", "--json"]);
+    assert_eq!(verify.status.code(), Some(0));
+    let report = json(&verify);
+    assert_eq!(report["status"], "intact");
+    assert!(report["count"].as_u64().unwrap() > 50);
+}
+
+async fn demo_log(backend: Backend) -> TestLog {
+    let t = TestLog::new(backend).await;
+    let out = provenant_on(&t.url, &["demo", "--ticks", "40"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    t
+}
+
+#[tokio::test]
+async fn verify_exits_1_with_the_first_bad_position_on_both_logs() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let t = demo_log(backend).await;
+        t.tamper("UPDATE {events} SET payload = '{\"result\":true}' WHERE position = 7")
+            .await;
+        let out = provenant_on(&t.url, &["audit", "verify"]);
+        assert_eq!(out.status.code(), Some(1), "{backend:?}: {}", stdout(&out));
+        assert!(
+            stdout(&out).starts_with("TAMPERED at position 7: edited:"),
+            "{backend:?}: {}",
+            stdout(&out)
+        );
+        let out = provenant_on(&t.url, &["audit", "verify", "--json"]);
+        assert_eq!(out.status.code(), Some(1));
+        let report = json(&out);
+        assert_eq!(report["status"], "tampered");
+        assert_eq!(report["violation"]["position"], 7);
+        assert_eq!(report["violation"]["fault"], "edited");
+        assert_eq!(report["head"]["position"], 6);
+    }
+}
+
+#[tokio::test]
+async fn verify_catches_a_truncated_tail_against_a_pinned_head() {
+    let t = demo_log(Backend::Postgres).await;
+    let head = stdout(&provenant_on(&t.url, &["audit", "head"])).trim().to_owned();
+    let pinned: Head = head.parse().unwrap();
+    t.tamper(&format!(
+        "DELETE FROM {{events}} WHERE position > {}",
+        pinned.position - 3
+    ))
+    .await;
+    let unpinned = provenant_on(&t.url, &["audit", "verify"]);
+    assert_eq!(unpinned.status.code(), Some(0), "a shorter chain is still a chain");
+    let out = provenant_on(&t.url, &["audit", "verify", "--expect-head", &head, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = json(&out);
+    assert_eq!(report["violation"]["fault"], "pinned_head_gone");
+    assert_eq!(report["violation"]["position"], pinned.position);
+}
+
+#[tokio::test]
+async fn verify_exits_2_when_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // No log file here: verify reads only, it does not create one.
+    let out = provenant(dir.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!dir.path().join("provenant.db").exists());
+
+    let out = provenant_on("postgres://postgres@127.0.0.1:1/nothing", &["audit", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = json(&out);
+    assert_eq!(report["status"], "error");
+    assert!(report["error"].as_str().unwrap().contains("refused"), "{report}");
+
+    // A database without a provenant log says what to do.
+    let t = TestLog::postgres().await;
+    let out = provenant_on(&t.url, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("run `provenant migrate` first"), "{}", stderr(&out));
+
+    let out = provenant_on("mysql://somewhere/db", &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected postgres://… or sqlite://…"));
+
+    let out = provenant_on(&t.url, &["audit", "verify", "--expect-head", "12"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("POSITION:HASH"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn migrate_creates_the_log_and_is_repeatable() {
+    let t = TestLog::postgres().await;
+    for _ in 0..2 {
+        let out = provenant_on(&t.url, &["migrate"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("is up to date (head 0:"), "{}", stdout(&out));
+    }
+    let out = provenant_on(&t.url, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).starts_with("intact: 0 events"));
+}

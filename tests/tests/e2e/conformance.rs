@@ -1,0 +1,621 @@
+//! The log conformance suite. Every test here runs against both logs: the
+//! real PostgreSQL server (a fresh database each) and embedded SQLite (a
+//! fresh file each).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use provenant_events::log::{Fault, VerifyConfig};
+use provenant_events::{
+    AppendBatch, Event, EventHash, EventKind, EventLog, ExpectedVersion, Head, LogError, NewEvent,
+    PluginId, Provenance, SessionId, WorldId,
+};
+use provenant_tests::{Backend, TestLog, stream};
+use serde_json::{Value, json};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(provenant_tests::TestLog::new(provenant_tests::Backend::Postgres).await).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(provenant_tests::TestLog::new(provenant_tests::Backend::Sqlite).await).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    appends_get_dense_positions_and_stream_versions,
+    a_failing_batch_leaves_nothing,
+    invalid_batches_are_refused_before_touching_the_log,
+    expected_versions_conflict_with_a_typed_error,
+    appends_are_idempotent_by_event_id,
+    reads_are_ordered_by_position_and_by_stream_version,
+    head_is_the_last_position_and_hash,
+    tail_waits_for_new_events_and_returns_each_once,
+    unknown_kinds_read_verify_and_pass_through,
+    hashes_verify_after_a_database_round_trip,
+    update_delete_and_truncate_are_refused,
+    verify_reports_an_edited_payload,
+    verify_reports_edited_provenance,
+    verify_reports_a_deleted_row,
+    verify_reports_an_inserted_row,
+    verify_reports_an_inserted_row_with_a_bad_hash,
+    verify_reports_reordered_rows,
+    verify_catches_a_truncated_tail_only_with_a_pinned_head,
+    concurrent_writers_never_make_a_tailing_reader_skip,
+);
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn event(stream_name: &str, kind: &str, payload: Value) -> NewEvent {
+    NewEvent::new(stream(stream_name), EventKind::new(kind).unwrap(), payload)
+}
+
+fn plugin_event(n: u64) -> NewEvent {
+    let mut e = event(
+        "session:w1/s1",
+        "plugin:game-stealth:noticed",
+        json!({"npc": "guard-1", "n": n, "suspicion": 0.25 * n as f64}),
+    );
+    e.plugin_id = Some(PluginId::new("game-stealth").unwrap());
+    e.world_id = Some(WorldId::new("w1").unwrap());
+    e.session_id = Some(SessionId::new("s1").unwrap());
+    e.provenance = Provenance {
+        plugin_id: e.plugin_id.clone(),
+        plugin_version: Some("1.2.0".into()),
+        capability: Some("event.emit".into()),
+        permission: Some("event:emit".into()),
+        tick_id: Some(uuid::Uuid::now_v7()),
+        tick: Some(n),
+        engine_version: Some("0.1.0".into()),
+        engine_instance: Some("test".into()),
+        ..Provenance::default()
+    };
+    e
+}
+
+async fn append_n(log: &EventLog, n: u64) -> Vec<NewEvent> {
+    let events: Vec<NewEvent> = (1..=n).map(plugin_event).collect();
+    log.append(AppendBatch::new(events.clone())).await.unwrap();
+    events
+}
+
+async fn read_all(log: &EventLog) -> Vec<Event> {
+    log.read_forward(0, 100_000).await.unwrap()
+}
+
+async fn verify(log: &EventLog, expect_head: Option<Head>) -> provenant_events::VerifyReport {
+    let config = VerifyConfig {
+        expect_head,
+        chunk: Some(3),
+    };
+    log.verify(&config, &mut |_| {}).await.unwrap()
+}
+
+async fn appends_get_dense_positions_and_stream_versions(t: TestLog) {
+    let log = t.open().await;
+    let out = log
+        .append(AppendBatch::new(vec![
+            event("a", "K", json!(1)),
+            event("b", "K", json!(2)),
+            event("a", "K", json!(3)),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(out.positions, vec![1, 2, 3]);
+    assert_eq!(out.written, 3);
+    let out = log
+        .append(AppendBatch::new(vec![event("a", "K", json!(4))]))
+        .await
+        .unwrap();
+    assert_eq!(out.positions, vec![4]);
+    let all = read_all(&log).await;
+    let got: Vec<(u64, &str, u64)> = all
+        .iter()
+        .map(|e| (e.position, e.stream.as_str(), e.stream_version))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, "a", 1), (2, "b", 1), (3, "a", 2), (4, "a", 3)]
+    );
+    assert_eq!(all[0].prev_hash, EventHash::ZERO);
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    assert_eq!(log.stream_version(&stream("a")).await.unwrap(), 3);
+    assert_eq!(log.stream_version(&stream("nope")).await.unwrap(), 0);
+}
+
+async fn a_failing_batch_leaves_nothing(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 2).await;
+    let head = log.head().await.unwrap();
+    // A database failure in the middle of a batch: the third row is refused.
+    let poison = match t.backend {
+        Backend::Postgres => {
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'poisoned row'; END $$; \
+             CREATE TRIGGER poison BEFORE INSERT ON provenant.events FOR EACH ROW \
+             WHEN (NEW.kind = 'Poison') EXECUTE FUNCTION poison();"
+        }
+        Backend::Sqlite => {
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.kind = 'Poison' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;"
+        }
+    };
+    t.sql(poison).await.unwrap();
+    let batch = vec![
+        event("x", "Fine", json!({})),
+        event("y", "Fine", json!({})),
+        event("x", "Poison", json!({})),
+    ];
+    let err = log
+        .append(AppendBatch::new(batch.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::Database(_)), "{err:?}");
+    assert!(err.to_string().contains("poisoned row"), "{err}");
+    assert_eq!(log.head().await.unwrap(), head);
+    assert_eq!(read_all(&log).await.len(), 2);
+    assert_eq!(log.stream_version(&stream("x")).await.unwrap(), 0);
+    // The log goes on: the good part appends at the next position.
+    let out = log
+        .append(AppendBatch::new(batch[..2].to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(out.positions, vec![3, 4]);
+    assert!(verify(&log, None).await.intact());
+}
+
+async fn invalid_batches_are_refused_before_touching_the_log(t: TestLog) {
+    let log = t.open().await;
+    let err = log.append(AppendBatch::new(vec![])).await.unwrap_err();
+    assert!(matches!(err, LogError::Invalid(_)), "{err:?}");
+
+    let e = event("a", "K", json!(1));
+    let err = log
+        .append(AppendBatch::new(vec![e.clone(), e.clone()]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+
+    let mut e = plugin_event(1);
+    e.provenance.plugin_id = Some(PluginId::new("someone-else").unwrap());
+    let err = log.append(AppendBatch::new(vec![e])).await.unwrap_err();
+    assert!(err.to_string().contains("someone-else"), "{err}");
+
+    let mut e = event("a", "K", json!(1));
+    e.schema_version = u32::MAX;
+    let err = log.append(AppendBatch::new(vec![e])).await.unwrap_err();
+    assert!(err.to_string().contains("schema_version"), "{err}");
+
+    assert_eq!(log.head().await.unwrap(), Head::EMPTY);
+}
+
+async fn expected_versions_conflict_with_a_typed_error(t: TestLog) {
+    let log = t.open().await;
+    let s = stream("session:w1/s1");
+    let first = AppendBatch::new(vec![event("session:w1/s1", "K", json!(1))])
+        .expect(s.clone(), ExpectedVersion::NoStream);
+    log.append(first).await.unwrap();
+
+    let again = AppendBatch::new(vec![event("session:w1/s1", "K", json!(2))])
+        .expect(s.clone(), ExpectedVersion::NoStream);
+    match log.append(again).await.unwrap_err() {
+        LogError::Conflict {
+            stream,
+            expected,
+            actual,
+        } => {
+            assert_eq!(stream, s);
+            assert_eq!(expected, ExpectedVersion::NoStream);
+            assert_eq!(actual, 1);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    let next = AppendBatch::new(vec![event("session:w1/s1", "K", json!(3))])
+        .expect(s.clone(), ExpectedVersion::Exact(1));
+    log.append(next).await.unwrap();
+    // A conflict on one stream refuses the whole batch, other streams too.
+    let stale = AppendBatch::new(vec![
+        event("other", "K", json!(4)),
+        event("session:w1/s1", "K", json!(5)),
+    ])
+    .expect(s.clone(), ExpectedVersion::Exact(1));
+    let err = log.append(stale).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "concurrency conflict on stream session:w1/s1: expected version 1, actual version 2"
+    );
+    assert_eq!(log.head().await.unwrap().position, 2);
+    assert_eq!(log.stream_version(&stream("other")).await.unwrap(), 0);
+}
+
+async fn appends_are_idempotent_by_event_id(t: TestLog) {
+    let log = t.open().await;
+    let batch: Vec<NewEvent> = (1..=3).map(plugin_event).collect();
+    let first = log.append(AppendBatch::new(batch.clone())).await.unwrap();
+    let head = log.head().await.unwrap();
+
+    // The whole batch again, even with a stale expectation: a retry.
+    let retry = log
+        .append(
+            AppendBatch::new(batch.clone())
+                .expect(stream("session:w1/s1"), ExpectedVersion::NoStream),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retry.positions, first.positions);
+    assert_eq!(retry.written, 0);
+    assert_eq!(log.head().await.unwrap(), head);
+
+    // Part of it again, with something new: only the new event is written.
+    let fresh = plugin_event(4);
+    let mixed = log
+        .append(AppendBatch::new(vec![batch[1].clone(), fresh.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(mixed.positions, vec![2, 4]);
+    assert_eq!(mixed.written, 1);
+
+    // The same id with different content is an error and writes nothing.
+    let mut changed = batch[0].clone();
+    changed.payload = json!({"npc": "someone else"});
+    match log
+        .append(AppendBatch::new(vec![changed, plugin_event(5)]))
+        .await
+        .unwrap_err()
+    {
+        LogError::IdReused { event_id, position } => {
+            assert_eq!(event_id, batch[0].event_id);
+            assert_eq!(position, 1);
+        }
+        other => panic!("expected IdReused, got {other:?}"),
+    }
+    assert_eq!(log.head().await.unwrap().position, 4);
+    assert!(verify(&log, None).await.intact());
+}
+
+async fn reads_are_ordered_by_position_and_by_stream_version(t: TestLog) {
+    let log = t.open().await;
+    for i in 0..10 {
+        let name = if i % 3 == 0 { "three" } else { "other" };
+        log.append(AppendBatch::new(vec![event(name, "K", json!(i))]))
+            .await
+            .unwrap();
+    }
+    let page = log.read_forward(4, 3).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+    assert!(log.read_forward(10, 5).await.unwrap().is_empty());
+
+    let three = log.read_stream(&stream("three"), 0, 100).await.unwrap();
+    assert_eq!(
+        three
+            .iter()
+            .map(|e| (e.stream_version, e.payload.clone()))
+            .collect::<Vec<_>>(),
+        vec![(1, json!(0)), (2, json!(3)), (3, json!(6)), (4, json!(9))]
+    );
+    let later = log.read_stream(&stream("three"), 2, 1).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].stream_version, 3);
+}
+
+async fn head_is_the_last_position_and_hash(t: TestLog) {
+    let log = t.open().await;
+    assert_eq!(log.head().await.unwrap(), Head::EMPTY);
+    append_n(&log, 5).await;
+    let last = read_all(&log).await.pop().unwrap();
+    assert_eq!(
+        log.head().await.unwrap(),
+        Head {
+            position: 5,
+            hash: last.hash
+        }
+    );
+    let text = log.head().await.unwrap().to_string();
+    assert_eq!(text.parse::<Head>().unwrap(), log.head().await.unwrap());
+}
+
+async fn tail_waits_for_new_events_and_returns_each_once(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 2).await;
+    let mut tail = log.tail(0).await.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < 7 {
+            seen.push(tail.next().await.unwrap().position);
+        }
+        seen
+    });
+    // Written by another connection pool while the reader waits.
+    let writer = t.open().await;
+    for i in 0..5 {
+        writer
+            .append(AppendBatch::new(vec![event("w", "K", json!(i))]))
+            .await
+            .unwrap();
+    }
+    let seen = tokio::time::timeout(DEADLINE, reader)
+        .await
+        .expect("tail did not deliver the new events in time")
+        .unwrap();
+    assert_eq!(seen, vec![1, 2, 3, 4, 5, 6, 7]);
+}
+
+async fn unknown_kinds_read_verify_and_pass_through(t: TestLog) {
+    let log = t.open().await;
+    let mut e = event(
+        "world:w1",
+        "TeleportedAcrossDimensions",
+        json!({"from": "a", "to": "b", "v": 9}),
+    );
+    e.schema_version = 7;
+    e.provenance
+        .extra
+        .insert("signature".into(), json!({"alg": "ed25519", "sig": "abc"}));
+    log.append(AppendBatch::new(vec![e.clone()])).await.unwrap();
+    let read = read_all(&log).await.pop().unwrap();
+    assert_eq!(read.kind.as_str(), "TeleportedAcrossDimensions");
+    assert_eq!(read.as_new_event(), e);
+    assert_eq!(read.compute_hash(), read.hash);
+    // Through its JSON form (as on HTTP and NATS) and back, unchanged.
+    let wire = serde_json::to_string(&read).unwrap();
+    let back: Event = serde_json::from_str(&wire).unwrap();
+    assert_eq!(back, read);
+    assert_eq!(back.compute_hash(), read.hash);
+    assert!(verify(&log, None).await.intact());
+}
+
+async fn hashes_verify_after_a_database_round_trip(t: TestLog) {
+    let log = t.open().await;
+    let payloads = [
+        r#"{"z": 1, "a": {"y": [3, 1, 2], "b": null}, "m": true}"#,
+        r#"{"name": "Zoë", "greeting": "こんにちは 👋", "rtl": "שלום", "esc": "a\"b\\c\nd\te\u0001", "nul": "x\u0000y"}"#,
+        r#"{"pi": 3.141592653589793, "tenth": 0.1, "one": 1.0, "neg_zero": -0.0, "exp": 1e300, "tiny": 5e-324, "hundred": 1e2}"#,
+        r#"{"big": 9007199254740993, "max_u64": 18446744073709551615, "min_i64": -9223372036854775808, "huge": 123456789012345678901234567890}"#,
+        r#"[1, "two", {"three": 3.0}, [], {}]"#,
+        r#""just a string""#,
+    ];
+    let events: Vec<NewEvent> = payloads
+        .iter()
+        .map(|p| event("payloads", "Payload", serde_json::from_str(p).unwrap()))
+        .collect();
+    log.append(AppendBatch::new(events.clone())).await.unwrap();
+    let read = read_all(&log).await;
+    assert_eq!(read.len(), payloads.len());
+    for (stored, written) in read.iter().zip(&events) {
+        assert_eq!(
+            stored.compute_hash(),
+            stored.hash,
+            "payload {}",
+            written.payload
+        );
+        assert_eq!(stored.payload, written.payload);
+    }
+    assert_eq!(read[3].payload["big"], json!(9007199254740993u64));
+    assert_eq!(read[3].payload["max_u64"], json!(u64::MAX));
+    assert!(verify(&log, None).await.intact());
+}
+
+async fn update_delete_and_truncate_are_refused(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 3).await;
+    let mut attempts = vec![
+        "UPDATE {events} SET payload = '{\"n\": 99}' WHERE position = 2",
+        "DELETE FROM {events} WHERE position = 3",
+        "DELETE FROM {events}",
+    ];
+    if t.backend == Backend::Postgres {
+        attempts.push("TRUNCATE provenant.events");
+    }
+    for sql in attempts {
+        let err = t.sql(sql).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(read_all(&log).await.len(), 3);
+    assert!(verify(&log, None).await.intact());
+}
+
+fn fault(report: &provenant_events::VerifyReport) -> (u64, Fault) {
+    let v = report
+        .violation
+        .as_ref()
+        .unwrap_or_else(|| panic!("tampering went unnoticed: {report:?}"));
+    (v.position, v.fault)
+}
+
+async fn verify_reports_an_edited_payload(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 8).await;
+    t.tamper("UPDATE {events} SET payload = '{\"n\":4,\"npc\":\"guard-1\",\"suspicion\":0.0}' WHERE position = 4")
+        .await;
+    let report = verify(&log, None).await;
+    assert_eq!(fault(&report), (4, Fault::Edited));
+    assert_eq!(report.count, 3);
+    assert_eq!(report.head.position, 3);
+}
+
+async fn verify_reports_edited_provenance(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 8).await;
+    t.tamper(
+        "UPDATE {events} SET provenance = '{\"permission\":\"admin:routes\"}' WHERE position = 6",
+    )
+    .await;
+    assert_eq!(fault(&verify(&log, None).await), (6, Fault::Edited));
+}
+
+async fn verify_reports_a_deleted_row(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 8).await;
+    t.tamper("DELETE FROM {events} WHERE position = 5").await;
+    assert_eq!(fault(&verify(&log, None).await), (5, Fault::Missing));
+
+    // Deleted, and the rows after it renumbered to hide the gap.
+    let t2 = TestLog::new(t.backend).await;
+    let log2 = t2.open().await;
+    append_n(&log2, 8).await;
+    t2.tamper(
+        "DELETE FROM {events} WHERE position = 5; \
+         UPDATE {events} SET position = position + 1000000 WHERE position > 5; \
+         UPDATE {events} SET position = position - 1000001 WHERE position > 1000000",
+    )
+    .await;
+    let report = verify(&log2, None).await;
+    assert_eq!(fault(&report), (5, Fault::Missing));
+    assert!(report.violation.unwrap().detail.contains("not in the log"));
+}
+
+async fn verify_reports_an_inserted_row(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 8).await;
+    let all = read_all(&log).await;
+    // A forged event that chains correctly from position 4 and carries a
+    // correct hash of its own, slipped in at position 5.
+    let mut forged = all[3].clone();
+    forged.position = 5;
+    forged.event_id = uuid::Uuid::now_v7();
+    forged.stream = stream("forged");
+    forged.payload = json!({"forged": true});
+    forged.prev_hash = all[3].hash;
+    forged.hash = forged.compute_hash();
+    t.tamper(
+        "UPDATE {events} SET position = position + 1000000 WHERE position >= 5; \
+         UPDATE {events} SET position = position - 999999 WHERE position > 1000000",
+    )
+    .await;
+    t.insert_raw(&forged).await;
+    let report = verify(&log, None).await;
+    assert_eq!(fault(&report), (5, Fault::Inserted), "{report:?}");
+}
+
+async fn verify_reports_an_inserted_row_with_a_bad_hash(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 6).await;
+    let all = read_all(&log).await;
+    let mut forged = all[2].clone();
+    forged.position = 3;
+    forged.event_id = uuid::Uuid::now_v7();
+    forged.stream = stream("forged");
+    forged.hash = EventHash([7; 32]);
+    t.tamper(
+        "UPDATE {events} SET position = position + 1000000 WHERE position >= 3; \
+         UPDATE {events} SET position = position - 999999 WHERE position > 1000000",
+    )
+    .await;
+    t.insert_raw(&forged).await;
+    assert_eq!(fault(&verify(&log, None).await), (3, Fault::Inserted));
+}
+
+async fn verify_reports_reordered_rows(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 8).await;
+    t.tamper(
+        "UPDATE {events} SET position = 1000000 WHERE position = 5; \
+         UPDATE {events} SET position = 5 WHERE position = 6; \
+         UPDATE {events} SET position = 6 WHERE position = 1000000",
+    )
+    .await;
+    assert_eq!(fault(&verify(&log, None).await), (5, Fault::Reordered));
+}
+
+async fn verify_catches_a_truncated_tail_only_with_a_pinned_head(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 10).await;
+    let pinned = log.head().await.unwrap();
+    let earlier = read_all(&log).await[6].clone();
+    let earlier_pin = Head {
+        position: earlier.position,
+        hash: earlier.hash,
+    };
+    assert!(verify(&log, Some(pinned)).await.intact());
+    t.tamper("DELETE FROM {events} WHERE position > 7").await;
+    // Without a pin, a shorter chain is still a valid chain.
+    assert!(verify(&log, None).await.intact());
+    assert!(verify(&log, Some(earlier_pin)).await.intact());
+    let report = verify(&log, Some(pinned)).await;
+    assert_eq!(fault(&report), (10, Fault::PinnedHeadGone));
+    assert!(
+        report
+            .violation
+            .unwrap()
+            .detail
+            .contains("ends at position 7")
+    );
+    // A pin whose hash is not the one at that position.
+    let wrong = Head {
+        position: 3,
+        hash: EventHash([1; 32]),
+    };
+    assert_eq!(
+        fault(&verify(&log, Some(wrong)).await),
+        (3, Fault::PinnedHeadGone)
+    );
+}
+
+async fn concurrent_writers_never_make_a_tailing_reader_skip(t: TestLog) {
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 25;
+    let reader_log = t.open().await;
+    let mut tail = reader_log.tail(0).await.unwrap();
+
+    let mut writers = Vec::new();
+    let mut expected_total = 0usize;
+    for w in 0..WRITERS {
+        // Each writer has a connection pool of its own.
+        let log = t.open().await;
+        let sizes: Vec<usize> = (0..BATCHES).map(|b| 1 + (w * 7 + b * 13) % 9).collect();
+        expected_total += sizes.iter().sum::<usize>();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for (b, size) in sizes.into_iter().enumerate() {
+                let batch: Vec<NewEvent> = (0..size)
+                    .map(|i| event(&format!("writer-{w}"), "K", json!({"w": w, "b": b, "i": i})))
+                    .collect();
+                ids.extend(batch.iter().map(|e| e.event_id));
+                log.append(AppendBatch::new(batch)).await.unwrap();
+            }
+            ids
+        }));
+    }
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(expected_total);
+        while seen.len() < expected_total {
+            let e = tail.next().await.unwrap();
+            seen.push((e.position, e.event_id));
+        }
+        seen
+    });
+    let mut written = HashSet::new();
+    for w in writers {
+        written.extend(w.await.unwrap());
+    }
+    let seen = tokio::time::timeout(DEADLINE, reader)
+        .await
+        .expect("the tailing reader did not see every event in time")
+        .unwrap();
+    let positions: Vec<u64> = seen.iter().map(|(p, _)| *p).collect();
+    assert_eq!(positions, (1..=expected_total as u64).collect::<Vec<_>>());
+    let seen_ids: HashSet<_> = seen.iter().map(|(_, id)| *id).collect();
+    assert_eq!(seen_ids.len(), expected_total, "an event was seen twice");
+    assert_eq!(seen_ids, written, "the reader missed an event");
+    let report = verify(&reader_log, None).await;
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.count, expected_total as u64);
+}
