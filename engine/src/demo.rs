@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context;
-use provenant_events::log::{LogConfig, redact_url};
+use provenant_events::log::{BackendKind, LogConfig, redact_url};
 use provenant_events::{
     AppendBatch, EventKind, EventLog, ExpectedVersion, NewEvent, Provenance, SessionId, StreamName,
     VerifyConfig, WorldId,
@@ -33,10 +33,10 @@ pub async fn run(config: &DemoConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the log at {url}"))?;
     println!("provenant demo: the event log");
-    println!(
-        "log: {url} ({:?}); set DATABASE_URL=postgres://… to use PostgreSQL",
-        log.backend_kind()
-    );
+    println!("log: {} at {url}", log.backend_kind());
+    if log.backend_kind() == BackendKind::Sqlite {
+        println!("(set DATABASE_URL=postgres://… to use PostgreSQL instead)");
+    }
     let start_head = log.head().await?;
     if start_head.position > 0 {
         println!(

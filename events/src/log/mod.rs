@@ -214,6 +214,15 @@ pub enum BackendKind {
     Sqlite,
 }
 
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Postgres => "PostgreSQL",
+            BackendKind::Sqlite => "embedded SQLite",
+        })
+    }
+}
+
 impl EventLog {
     /// Opens the log the URL names, running migrations if `config.migrate`.
     pub async fn open(config: &LogConfig) -> Result<Self, LogError> {
@@ -315,15 +324,19 @@ impl EventLog {
     /// Follows the log from `after`: [`Tail::next`] returns each later event
     /// once, in position order, waiting (without a busy loop) for new ones.
     pub async fn tail(&self, after: Position) -> Result<Tail, LogError> {
-        let waiter = match &self.backend {
-            Backend::Postgres(b) => Waiter::Postgres(Box::new(b.listener().await?)),
-            Backend::Sqlite(b) => Waiter::Local(b.subscribe()),
+        let (wake, listener) = match &self.backend {
+            Backend::Postgres(b) => {
+                let (rx, task) = b.notifications().await?;
+                (rx, Some(AbortOnDrop(task)))
+            }
+            Backend::Sqlite(b) => (b.subscribe(), None),
         };
         Ok(Tail {
             log: self.clone(),
             after,
             buffer: VecDeque::new(),
-            waiter,
+            wake,
+            _listener: listener,
         })
     }
 
@@ -387,17 +400,25 @@ pub struct Tail {
     log: EventLog,
     after: Position,
     buffer: VecDeque<Event>,
-    waiter: Waiter,
+    /// Changes after each append (in this process, or any process on
+    /// PostgreSQL, through `LISTEN`).
+    wake: tokio::sync::watch::Receiver<Position>,
+    /// The task that forwards PostgreSQL notifications to `wake`.
+    _listener: Option<AbortOnDrop>,
 }
 
-enum Waiter {
-    Postgres(Box<sqlx::postgres::PgListener>),
-    Local(tokio::sync::watch::Receiver<Position>),
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
-/// How long a tail waits for a notification before it reads anyway: a safety
-/// net for a notification lost with a connection, or a writer in another
-/// process on SQLite. It is not the way new events are normally noticed.
+/// How long a tail waits for a wake-up before it reads anyway: a safety net
+/// for a notification lost with a connection, or a writer in another process
+/// (or another `EventLog`) on the same SQLite file. It is not the way new
+/// events are normally noticed.
 const TAIL_FALLBACK: Duration = Duration::from_millis(500);
 const TAIL_BATCH: usize = 512;
 
@@ -409,26 +430,15 @@ impl Tail {
                 self.after = event.position;
                 return Ok(event);
             }
-            // The waiter is armed (listening) before this read, so an append
-            // that commits after the read wakes the wait below.
-            if let Waiter::Local(rx) = &mut self.waiter {
-                rx.borrow_and_update();
-            }
+            // Marked seen before the read, so an append that commits after
+            // the read wakes the wait below.
+            self.wake.borrow_and_update();
             let batch = self.log.read_forward(self.after, TAIL_BATCH).await?;
             if !batch.is_empty() {
                 self.buffer.extend(batch);
                 continue;
             }
-            match &mut self.waiter {
-                Waiter::Postgres(listener) => {
-                    // A lost connection returns Ok(None) and reconnects: read again.
-                    let _ = tokio::time::timeout(TAIL_FALLBACK, listener.try_recv()).await;
-                    while listener.next_buffered().is_some() {}
-                }
-                Waiter::Local(rx) => {
-                    let _ = tokio::time::timeout(TAIL_FALLBACK, rx.changed()).await;
-                }
-            }
+            let _ = tokio::time::timeout(TAIL_FALLBACK, self.wake.changed()).await;
         }
     }
 

@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use chrono::Utc;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
+use tokio::sync::watch;
 
 use super::{AppendOutcome, EventRow, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
 use crate::event::{Event, EventHash, Position, write_timestamp};
@@ -84,8 +85,12 @@ impl PgLog {
     pub async fn append(&self, batch: PreparedBatch) -> Result<AppendOutcome, LogError> {
         // Most batches are new: try without looking for their ids first and
         // let the unique index say if one is already there; only then look.
+        // A conflict may be a retry of a batch already in the log (which is
+        // not a conflict): look before reporting it.
         match self.append_with(&batch, Lookup::Skip).await {
-            Err(e) if is_duplicate_event_id(&e) => self.append_with(&batch, Lookup::Existing).await,
+            Err(e) if is_duplicate_event_id(&e) || matches!(e, LogError::Conflict { .. }) => {
+                self.append_with(&batch, Lookup::Existing).await
+            }
             other => other,
         }
     }
@@ -222,10 +227,35 @@ impl PgLog {
         Ok(row.map(|p| p as Position))
     }
 
-    pub async fn listener(&self) -> Result<PgListener, LogError> {
+    /// A channel that changes after every append to this database (from any
+    /// process), and the task that feeds it from `LISTEN`; abort the task
+    /// when done. The first `LISTEN` has completed when this returns.
+    pub async fn notifications(
+        &self,
+    ) -> Result<(watch::Receiver<Position>, tokio::task::JoinHandle<()>), LogError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
-        Ok(listener)
+        let (tx, rx) = watch::channel(0);
+        let task = tokio::spawn(async move {
+            let mut seen: Position = 0;
+            loop {
+                match listener.try_recv().await {
+                    // A notification, or a lost connection (reconnected on
+                    // the next call): either way, readers should look.
+                    Ok(_) => {
+                        seen += 1;
+                        if tx.send(seen).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN {NOTIFY_CHANNEL} failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok((rx, task))
     }
 
     fn map_err(&self, e: sqlx::Error) -> LogError {

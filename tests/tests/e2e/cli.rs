@@ -43,12 +43,25 @@ fn help_documents_the_commands_and_exit_codes() {
     let out = provenant(dir.path(), &["--help"]);
     assert!(out.status.success());
     for command in ["demo", "migrate", "audit", "bench"] {
-        assert!(stdout(&out).contains(command), "{command} missing from --help");
+        assert!(
+            stdout(&out).contains(command),
+            "{command} missing from --help"
+        );
     }
     let out = provenant(dir.path(), &["audit", "verify", "--help"]);
     let help = stdout(&out);
-    for needle in ["--expect-head", "--json", "--database-url", "DATABASE_URL", "0 intact", "2 could not run"] {
-        assert!(help.contains(needle), "{needle} missing from audit verify --help:\n{help}");
+    for needle in [
+        "--expect-head",
+        "--json",
+        "--database-url",
+        "DATABASE_URL",
+        "0 intact",
+        "2 could not run",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from audit verify --help:\n{help}"
+        );
     }
 }
 
@@ -58,8 +71,14 @@ fn demo_runs_on_the_embedded_default_and_the_log_verifies() {
     let out = provenant(dir.path(), &["demo", "--ticks", "100"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("sqlite://provenant.db"), "{text}");
-    assert!(text.contains("0 events written, same positions: yes"), "{text}");
+    assert!(
+        text.contains("log: embedded SQLite at sqlite://provenant.db"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0 events written, same positions: yes"),
+        "{text}"
+    );
     assert!(text.contains("refused: concurrency conflict"), "{text}");
     assert!(text.contains("chain verified:"), "{text}");
     assert!(dir.path().join("provenant.db").exists());
@@ -70,8 +89,17 @@ fn demo_runs_on_the_embedded_default_and_the_log_verifies() {
     assert!(head.position > 100);
     assert!(text.contains(&format!("--expect-head {head}")), "{text}");
 
-    let verify = provenant(dir.path(), &["audit", "verify", "--expect-head", &head.to_string()]);
-    assert_eq!(verify.status.code(), Some(0), "{}{}", stdout(&verify), stderr(&verify));
+    let verify = provenant(
+        dir.path(),
+        &["audit", "verify", "--expect-head", &head.to_string()],
+    );
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
     assert_eq!(
         stdout(&verify).trim(),
         format!("intact: {} events, head {head}", head.position)
@@ -83,7 +111,11 @@ async fn demo_runs_on_postgres_when_given_its_url() {
     let t = TestLog::postgres().await;
     let out = provenant_on(&t.url, &["demo", "--ticks", "50"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("(Postgres)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("log: PostgreSQL at postgres://"),
+        "{}",
+        stdout(&out)
+    );
     let verify = provenant_on(&t.url, &["audit", "verify", "--json"]);
     assert_eq!(verify.status.code(), Some(0));
     let report = json(&verify);
@@ -124,7 +156,9 @@ async fn verify_exits_1_with_the_first_bad_position_on_both_logs() {
 #[tokio::test]
 async fn verify_catches_a_truncated_tail_against_a_pinned_head() {
     let t = demo_log(Backend::Postgres).await;
-    let head = stdout(&provenant_on(&t.url, &["audit", "head"])).trim().to_owned();
+    let head = stdout(&provenant_on(&t.url, &["audit", "head"]))
+        .trim()
+        .to_owned();
     let pinned: Head = head.parse().unwrap();
     t.tamper(&format!(
         "DELETE FROM {{events}} WHERE position > {}",
@@ -132,8 +166,15 @@ async fn verify_catches_a_truncated_tail_against_a_pinned_head() {
     ))
     .await;
     let unpinned = provenant_on(&t.url, &["audit", "verify"]);
-    assert_eq!(unpinned.status.code(), Some(0), "a shorter chain is still a chain");
-    let out = provenant_on(&t.url, &["audit", "verify", "--expect-head", &head, "--json"]);
+    assert_eq!(
+        unpinned.status.code(),
+        Some(0),
+        "a shorter chain is still a chain"
+    );
+    let out = provenant_on(
+        &t.url,
+        &["audit", "verify", "--expect-head", &head, "--json"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let report = json(&out);
     assert_eq!(report["violation"]["fault"], "pinned_head_gone");
@@ -148,17 +189,27 @@ async fn verify_exits_2_when_it_cannot_run() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!dir.path().join("provenant.db").exists());
 
-    let out = provenant_on("postgres://postgres@127.0.0.1:1/nothing", &["audit", "verify", "--json"]);
+    let out = provenant_on(
+        "postgres://postgres@127.0.0.1:1/nothing",
+        &["audit", "verify", "--json"],
+    );
     assert_eq!(out.status.code(), Some(2));
     let report = json(&out);
     assert_eq!(report["status"], "error");
-    assert!(report["error"].as_str().unwrap().contains("refused"), "{report}");
+    assert!(
+        report["error"].as_str().unwrap().contains("refused"),
+        "{report}"
+    );
 
     // A database without a provenant log says what to do.
     let t = TestLog::postgres().await;
     let out = provenant_on(&t.url, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("run `provenant migrate` first"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("run `provenant migrate` first"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = provenant_on("mysql://somewhere/db", &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(2));
@@ -175,7 +226,11 @@ async fn migrate_creates_the_log_and_is_repeatable() {
     for _ in 0..2 {
         let out = provenant_on(&t.url, &["migrate"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        assert!(stdout(&out).contains("is up to date (head 0:"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("is up to date (head 0:"),
+            "{}",
+            stdout(&out)
+        );
     }
     let out = provenant_on(&t.url, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(0));
