@@ -46,6 +46,17 @@ pub struct AppendBenchArgs {
     pub no_sqlite: bool,
 }
 
+impl AppendBenchArgs {
+    /// How many events to append with batches of `batch`.
+    fn events_for(&self, batch: usize) -> usize {
+        if batch == 1 {
+            self.single_events
+        } else {
+            self.events
+        }
+    }
+}
+
 /// One measured row.
 #[derive(Debug, Clone)]
 pub struct AppendFigure {
@@ -109,11 +120,7 @@ async fn run(args: &AppendBenchArgs, scratch: &Scratch) -> anyhow::Result<Vec<Ap
     let mut figures = Vec::new();
     let mut described = false;
     for &batch in &args.batch_sizes {
-        let total = if batch == 1 {
-            args.single_events
-        } else {
-            args.events
-        };
+        let total = args.events_for(batch);
         let batches = generate(total, batch);
         let log = EventLog::open(&LogConfig::new(&scratch.url)).await?;
         sqlx::raw_sql(
@@ -206,11 +213,7 @@ async fn sqlite_figures(
 ) -> anyhow::Result<Vec<AppendFigure>> {
     let mut figures = Vec::new();
     for &batch in &args.batch_sizes {
-        let total = if batch == 1 {
-            args.single_events
-        } else {
-            args.events
-        };
+        let total = args.events_for(batch);
         let batches = generate(total, batch);
         let url = format!(
             "sqlite://{}",

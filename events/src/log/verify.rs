@@ -132,7 +132,7 @@ pub(super) async fn run(
                     Some((_, next)) => next.as_ref().ok().cloned(),
                     None => next_event(log, *position).await?,
                 };
-                let v = if next.is_some_and(|n| n.prev_hash == last.hash && *position > 1) {
+                let v = if next.is_some_and(|n| n.prev_hash == last.hash) {
                     violation(
                         *position,
                         Fault::Inserted,
