@@ -314,8 +314,8 @@ impl Event {
             plugin_id: self.plugin_id.as_ref(),
             world_id: self.world_id.as_ref(),
             session_id: self.session_id.as_ref(),
-            occurred_at: &self.occurred_at,
-            recorded_at: &self.recorded_at,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
             provenance: &self.provenance.canonical(),
             payload: &canonical::to_canonical_string(&self.payload),
             schema_version: self.schema_version,
@@ -363,8 +363,8 @@ pub struct CanonicalFields<'a> {
     pub plugin_id: Option<&'a PluginId>,
     pub world_id: Option<&'a WorldId>,
     pub session_id: Option<&'a SessionId>,
-    pub occurred_at: &'a DateTime<Utc>,
-    pub recorded_at: &'a DateTime<Utc>,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
     pub provenance: &'a str,
     pub payload: &'a str,
     pub schema_version: u32,
@@ -385,7 +385,7 @@ impl CanonicalFields<'_> {
         out.push_str("\",\"kind\":");
         canonical::write_str(&mut out, self.kind.as_str());
         out.push_str(",\"occurred_at\":\"");
-        write_timestamp(&mut out, self.occurred_at);
+        write_timestamp(&mut out, &self.occurred_at);
         out.push_str("\",\"payload\":");
         out.push_str(self.payload);
         out.push_str(",\"plugin_id\":");
@@ -393,7 +393,7 @@ impl CanonicalFields<'_> {
         out.push_str(",\"provenance\":");
         out.push_str(self.provenance);
         out.push_str(",\"recorded_at\":\"");
-        write_timestamp(&mut out, self.recorded_at);
+        write_timestamp(&mut out, &self.recorded_at);
         let _ = write!(out, "\",\"schema_version\":{}", self.schema_version);
         out.push_str(",\"session_id\":");
         opt(&mut out, self.session_id.map(|s| s.as_str()));

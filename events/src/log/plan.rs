@@ -206,8 +206,8 @@ impl<'a> EventRow<'a> {
                 plugin_id: event.plugin_id.as_ref(),
                 world_id: event.world_id.as_ref(),
                 session_id: event.session_id.as_ref(),
-                occurred_at: &event.occurred_at,
-                recorded_at: &event.recorded_at,
+                occurred_at: event.occurred_at,
+                recorded_at: event.recorded_at,
                 provenance,
                 payload,
                 schema_version: event.schema_version,
@@ -236,7 +236,7 @@ impl Texts {
 impl Placer {
     /// The next event of the chain: assigns its position and stream version
     /// and computes its hash. `texts` must be [`Texts::of`] `new`.
-    pub fn place<'a>(&'a mut self, new: &'a NewEvent, texts: &'a Texts) -> EventRow<'a> {
+    pub fn place<'a>(&mut self, new: &'a NewEvent, texts: &'a Texts) -> EventRow<'a> {
         let version = self.versions.entry(new.stream.clone()).or_insert(0);
         *version += 1;
         let fields = CanonicalFields {
@@ -247,8 +247,8 @@ impl Placer {
             plugin_id: new.plugin_id.as_ref(),
             world_id: new.world_id.as_ref(),
             session_id: new.session_id.as_ref(),
-            occurred_at: &new.occurred_at,
-            recorded_at: &self.recorded_at,
+            occurred_at: new.occurred_at,
+            recorded_at: self.recorded_at,
             provenance: &texts.provenance,
             payload: &texts.payload,
             schema_version: new.schema_version,

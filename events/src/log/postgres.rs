@@ -18,8 +18,9 @@ use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 use tokio::sync::watch;
 
+use super::plan::Placer;
 use super::{AppendOutcome, EventRow, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
-use crate::event::{Event, EventHash, Position, write_timestamp};
+use crate::event::{Event, EventHash, NewEvent, Position, write_timestamp};
 use crate::ids::StreamName;
 
 /// The key of the advisory lock that serialises appends. Advisory locks are
@@ -28,6 +29,13 @@ const APPEND_LOCK_KEY: i64 = 0x7072_6f76_656e_616e; // "provenan"
 
 /// Rows per COPY message.
 const COPY_CHUNK: usize = 128;
+
+/// Batches up to this size are written with one multi-row INSERT, larger ones
+/// with COPY. sqlx sends COPY's last data and its end as two small writes;
+/// with Nagle's algorithm on (sqlx does not set TCP_NODELAY) the second waits
+/// for the server's delayed ACK, about 40 ms, which dominates small batches.
+/// An INSERT goes out in one write.
+const INSERT_MAX: usize = 256;
 
 /// The channel `NOTIFY`'d with the new head position after each append.
 pub const NOTIFY_CHANNEL: &str = "provenant_events";
@@ -141,27 +149,15 @@ impl PgLog {
         }
 
         let mut placer = plan.placer;
-        let mut copy = tx
-            .copy_in_raw(&format!(
-                "COPY provenant.events ({COPY_COLUMNS}) FROM STDIN"
-            ))
-            .await
-            .map_err(|e| self.map_err(e))?;
-        // Rows are encoded and hashed chunk by chunk while the server parses
-        // the chunk before: on two cores the work overlaps.
-        let mut text = String::with_capacity(COPY_CHUNK * 1200);
-        for chunk in plan.to_write.chunks(COPY_CHUNK) {
-            text.clear();
-            for new in chunk {
-                let texts = Texts::of(new);
-                write_copy_row(&mut text, &placer.place(new, &texts));
-            }
-            if let Err(e) = copy.send(text.as_bytes()).await {
-                let _ = copy.abort("append failed").await;
-                return Err(self.map_err(e));
-            }
+        if plan.to_write.len() <= INSERT_MAX {
+            insert_rows(&mut tx, &mut placer, &plan.to_write)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        } else {
+            copy_rows(&mut tx, &mut placer, &plan.to_write)
+                .await
+                .map_err(|e| self.map_err(e))?;
         }
-        copy.finish().await.map_err(|e| self.map_err(e))?;
         tx.commit().await.map_err(|e| self.map_err(e))?;
         Ok(AppendOutcome {
             written: plan.to_write.len(),
@@ -272,6 +268,106 @@ impl PgLog {
             LogError::Database(e)
         }
     }
+}
+
+/// Writes rows with one multi-row `INSERT … SELECT FROM unnest(…)`: a single
+/// round trip (see [`INSERT_MAX`]).
+async fn insert_rows(
+    conn: &mut PgConnection,
+    placer: &mut Placer,
+    to_write: &[&NewEvent],
+) -> Result<(), sqlx::Error> {
+    let n = to_write.len();
+    let texts: Vec<Texts> = to_write.iter().map(|e| Texts::of(e)).collect();
+    let mut position = Vec::with_capacity(n);
+    let mut event_id = Vec::with_capacity(n);
+    let mut stream = Vec::with_capacity(n);
+    let mut stream_version = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut plugin_id = Vec::with_capacity(n);
+    let mut world_id = Vec::with_capacity(n);
+    let mut session_id = Vec::with_capacity(n);
+    let mut occurred_at = Vec::with_capacity(n);
+    let mut recorded_at = Vec::with_capacity(n);
+    let mut provenance = Vec::with_capacity(n);
+    let mut payload = Vec::with_capacity(n);
+    let mut schema_version = Vec::with_capacity(n);
+    let mut prev_hash = Vec::with_capacity(n);
+    let mut hash = Vec::with_capacity(n);
+    for (new, texts) in to_write.iter().zip(&texts) {
+        let row = placer.place(new, texts);
+        let f = &row.fields;
+        position.push(row.position as i64);
+        event_id.push(*f.event_id);
+        stream.push(f.stream.as_str());
+        stream_version.push(f.stream_version as i64);
+        kind.push(f.kind.as_str());
+        plugin_id.push(f.plugin_id.map(|p| p.as_str()));
+        world_id.push(f.world_id.map(|w| w.as_str()));
+        session_id.push(f.session_id.map(|s| s.as_str()));
+        occurred_at.push(f.occurred_at);
+        recorded_at.push(f.recorded_at);
+        provenance.push(f.provenance);
+        payload.push(f.payload);
+        schema_version.push(f.schema_version as i32);
+        prev_hash.push(row.prev_hash.0.to_vec());
+        hash.push(row.hash.0.to_vec());
+    }
+    sqlx::query(
+        "INSERT INTO provenant.events (position, event_id, stream, stream_version, kind, \
+         plugin_id, world_id, session_id, occurred_at, recorded_at, provenance, payload, \
+         schema_version, prev_hash, hash) \
+         SELECT p, i, s, sv, k, pl, w, se, o, r, pr::json, pa::json, v, ph, h FROM unnest(\
+         $1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::int[], \
+         $14::bytea[], $15::bytea[]) AS u(p, i, s, sv, k, pl, w, se, o, r, pr, pa, v, ph, h)",
+    )
+    .bind(position)
+    .bind(event_id)
+    .bind(stream)
+    .bind(stream_version)
+    .bind(kind)
+    .bind(plugin_id)
+    .bind(world_id)
+    .bind(session_id)
+    .bind(occurred_at)
+    .bind(recorded_at)
+    .bind(provenance)
+    .bind(payload)
+    .bind(schema_version)
+    .bind(prev_hash)
+    .bind(hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes rows with `COPY … FROM STDIN`, encoded and hashed chunk by chunk
+/// while the server parses the chunk before: on two cores the work overlaps.
+async fn copy_rows(
+    conn: &mut PgConnection,
+    placer: &mut Placer,
+    to_write: &[&NewEvent],
+) -> Result<(), sqlx::Error> {
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY provenant.events ({COPY_COLUMNS}) FROM STDIN"
+        ))
+        .await?;
+    let mut text = String::with_capacity(COPY_CHUNK * 1200);
+    for chunk in to_write.chunks(COPY_CHUNK) {
+        text.clear();
+        for new in chunk {
+            let texts = Texts::of(new);
+            write_copy_row(&mut text, &placer.place(new, &texts));
+        }
+        if let Err(e) = copy.send(text.as_bytes()).await {
+            let _ = copy.abort("append failed").await;
+            return Err(e);
+        }
+    }
+    copy.finish().await?;
+    Ok(())
 }
 
 async fn head_in(conn: &mut PgConnection) -> Result<Head, sqlx::Error> {
@@ -409,9 +505,9 @@ pub fn write_copy_row(out: &mut String, row: &EventRow<'_>) {
     out.push('\t');
     opt(out, f.session_id.map(|s| s.as_str()));
     out.push('\t');
-    write_timestamp(out, f.occurred_at);
+    write_timestamp(out, &f.occurred_at);
     out.push('\t');
-    write_timestamp(out, f.recorded_at);
+    write_timestamp(out, &f.recorded_at);
     out.push('\t');
     text(out, f.provenance);
     out.push('\t');

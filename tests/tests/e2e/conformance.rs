@@ -45,6 +45,7 @@ conformance!(
     tail_waits_for_new_events_and_returns_each_once,
     unknown_kinds_read_verify_and_pass_through,
     hashes_verify_after_a_database_round_trip,
+    large_batches_round_trip_like_small_ones,
     update_delete_and_truncate_are_refused,
     verify_reports_an_edited_payload,
     verify_reports_edited_provenance,
@@ -410,6 +411,40 @@ async fn hashes_verify_after_a_database_round_trip(t: TestLog) {
     }
     assert_eq!(read[3].payload["big"], json!(9007199254740993u64));
     assert_eq!(read[3].payload["max_u64"], json!(u64::MAX));
+    assert!(verify(&log, None).await.intact());
+}
+
+/// Large batches take another path on PostgreSQL (COPY instead of one
+/// INSERT): the same rows must come back, escapes and all.
+async fn large_batches_round_trip_like_small_ones(t: TestLog) {
+    let log = t.open().await;
+    let tricky = [
+        json!({"tab": "a\tb", "nl": "line1\nline2\r\n", "bs": "C:\\path\\", "q": "\"", "nul": "\u{0}"}),
+        json!({"uni": "Zoë こんにちは 👋", "f": 0.1, "big": u64::MAX, "nested": {"b": [1, {"a": null}]}}),
+    ];
+    let batch: Vec<NewEvent> = (0..700)
+        .map(|i| {
+            let mut e = plugin_event(i);
+            e.payload = json!({"i": i, "tricky": tricky[i as usize % 2].clone()});
+            e.stream = stream(&format!("large-{}", i % 7));
+            e
+        })
+        .collect();
+    let out = log.append(AppendBatch::new(batch.clone())).await.unwrap();
+    assert_eq!(out.positions, (1..=700).collect::<Vec<_>>());
+    assert_eq!(out.written, 700);
+    let read = read_all(&log).await;
+    assert_eq!(read.len(), 700);
+    for (stored, written) in read.iter().zip(&batch) {
+        assert_eq!(stored.as_new_event(), *written);
+        assert_eq!(stored.compute_hash(), stored.hash);
+    }
+    assert_eq!(log.stream_version(&stream("large-3")).await.unwrap(), 100);
+    assert_eq!(out.head, log.head().await.unwrap());
+    // The same large batch again is a retry, whichever path it took.
+    let again = log.append(AppendBatch::new(batch)).await.unwrap();
+    assert_eq!(again.written, 0);
+    assert_eq!(again.positions, out.positions);
     assert!(verify(&log, None).await.intact());
 }
 
