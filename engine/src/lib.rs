@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod host;
 pub mod sample;
 mod telemetry;
 
