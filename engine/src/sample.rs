@@ -34,31 +34,7 @@ pub const PLUGINS: [(&str, &str, &str); 4] = [
 
 const LOCATIONS: [&str; 5] = ["tavern-hall", "tavern-cellar", "market", "chapel", "docks"];
 
-/// splitmix64: small, seeded, good enough for synthetic data.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+pub use crate::host::rng::Rng;
 
 /// Where and when an action happens.
 #[derive(Debug, Clone)]

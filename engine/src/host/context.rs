@@ -1,0 +1,600 @@
+//! The context a plugin call gets: the only way plugin code reaches the game.
+//!
+//! Every call goes through [`Ctx::call`], which checks the permission,
+//! applies namespacing, records reads as the call's inputs and turns writes
+//! into events with provenance. A refused call is a `PermissionDenied` event
+//! whatever its failure mode. Time is the tick's game time and randomness is
+//! seeded from the tick, plugin and call: there is no other source of either.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use provenant_events::{EventKind, NewEvent, PluginId, Provenance, SessionId, StreamName, WorldId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::capability::{Capability, Denied, LogLevel, Request};
+use super::kinds;
+use super::permissions::{FailureMode, Permission};
+use super::rng::Rng;
+use super::state::GameState;
+
+/// A plugin as the host runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub id: PluginId,
+    pub version: String,
+    pub granted: BTreeSet<Permission>,
+}
+
+/// Who runs the engine, for provenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    pub version: String,
+    pub instance: String,
+}
+
+/// One NPC as a tick describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TickNpc {
+    pub npc_id: String,
+    #[serde(default)]
+    pub location_id: Option<String>,
+    #[serde(default)]
+    pub state: Value,
+}
+
+/// Where a call happens: the tick, and the NPC it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scene {
+    pub world: WorldId,
+    pub session: SessionId,
+    pub tick_id: Uuid,
+    pub tick: u64,
+    /// Game time.
+    pub at: DateTime<Utc>,
+    pub npcs: Arc<Vec<TickNpc>>,
+    /// The NPC being evaluated (index into `npcs`).
+    pub npc: Option<usize>,
+    /// The tick's extra context.
+    pub context: Value,
+}
+
+impl Scene {
+    pub fn npc(&self) -> Option<&TickNpc> {
+        self.npc.and_then(|i| self.npcs.get(i))
+    }
+
+    /// The context a condition sees: `npc_id`, `location_id`, `session_id`,
+    /// `world_id`, `npc_state` and the tick's own context keys.
+    pub fn context_keys(&self) -> Map<String, Value> {
+        let mut map = self.context.as_object().cloned().unwrap_or_default();
+        map.insert("world_id".into(), json!(self.world));
+        map.insert("session_id".into(), json!(self.session));
+        if let Some(npc) = self.npc() {
+            map.insert("npc_id".into(), json!(npc.npc_id));
+            if let Some(loc) = &npc.location_id {
+                map.insert("location_id".into(), json!(loc));
+            }
+            map.insert("npc_state".into(), npc.state.clone());
+        }
+        map
+    }
+}
+
+/// A plugin call's context.
+pub struct Ctx {
+    plugin: Arc<PluginInfo>,
+    scene: Arc<Scene>,
+    state: Arc<GameState>,
+    engine: Arc<EngineInfo>,
+    /// What is being called, e.g. `plugin:game-stealth:has_disguise`.
+    call: String,
+    call_index: u64,
+    rng: Rng,
+    mode: Option<FailureMode>,
+    inputs: Vec<Value>,
+    events: Vec<NewEvent>,
+}
+
+/// What a call left behind: the reads it made and the events it produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallRecord {
+    pub inputs: Vec<Value>,
+    pub events: Vec<NewEvent>,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        plugin: Arc<PluginInfo>,
+        scene: Arc<Scene>,
+        state: Arc<GameState>,
+        engine: Arc<EngineInfo>,
+        call: String,
+        call_index: u64,
+    ) -> Self {
+        let rng = Rng::for_call(&scene.tick_id, plugin.id.as_str(), call_index);
+        Ctx {
+            plugin,
+            scene,
+            state,
+            engine,
+            call,
+            call_index,
+            rng,
+            mode: None,
+            inputs: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub(crate) fn finish(self) -> CallRecord {
+        CallRecord {
+            inputs: self.inputs,
+            events: self.events,
+        }
+    }
+
+    pub fn plugin_id(&self) -> &PluginId {
+        &self.plugin.id
+    }
+
+    /// The tick's game time: the only clock a plugin has.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.scene.at
+    }
+
+    /// Randomness seeded from the tick id, the plugin and the call.
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    pub fn scene(&self) -> &Scene {
+        &self.scene
+    }
+
+    pub fn has_permission(&self, permission: Permission) -> bool {
+        self.plugin.granted.contains(&permission)
+    }
+
+    /// Overrides the failure mode of the calls that follow (`None`: each
+    /// capability's own mode).
+    pub fn set_failure_mode(&mut self, mode: Option<FailureMode>) {
+        self.mode = mode;
+    }
+
+    /// Makes one call. A refusal is `Err` in RAISE mode and `Ok(None)` in the
+    /// others; either way it is recorded as a `PermissionDenied` event.
+    pub fn call(&mut self, request: Request) -> Result<Option<Value>, Denied> {
+        let cap = request.capability();
+        if !self.has_permission(cap.permission) {
+            return self.deny(&cap, true, "the plugin does not hold the permission".into());
+        }
+        if let Some(reason) = self.namespace_violation(&request) {
+            return self.deny(&cap, false, reason);
+        }
+        let result = self.execute(&request, &cap);
+        if !request.writes() && !matches!(request, Request::Log { .. }) {
+            self.inputs.push(json!({
+                "request": request,
+                "result": result.clone().unwrap_or(Value::Null),
+            }));
+        }
+        Ok(result)
+    }
+
+    pub fn get_world(&mut self) -> Result<Option<Value>, Denied> {
+        self.call(Request::GetWorld)
+    }
+
+    pub fn get_world_config(&mut self, path: &str) -> Result<Option<Value>, Denied> {
+        self.call(Request::GetWorldConfig { path: path.into() })
+    }
+
+    pub fn list_world_locations(&mut self) -> Result<Vec<Value>, Denied> {
+        Ok(array(self.call(Request::ListWorldLocations)?))
+    }
+
+    pub fn list_world_npcs(&mut self) -> Result<Vec<Value>, Denied> {
+        Ok(array(self.call(Request::ListWorldNpcs)?))
+    }
+
+    pub fn get_session(&mut self) -> Result<Option<Value>, Denied> {
+        self.call(Request::GetSession)
+    }
+
+    /// This plugin's own flag.
+    pub fn get_session_flag(&mut self, key: &str) -> Result<Option<Value>, Denied> {
+        self.call(Request::GetSessionFlag { key: key.into() })
+    }
+
+    pub fn get_relationship(&mut self, npc_key: &str) -> Result<Option<Value>, Denied> {
+        self.call(Request::GetRelationship {
+            npc_key: npc_key.into(),
+        })
+    }
+
+    /// Sets this plugin's own flag; `false` when refused.
+    pub fn set_session_flag(&mut self, key: &str, value: Value) -> Result<bool, Denied> {
+        Ok(self
+            .call(Request::SetSessionFlag {
+                key: key.into(),
+                value,
+            })?
+            .is_some())
+    }
+
+    /// Shallow-merges `updates` into a shared relationship; `false` when refused.
+    pub fn update_relationship(&mut self, npc_key: &str, updates: Value) -> Result<bool, Denied> {
+        Ok(self
+            .call(Request::UpdateRelationship {
+                npc_key: npc_key.into(),
+                updates,
+            })?
+            .is_some())
+    }
+
+    pub fn get_npc(&mut self, npc_id: &str) -> Result<Option<Value>, Denied> {
+        self.call(Request::GetNpc {
+            npc_id: npc_id.into(),
+        })
+    }
+
+    pub fn set_npc_state(&mut self, npc_id: &str, state: Value) -> Result<bool, Denied> {
+        Ok(self
+            .call(Request::SetNpcState {
+                npc_id: npc_id.into(),
+                state,
+            })?
+            .is_some())
+    }
+
+    pub fn storage_get(&mut self, key: &str) -> Result<Option<Value>, Denied> {
+        self.call(Request::StorageGet { key: key.into() })
+    }
+
+    pub fn storage_set(&mut self, key: &str, value: Value) -> Result<bool, Denied> {
+        Ok(self
+            .call(Request::StorageSet {
+                key: key.into(),
+                value,
+            })?
+            .is_some())
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        let _ = self.call(Request::Log {
+            level,
+            message: message.into(),
+            fields: Value::Null,
+        });
+    }
+
+    /// Emits `plugin:<id>:<name>`; `false` when refused.
+    pub fn emit(&mut self, name: &str, payload: Value) -> Result<bool, Denied> {
+        Ok(self
+            .call(Request::EmitEvent {
+                name: name.into(),
+                payload,
+            })?
+            .is_some())
+    }
+
+    fn own_flag(&self, key: &str) -> String {
+        format!("plugin:{}:{key}", self.plugin.id)
+    }
+
+    fn namespace_violation(&self, request: &Request) -> Option<String> {
+        match request {
+            Request::GetSessionFlag { key } | Request::SetSessionFlag { key, .. }
+                if key.starts_with("plugin:") =>
+            {
+                Some(format!(
+                    "flag keys are this plugin's own (stored as {}); {key:?} reaches into a plugin namespace",
+                    self.own_flag("<key>")
+                ))
+            }
+            Request::EmitEvent { name, .. }
+                if EventKind::new(format!("plugin:{}:{name}", self.plugin.id)).is_err()
+                    || name.contains(':') =>
+            {
+                Some(format!(
+                    "event name {name:?} is not valid: a plugin emits plugin:{}:<name> with a name of printable ASCII without ':', '.', '*', '>'",
+                    self.plugin.id
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn deny(
+        &mut self,
+        cap: &Capability,
+        missing_permission: bool,
+        reason: String,
+    ) -> Result<Option<Value>, Denied> {
+        let mode = self.mode.unwrap_or(cap.mode);
+        let permission = missing_permission.then(|| cap.permission.as_str().to_owned());
+        let payload = json!({
+            "capability": cap.name,
+            "permission": permission,
+            "mode": mode,
+            "reason": reason,
+            "call": self.call,
+        });
+        let stream = StreamName::plugin(&self.plugin.id);
+        self.push_event(kinds::PERMISSION_DENIED, stream, payload, cap, false);
+        let denied = Denied {
+            plugin: self.plugin.id.to_string(),
+            capability: cap.name.to_owned(),
+            permission,
+            reason,
+        };
+        match mode {
+            FailureMode::Raise => Err(denied),
+            FailureMode::Warn => {
+                tracing::warn!(plugin = %denied.plugin, capability = %denied.capability,
+                    permission = ?denied.permission, "{}", denied.reason);
+                Ok(None)
+            }
+            FailureMode::Silent => Ok(None),
+        }
+    }
+
+    fn execute(&mut self, request: &Request, cap: &Capability) -> Option<Value> {
+        let world = self.state.world(&self.scene.world);
+        match request {
+            Request::GetWorld => Some(json!({
+                "id": self.scene.world,
+                "name": world.map(|w| w.name.clone()).unwrap_or_default(),
+                "description": world.map(|w| w.description.clone()).unwrap_or_default(),
+                "meta": world.map(|w| w.meta.clone()).unwrap_or_else(|| json!({})),
+            })),
+            Request::GetWorldConfig { path } => {
+                let mut v = world.map(|w| &w.meta)?;
+                for part in path.split('.').filter(|p| !p.is_empty()) {
+                    v = v.get(part)?;
+                }
+                Some(v.clone())
+            }
+            Request::ListWorldLocations => Some(json!(
+                world.map(|w| w.locations.clone()).unwrap_or_default()
+            )),
+            Request::ListWorldNpcs => Some(json!(self.scene.npcs.as_ref())),
+            Request::GetSession => {
+                let own = format!("plugin:{}:", self.plugin.id);
+                let session = self.state.session(&self.scene.world, &self.scene.session);
+                let mut flags = Map::new();
+                if let Some(s) = session {
+                    for (k, v) in &s.flags {
+                        // The game's flags and this plugin's own; never another plugin's.
+                        if !k.starts_with("plugin:") || k.starts_with(&own) {
+                            flags.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                for e in &self.events {
+                    if e.kind.as_str() == kinds::SESSION_FLAG_SET
+                        && let Some(k) = e.payload["key"].as_str()
+                    {
+                        flags.insert(k.to_owned(), e.payload["value"].clone());
+                    }
+                }
+                let mut relationships: Map<String, Value> = session
+                    .map(|s| {
+                        s.relationships
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for e in &self.events {
+                    if e.kind.as_str() == kinds::RELATIONSHIP_UPDATED
+                        && let Some(k) = e.payload["npc_key"].as_str()
+                    {
+                        relationships.insert(k.to_owned(), e.payload["relationship"].clone());
+                    }
+                }
+                Some(json!({
+                    "id": self.scene.session,
+                    "world_id": self.scene.world,
+                    "flags": flags,
+                    "relationships": relationships,
+                }))
+            }
+            Request::GetSessionFlag { key } => {
+                let key = self.own_flag(key);
+                self.written(kinds::SESSION_FLAG_SET, "key", &key, "value")
+                    .or_else(|| {
+                        self.state
+                            .session(&self.scene.world, &self.scene.session)
+                            .and_then(|s| s.flags.get(&key).cloned())
+                    })
+            }
+            Request::GetRelationship { npc_key } => self
+                .written(
+                    kinds::RELATIONSHIP_UPDATED,
+                    "npc_key",
+                    npc_key,
+                    "relationship",
+                )
+                .or_else(|| {
+                    self.state
+                        .session(&self.scene.world, &self.scene.session)
+                        .and_then(|s| s.relationships.get(npc_key).cloned())
+                }),
+            Request::GetNpc { npc_id } => self
+                .written(kinds::NPC_STATE_SET, "npc_id", npc_id, "state")
+                .or_else(|| {
+                    let stored = world.and_then(|w| w.npcs.get(npc_id));
+                    let in_tick = self.scene.npcs.iter().find(|n| &n.npc_id == npc_id);
+                    match (stored, in_tick) {
+                        (_, Some(n)) => Some(json!(n)),
+                        (Some(s), None) => Some(json!({
+                            "npc_id": npc_id, "location_id": s.location_id, "state": s.state
+                        })),
+                        (None, None) => None,
+                    }
+                }),
+            Request::StorageGet { key } => self
+                .written(kinds::PLUGIN_STORAGE_SET, "key", key, "value")
+                .or_else(|| {
+                    self.state
+                        .storage
+                        .get(&self.plugin.id)
+                        .and_then(|s| s.get(key).cloned())
+                }),
+            Request::SetSessionFlag { key, value } => {
+                let key = self.own_flag(key);
+                let stream = StreamName::session(&self.scene.world, &self.scene.session);
+                self.push_event(
+                    kinds::SESSION_FLAG_SET,
+                    stream,
+                    json!({"key": key, "value": value}),
+                    cap,
+                    true,
+                );
+                Some(Value::Bool(true))
+            }
+            Request::UpdateRelationship { npc_key, updates } => {
+                let current = self
+                    .execute(
+                        &Request::GetRelationship {
+                            npc_key: npc_key.clone(),
+                        },
+                        cap,
+                    )
+                    .unwrap_or_else(|| json!({}));
+                let mut merged = current.as_object().cloned().unwrap_or_default();
+                if let Some(u) = updates.as_object() {
+                    for (k, v) in u {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+                let mut meta = merged
+                    .get("meta")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                meta.insert("last_modified_by".into(), json!(self.plugin.id));
+                merged.insert("meta".into(), Value::Object(meta));
+                let stream = StreamName::session(&self.scene.world, &self.scene.session);
+                let payload =
+                    json!({"npc_key": npc_key, "updates": updates, "relationship": merged});
+                self.push_event(kinds::RELATIONSHIP_UPDATED, stream, payload, cap, true);
+                Some(Value::Bool(true))
+            }
+            Request::SetNpcState { npc_id, state } => {
+                let stream = StreamName::world(&self.scene.world);
+                self.push_event(
+                    kinds::NPC_STATE_SET,
+                    stream,
+                    json!({"npc_id": npc_id, "state": state}),
+                    cap,
+                    true,
+                );
+                Some(Value::Bool(true))
+            }
+            Request::StorageSet { key, value } => {
+                let stream = StreamName::plugin(&self.plugin.id);
+                self.push_event(
+                    kinds::PLUGIN_STORAGE_SET,
+                    stream,
+                    json!({"key": key, "value": value}),
+                    cap,
+                    false,
+                );
+                Some(Value::Bool(true))
+            }
+            Request::Log {
+                level,
+                message,
+                fields,
+            } => {
+                let plugin = self.plugin.id.as_str();
+                match level {
+                    LogLevel::Debug => tracing::debug!(plugin, fields = %fields, "{message}"),
+                    LogLevel::Info => tracing::info!(plugin, fields = %fields, "{message}"),
+                    LogLevel::Warning => tracing::warn!(plugin, fields = %fields, "{message}"),
+                    LogLevel::Error => tracing::error!(plugin, fields = %fields, "{message}"),
+                }
+                Some(Value::Bool(true))
+            }
+            Request::EmitEvent { name, payload } => {
+                let kind = format!("plugin:{}:{name}", self.plugin.id);
+                let stream = StreamName::session(&self.scene.world, &self.scene.session);
+                self.push_event(&kind, stream, payload.clone(), cap, true);
+                Some(Value::Bool(true))
+            }
+        }
+    }
+
+    /// The last value this call wrote for `key`, if it wrote one.
+    fn written(&self, kind: &str, key_field: &str, key: &str, value_field: &str) -> Option<Value> {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e.kind.as_str() == kind && e.payload[key_field].as_str() == Some(key))
+            .map(|e| e.payload[value_field].clone())
+    }
+
+    fn push_event(
+        &mut self,
+        kind: &str,
+        stream: StreamName,
+        payload: Value,
+        cap: &Capability,
+        in_session: bool,
+    ) {
+        let Ok(kind) = EventKind::new(kind) else {
+            return;
+        };
+        let mut e = NewEvent::new(stream, kind, payload);
+        e.plugin_id = Some(self.plugin.id.clone());
+        e.world_id = Some(self.scene.world.clone());
+        e.session_id = in_session.then(|| self.scene.session.clone());
+        e.occurred_at = self.scene.at;
+        e.provenance = provenance(
+            &self.plugin,
+            &self.scene,
+            &self.engine,
+            Some(cap),
+            self.call_index,
+        );
+        self.events.push(e);
+    }
+}
+
+/// The provenance of something a plugin did during a tick.
+pub fn provenance(
+    plugin: &PluginInfo,
+    scene: &Scene,
+    engine: &EngineInfo,
+    cap: Option<&Capability>,
+    call_index: u64,
+) -> Provenance {
+    let mut p = Provenance {
+        plugin_id: Some(plugin.id.clone()),
+        plugin_version: Some(plugin.version.clone()),
+        capability: cap.map(|c| c.name.to_owned()),
+        permission: cap.map(|c| c.permission.as_str().to_owned()),
+        tick_id: Some(scene.tick_id),
+        tick: Some(scene.tick),
+        causation_id: Some(scene.tick_id),
+        correlation_id: Some(scene.tick_id),
+        engine_version: Some(engine.version.clone()),
+        engine_instance: Some(engine.instance.clone()),
+        ..Provenance::default()
+    };
+    p.extra.insert("call_index".into(), json!(call_index));
+    p
+}
+
+fn array(v: Option<Value>) -> Vec<Value> {
+    match v {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,677 @@
+//! The plugin host: loads plugins, locks their registrations, and runs their
+//! conditions, effects, providers and handlers for a world, each call an
+//! event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use provenant_events::{EventKind, NewEvent, PluginId, Provenance, StreamName};
+use serde_json::{Value, json};
+
+use super::capability::Capability;
+use super::context::{CallRecord, Ctx, EngineInfo, PluginInfo, Scene, provenance};
+use super::kinds;
+use super::manifest::{LoadError, Manifest, PluginSettings, SkipReason, plan_load};
+use super::permissions::{FailureMode, Permission};
+use super::registry::{PluginError, RegisterError, Registrar, Registry};
+use super::runner::{Isolation, Outcome, Runner};
+use super::scoping::Scope;
+use super::simconfig::{self, Suggestion};
+use super::state::GameState;
+
+/// An in-process plugin: Rust code compiled into the binary.
+pub trait Plugin: Send + Sync {
+    fn manifest(&self) -> Manifest;
+    /// Registers the plugin's conditions, effects, providers and handlers.
+    fn register(&self, registrar: &mut Registrar<'_>) -> Result<(), RegisterError>;
+}
+
+/// How the host runs.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub settings: PluginSettings,
+    /// Per call; the engine stops waiting after it and uses the fallback.
+    pub deadline: Duration,
+    pub isolation: Isolation,
+    pub engine: EngineInfo,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            settings: PluginSettings::default(),
+            deadline: Duration::from_millis(50),
+            isolation: Isolation::Thread,
+            engine: EngineInfo {
+                version: crate::ENGINE_VERSION.into(),
+                instance: "local".into(),
+            },
+        }
+    }
+}
+
+/// Why the host refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("plugin {plugin} failed to register: {source}")]
+    Register {
+        plugin: PluginId,
+        #[source]
+        source: RegisterError,
+    },
+}
+
+/// A loaded plugin.
+#[derive(Debug, Clone)]
+pub struct LoadedPlugin {
+    pub info: Arc<PluginInfo>,
+    pub manifest: Manifest,
+}
+
+/// The result of a call, and the events that record it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<T> {
+    pub value: T,
+    pub events: Vec<NewEvent>,
+}
+
+pub struct PluginHost {
+    registry: Registry,
+    runner: Runner,
+    engine: Arc<EngineInfo>,
+    plugins: Vec<LoadedPlugin>,
+    skipped: Vec<(PluginId, SkipReason)>,
+}
+
+/// Which kind of plugin call, for the events that record it.
+#[derive(Debug, Clone, Copy)]
+enum CallKind {
+    Condition,
+    Effect,
+    SimulationConfig,
+    EventHandler,
+}
+
+impl CallKind {
+    fn name(self) -> &'static str {
+        match self {
+            CallKind::Condition => "condition",
+            CallKind::Effect => "effect",
+            CallKind::SimulationConfig => "simulation_config",
+            CallKind::EventHandler => "event_handler",
+        }
+    }
+
+    /// The kind of the event that records a call that returned a value;
+    /// a provider's value is recorded only when the effective config changes.
+    fn success_kind(self) -> Option<&'static str> {
+        match self {
+            CallKind::Condition => Some(kinds::CONDITION_EVALUATED),
+            CallKind::Effect => Some(kinds::EFFECT_APPLIED),
+            CallKind::EventHandler => Some(kinds::EVENT_HANDLED),
+            CallKind::SimulationConfig => None,
+        }
+    }
+
+    fn capability(self) -> Capability {
+        let (name, permission) = match self {
+            CallKind::Condition => (
+                "behavior.evaluate_condition",
+                Permission::BehaviorExtendConditions,
+            ),
+            CallKind::Effect => ("behavior.apply_effect", Permission::BehaviorExtendEffects),
+            CallKind::SimulationConfig => (
+                "behavior.build_simulation_config",
+                Permission::BehaviorConfigureSimulation,
+            ),
+            CallKind::EventHandler => ("events.handle", Permission::EventSubscribe),
+        };
+        Capability {
+            name,
+            permission,
+            mode: FailureMode::Raise,
+        }
+    }
+}
+
+impl PluginHost {
+    /// Plans the load (dependency order, settings), lets each plugin
+    /// register, and locks the registry.
+    pub fn start(plugins: Vec<Arc<dyn Plugin>>, config: HostConfig) -> Result<Self, HostError> {
+        let manifests: Vec<Manifest> = plugins.iter().map(|p| p.manifest()).collect();
+        let plan = plan_load(&manifests, &config.settings)?;
+        let mut registry = Registry::default();
+        let mut loaded = Vec::with_capacity(plan.order.len());
+        for planned in plan.order {
+            let Some(plugin) = plugins
+                .iter()
+                .find(|p| p.manifest().id == planned.id.as_str())
+            else {
+                continue;
+            };
+            let info = Arc::new(PluginInfo {
+                id: planned.id.clone(),
+                version: planned.manifest.version.clone(),
+                granted: planned.granted.clone(),
+            });
+            let mut registrar = Registrar {
+                plugin: info.clone(),
+                registry: &mut registry,
+            };
+            plugin
+                .register(&mut registrar)
+                .map_err(|source| HostError::Register {
+                    plugin: planned.id.clone(),
+                    source,
+                })?;
+            loaded.push(LoadedPlugin {
+                info,
+                manifest: planned.manifest,
+            });
+        }
+        registry.lock();
+        Ok(PluginHost {
+            registry,
+            runner: Runner::new(config.isolation, config.deadline),
+            engine: Arc::new(config.engine),
+            plugins: loaded,
+            skipped: plan.skipped,
+        })
+    }
+
+    pub fn plugins(&self) -> &[LoadedPlugin] {
+        &self.plugins
+    }
+
+    pub fn skipped(&self) -> &[(PluginId, SkipReason)] {
+        &self.skipped
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn engine(&self) -> &EngineInfo {
+        &self.engine
+    }
+
+    /// `PluginLoaded` for each plugin that loaded and `PluginSkipped` for
+    /// each that did not: what start-up records in the log.
+    pub fn startup_events(&self) -> Vec<NewEvent> {
+        let mut events = Vec::new();
+        for p in &self.plugins {
+            let payload = json!({
+                "manifest": p.manifest,
+                "granted": p.info.granted,
+                "registered": self.registry.registered_by(p.info.id.as_str()),
+            });
+            events.extend(self.engine_event(
+                kinds::PLUGIN_LOADED,
+                StreamName::plugin(&p.info.id),
+                payload,
+                Some(&p.info),
+            ));
+        }
+        for (id, reason) in &self.skipped {
+            let payload = json!({"plugin_id": id, "reason": reason});
+            events.extend(self.engine_event(
+                kinds::PLUGIN_SKIPPED,
+                StreamName::plugin(id),
+                payload,
+                None,
+            ));
+        }
+        events
+    }
+
+    fn engine_event(
+        &self,
+        kind: &str,
+        stream: StreamName,
+        payload: Value,
+        plugin: Option<&PluginInfo>,
+    ) -> Option<NewEvent> {
+        let mut e = NewEvent::new(stream, EventKind::new(kind).ok()?, payload);
+        e.plugin_id = plugin.map(|p| p.id.clone());
+        e.provenance = Provenance {
+            plugin_id: plugin.map(|p| p.id.clone()),
+            plugin_version: plugin.map(|p| p.version.clone()),
+            engine_version: Some(self.engine.version.clone()),
+            engine_instance: Some(self.engine.instance.clone()),
+            ..Provenance::default()
+        };
+        Some(e)
+    }
+
+    /// The world's plugin scope.
+    pub fn scope(state: &GameState, scene: &Scene) -> Scope {
+        state
+            .world(&scene.world)
+            .map(|w| Scope::of(&w.meta))
+            .unwrap_or(Scope::All)
+    }
+
+    /// Evaluates condition `id`: false when it is not registered, its plugin
+    /// is not enabled for the world, it lacks required context, or it fails,
+    /// panics or overruns its deadline.
+    pub fn evaluate_condition(
+        &self,
+        state: &Arc<GameState>,
+        scene: &Arc<Scene>,
+        id: &str,
+        params: &Value,
+        call_index: u64,
+    ) -> Decision<bool> {
+        let Some(entry) = self.registry.conditions.get(id) else {
+            return self.skipped_call(scene, id, "not_registered", json!(null), call_index);
+        };
+        if !Self::scope(state, scene).allows(entry.plugin.id.as_str()) {
+            return self.skipped_call(scene, id, "not_enabled_for_world", json!(null), call_index);
+        }
+        let context = scene.context_keys();
+        let missing: Vec<&String> = entry
+            .required_context
+            .iter()
+            .filter(|k| !context.contains_key(*k))
+            .collect();
+        if !missing.is_empty() {
+            return self.skipped_call(
+                scene,
+                id,
+                "missing_required_context",
+                json!(missing),
+                call_index,
+            );
+        }
+        let f = entry.f.clone();
+        let params = params.clone();
+        let outcome = self.call(
+            &entry.plugin,
+            scene,
+            state,
+            id,
+            call_index,
+            move |ctx, params| f(ctx, params),
+            params.clone(),
+        );
+        self.record(
+            CallKind::Condition,
+            &entry.plugin,
+            scene,
+            id,
+            &params,
+            call_index,
+            outcome,
+            false,
+            |v| json!(v),
+        )
+        .0
+    }
+
+    /// Applies effect `id` with its default params overlaid by `params`:
+    /// `None` when it is not registered, not enabled for the world, or fails,
+    /// panics or overruns.
+    pub fn apply_effect(
+        &self,
+        state: &Arc<GameState>,
+        scene: &Arc<Scene>,
+        id: &str,
+        params: &Value,
+        call_index: u64,
+    ) -> Decision<Option<Value>> {
+        let Some(entry) = self.registry.effects.get(id) else {
+            let d = self.skipped_call(scene, id, "not_registered", json!(null), call_index);
+            return Decision {
+                value: None,
+                events: d.events,
+            };
+        };
+        if !Self::scope(state, scene).allows(entry.plugin.id.as_str()) {
+            let d = self.skipped_call(scene, id, "not_enabled_for_world", json!(null), call_index);
+            return Decision {
+                value: None,
+                events: d.events,
+            };
+        }
+        let mut merged = entry.default_params.clone();
+        if let (Some(m), Some(p)) = (merged.as_object_mut(), params.as_object()) {
+            for (k, v) in p {
+                m.insert(k.clone(), v.clone());
+            }
+        } else if !params.is_null() {
+            merged = params.clone();
+        }
+        let f = entry.f.clone();
+        let outcome = self.call(
+            &entry.plugin,
+            scene,
+            state,
+            id,
+            call_index,
+            move |ctx, params| f(ctx, params),
+            merged.clone(),
+        );
+        let (d, applied) = self.record(
+            CallKind::Effect,
+            &entry.plugin,
+            scene,
+            id,
+            &merged,
+            call_index,
+            outcome,
+            Value::Null,
+            |v| v.clone(),
+        );
+        Decision {
+            value: applied.then_some(d.value),
+            events: d.events,
+        }
+    }
+
+    /// The world's effective simulation config: enabled providers merged in
+    /// priority order (lower number wins), then the world's own
+    /// `simulationConfig` over all of them.
+    pub fn simulation_config(
+        &self,
+        state: &Arc<GameState>,
+        scene: &Arc<Scene>,
+        first_call_index: u64,
+    ) -> Decision<(Value, Vec<String>)> {
+        let scope = Self::scope(state, scene);
+        let mut events = Vec::new();
+        let mut suggestions = Vec::new();
+        for (i, (id, entry)) in self
+            .registry
+            .providers
+            .iter()
+            .filter(|(_, e)| scope.allows(e.plugin.id.as_str()))
+            .enumerate()
+        {
+            let f = entry.f.clone();
+            let index = first_call_index + i as u64;
+            let outcome = self.call(
+                &entry.plugin,
+                scene,
+                state,
+                id,
+                index,
+                move |ctx, _| f(ctx),
+                Value::Null,
+            );
+            let (d, ok) = self.record(
+                CallKind::SimulationConfig,
+                &entry.plugin,
+                scene,
+                id,
+                &Value::Null,
+                index,
+                outcome,
+                Value::Null,
+                |v| v.clone(),
+            );
+            events.extend(d.events);
+            if ok {
+                suggestions.push(Suggestion {
+                    provider_id: id.clone(),
+                    priority: entry.priority,
+                    config: d.value,
+                });
+            }
+        }
+        let world_config = state
+            .world(&scene.world)
+            .and_then(|w| w.meta.pointer("/behavior/simulationConfig"))
+            .cloned();
+        let config = simconfig::effective(&json!({}), &suggestions, world_config.as_ref());
+        let providers = suggestions.iter().map(|s| s.provider_id.clone()).collect();
+        Decision {
+            value: (config, providers),
+            events,
+        }
+    }
+
+    /// Calls the handlers subscribed to the kinds of `events` (whose plugins
+    /// are enabled for the world). What handlers write is not dispatched
+    /// again.
+    pub fn dispatch(
+        &self,
+        state: &Arc<GameState>,
+        scene: &Arc<Scene>,
+        events: &[NewEvent],
+        first_call_index: u64,
+    ) -> Vec<NewEvent> {
+        let scope = Self::scope(state, scene);
+        let mut out = Vec::new();
+        let mut index = first_call_index;
+        for event in events {
+            for handler in &self.registry.handlers {
+                if !handler.kinds.contains(event.kind.as_str())
+                    || !scope.allows(handler.plugin.id.as_str())
+                {
+                    continue;
+                }
+                let f = handler.f.clone();
+                let body = serde_json::to_value(event).unwrap_or(Value::Null);
+                let id = format!("{} on {}", handler.plugin.id, event.kind);
+                let outcome = self.call(
+                    &handler.plugin,
+                    scene,
+                    state,
+                    &id,
+                    index,
+                    move |ctx, body| f(ctx, body).map(|()| Value::Null),
+                    body,
+                );
+                let (d, _) = self.record(
+                    CallKind::EventHandler,
+                    &handler.plugin,
+                    scene,
+                    &id,
+                    &json!({"event_id": event.event_id, "kind": event.kind}),
+                    index,
+                    outcome,
+                    Value::Null,
+                    |_| Value::Null,
+                );
+                out.extend(d.events);
+                index += 1;
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn call<T: Send + 'static>(
+        &self,
+        plugin: &Arc<PluginInfo>,
+        scene: &Arc<Scene>,
+        state: &Arc<GameState>,
+        id: &str,
+        call_index: u64,
+        f: impl FnOnce(&mut Ctx, &Value) -> Result<T, PluginError> + Send + 'static,
+        params: Value,
+    ) -> Outcome<(Result<T, PluginError>, CallRecord)> {
+        let mut ctx = Ctx::new(
+            plugin.clone(),
+            scene.clone(),
+            state.clone(),
+            self.engine.clone(),
+            id.to_owned(),
+            call_index,
+        );
+        self.runner.run(move || {
+            let result = f(&mut ctx, &params);
+            (result, ctx.finish())
+        })
+    }
+
+    /// Turns a call's outcome into its value and the events that record it.
+    #[allow(clippy::too_many_arguments)]
+    fn record<T>(
+        &self,
+        kind: CallKind,
+        plugin: &PluginInfo,
+        scene: &Scene,
+        id: &str,
+        params: &Value,
+        call_index: u64,
+        outcome: Outcome<(Result<T, PluginError>, CallRecord)>,
+        fallback: T,
+        to_json: impl Fn(&T) -> Value,
+    ) -> (Decision<T>, bool) {
+        let cap = kind.capability();
+        let (event_kind, value, mut events, body) = match outcome {
+            Outcome::Done((Ok(value), record), took) => {
+                let kind_name = kind.success_kind();
+                let body = json!({
+                    "inputs": record.inputs,
+                    "result": to_json(&value),
+                    "duration_us": took.as_micros() as u64,
+                });
+                (kind_name, value, record.events, body)
+            }
+            Outcome::Done((Err(error), record), took) => {
+                // A failed call's writes are discarded; its denials are kept.
+                let denials: Vec<NewEvent> = record
+                    .events
+                    .into_iter()
+                    .filter(|e| e.kind.as_str() == kinds::PERMISSION_DENIED)
+                    .collect();
+                let body = json!({
+                    "error": error.to_string(),
+                    "inputs": record.inputs,
+                    "fallback": to_json(&fallback),
+                    "duration_us": took.as_micros() as u64,
+                });
+                (Some(kinds::PLUGIN_CALL_FAILED), fallback, denials, body)
+            }
+            Outcome::Panicked(message, took) => {
+                let body = json!({
+                    "panic": message,
+                    "fallback": to_json(&fallback),
+                    "duration_us": took.as_micros() as u64,
+                });
+                (
+                    Some(kinds::PLUGIN_CALL_PANICKED),
+                    fallback,
+                    Vec::new(),
+                    body,
+                )
+            }
+            Outcome::Overran(took) => {
+                let body = json!({
+                    "deadline_ms": self.runner.deadline().as_millis() as u64,
+                    "waited_us": took.as_micros() as u64,
+                    "fallback": to_json(&fallback),
+                });
+                (
+                    Some(kinds::PLUGIN_DEADLINE_EXCEEDED),
+                    fallback,
+                    Vec::new(),
+                    body,
+                )
+            }
+        };
+        let mut payload = json!({
+            "call": kind.name(),
+            "id": id,
+            "params": params,
+            "context": scene.context_keys(),
+        });
+        if let (Some(p), Some(b)) = (payload.as_object_mut(), body.as_object()) {
+            for (k, v) in b {
+                p.insert(k.clone(), v.clone());
+            }
+            let id_key = match kind {
+                CallKind::Condition => Some("condition_id"),
+                CallKind::Effect => Some("effect_id"),
+                CallKind::SimulationConfig => Some("provider_id"),
+                CallKind::EventHandler => None,
+            };
+            if let Some(k) = id_key {
+                p.insert(k.into(), json!(id));
+            }
+        }
+        let succeeded = event_kind.is_none_or(|k| !is_failure(k));
+        if let Some(e) =
+            event_kind.and_then(|k| self.call_event(k, plugin, scene, payload, &cap, call_index))
+        {
+            events.push(e);
+        }
+        (Decision { value, events }, succeeded)
+    }
+
+    fn skipped_call(
+        &self,
+        scene: &Scene,
+        id: &str,
+        reason: &str,
+        missing: Value,
+        call_index: u64,
+    ) -> Decision<bool> {
+        let payload = json!({
+            "condition_id": id,
+            "id": id,
+            "reason": reason,
+            "missing": missing,
+            "context": scene.context_keys(),
+        });
+        let mut e = NewEvent::new(
+            StreamName::session(&scene.world, &scene.session),
+            EventKind::new(kinds::CONDITION_SKIPPED)
+                .unwrap_or_else(|_| unreachable!("constant kind")),
+            payload,
+        );
+        e.world_id = Some(scene.world.clone());
+        e.session_id = Some(scene.session.clone());
+        e.occurred_at = scene.at;
+        e.provenance = Provenance {
+            tick_id: Some(scene.tick_id),
+            tick: Some(scene.tick),
+            causation_id: Some(scene.tick_id),
+            correlation_id: Some(scene.tick_id),
+            engine_version: Some(self.engine.version.clone()),
+            engine_instance: Some(self.engine.instance.clone()),
+            ..Provenance::default()
+        };
+        e.provenance
+            .extra
+            .insert("call_index".into(), json!(call_index));
+        Decision {
+            value: false,
+            events: vec![e],
+        }
+    }
+
+    fn call_event(
+        &self,
+        kind: &str,
+        plugin: &PluginInfo,
+        scene: &Scene,
+        payload: Value,
+        cap: &Capability,
+        call_index: u64,
+    ) -> Option<NewEvent> {
+        let mut e = NewEvent::new(
+            StreamName::session(&scene.world, &scene.session),
+            EventKind::new(kind).ok()?,
+            payload,
+        );
+        e.plugin_id = Some(plugin.id.clone());
+        e.world_id = Some(scene.world.clone());
+        e.session_id = Some(scene.session.clone());
+        e.occurred_at = scene.at;
+        e.provenance = provenance(plugin, scene, &self.engine, Some(cap), call_index);
+        Some(e)
+    }
+}
+
+/// Kinds that record a plugin call that did not produce a result.
+pub fn is_failure(kind: &str) -> bool {
+    matches!(
+        kind,
+        kinds::PLUGIN_CALL_FAILED | kinds::PLUGIN_CALL_PANICKED | kinds::PLUGIN_DEADLINE_EXCEEDED
+    )
+}
