@@ -28,6 +28,20 @@ pub enum Command {
     /// Measure provenant against its baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The plugins compiled into this build.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Each plugin with its version, kind, granted permissions and what it
+    /// registered.
+    List {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where the log is.
@@ -42,8 +56,8 @@ pub struct DbArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Number of game ticks to simulate.
-    #[arg(long, default_value_t = 2_000)]
+    /// Number of game ticks to simulate (each for two sessions of the tavern).
+    #[arg(long, default_value_t = 1_000)]
     pub ticks: u64,
 }
 
@@ -90,7 +104,13 @@ pub enum BenchCommand {
 /// Parses the command line and runs it; the exit code is the command's.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    // The demo shows denials and plugin failures as counts, not as a stream
+    // of warnings (RUST_LOG=provenant_engine::host=warn brings them back).
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,provenant_engine::host=error",
+        _ => "warn",
+    };
+    telemetry::init(default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,6 +147,7 @@ async fn dispatch(command: Command) -> ExitCode {
             .await,
         ),
         Command::Bench(BenchCommand::Append(args)) => report(bench::append(&args).await),
+        Command::Plugins(PluginsCommand::List { json }) => report(crate::plugins_cmd::list(json)),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod host;
+pub mod plugins_cmd;
 pub mod sample;
 mod telemetry;
 

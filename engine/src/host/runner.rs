@@ -121,7 +121,9 @@ fn quiet_worker_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if std::thread::current().name() == Some(WORKER_NAME) {
-                tracing::warn!(panic = %info, "plugin code panicked");
+                let message = panic_message(info.payload());
+                let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+                tracing::warn!(%location, "plugin code panicked: {message}");
             } else {
                 previous(info);
             }
