@@ -1,6 +1,5 @@
 //! The only randomness plugins get: seeded, so that a replay draws the same.
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// splitmix64: small and seeded.
@@ -15,14 +14,19 @@ impl Rng {
     /// The generator for one plugin call: seeded from the tick id, the plugin
     /// and the call's index within the tick.
     pub fn for_call(tick_id: &Uuid, plugin: &str, call: u64) -> Self {
-        let mut h = Sha256::new();
-        h.update(tick_id.as_bytes());
-        h.update(plugin.as_bytes());
-        h.update(call.to_le_bytes());
-        let digest = h.finalize();
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&digest[..8]);
-        Rng(u64::from_le_bytes(seed))
+        // FNV-1a over the plugin id, then splitmix rounds over everything:
+        // cheap, and the same on every platform and every run.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in plugin.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let (hi, lo) = tick_id.as_u64_pair();
+        let mut r = Rng(h);
+        for word in [hi, lo, call] {
+            r.0 ^= word;
+            r.next_u64();
+        }
+        r
     }
 
     pub fn next_u64(&mut self) -> u64 {

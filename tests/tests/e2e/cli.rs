@@ -236,3 +236,35 @@ async fn migrate_creates_the_log_and_is_repeatable() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).starts_with("intact: 0 events"));
 }
+
+#[test]
+fn plugins_list_shows_versions_permissions_and_registrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = provenant(dir.path(), &["plugins", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("game-stealth 1.0.0 (feature)"), "{text}");
+    assert!(
+        text.contains("effects: effect:plugin:game-stealth:raise_suspicion"),
+        "{text}"
+    );
+    let out = provenant(dir.path(), &["plugins", "list", "--json"]);
+    let list = json(&out);
+    assert_eq!(list["registry_locked"], true);
+    let nosy = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "example-nosy")
+        .unwrap();
+    assert!(
+        !nosy["granted"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("session:write"))
+    );
+    assert_eq!(
+        nosy["registered"]["effects"],
+        serde_json::json!(["effect:plugin:example-nosy:peek"])
+    );
+}
