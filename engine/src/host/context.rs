@@ -67,6 +67,16 @@ impl Scene {
         self.npc.and_then(|i| self.npcs.get(i))
     }
 
+    /// Whether the context a condition sees has `key`.
+    pub fn has_context_key(&self, key: &str) -> bool {
+        match key {
+            "world_id" | "session_id" => true,
+            "npc_id" | "npc_state" => self.npc().is_some(),
+            "location_id" => self.npc().is_some_and(|n| n.location_id.is_some()),
+            other => self.context.get(other).is_some(),
+        }
+    }
+
     /// The context a condition sees: `npc_id`, `location_id`, `session_id`,
     /// `world_id`, `npc_state` and the tick's own context keys.
     pub fn context_keys(&self) -> Map<String, Value> {

@@ -270,11 +270,10 @@ impl PluginHost {
         if !Self::scope(state, scene).allows(entry.plugin.id.as_str()) {
             return self.skipped_call(scene, id, "not_enabled_for_world", json!(null), call_index);
         }
-        let context = scene.context_keys();
         let missing: Vec<&String> = entry
             .required_context
             .iter()
-            .filter(|k| !context.contains_key(*k))
+            .filter(|k| !scene.has_context_key(k))
             .collect();
         if !missing.is_empty() {
             return self.skipped_call(
@@ -522,15 +521,27 @@ impl PluginHost {
         to_json: impl Fn(&T) -> Value,
     ) -> (Decision<T>, bool) {
         let cap = kind.capability();
-        let (event_kind, value, mut events, body) = match outcome {
+        let mut payload = serde_json::Map::new();
+        payload.insert("call".into(), json!(kind.name()));
+        payload.insert("id".into(), json!(id));
+        let id_key = match kind {
+            CallKind::Condition => Some("condition_id"),
+            CallKind::Effect => Some("effect_id"),
+            CallKind::SimulationConfig => Some("provider_id"),
+            CallKind::EventHandler => None,
+        };
+        if let Some(k) = id_key {
+            payload.insert(k.into(), json!(id));
+        }
+        payload.insert("params".into(), params.clone());
+        payload.insert("context".into(), Value::Object(scene.context_keys()));
+        let micros = |d: Duration| json!(d.as_micros() as u64);
+        let (event_kind, value, events) = match outcome {
             Outcome::Done((Ok(value), record), took) => {
-                let kind_name = kind.success_kind();
-                let body = json!({
-                    "inputs": record.inputs,
-                    "result": to_json(&value),
-                    "duration_us": took.as_micros() as u64,
-                });
-                (kind_name, value, record.events, body)
+                payload.insert("inputs".into(), Value::Array(record.inputs));
+                payload.insert("result".into(), to_json(&value));
+                payload.insert("duration_us".into(), micros(took));
+                (kind.success_kind(), value, record.events)
             }
             Outcome::Done((Err(error), record), took) => {
                 // A failed call's writes are discarded; its denials are kept.
@@ -539,61 +550,30 @@ impl PluginHost {
                     .into_iter()
                     .filter(|e| e.kind.as_str() == kinds::PERMISSION_DENIED)
                     .collect();
-                let body = json!({
-                    "error": error.to_string(),
-                    "inputs": record.inputs,
-                    "fallback": to_json(&fallback),
-                    "duration_us": took.as_micros() as u64,
-                });
-                (Some(kinds::PLUGIN_CALL_FAILED), fallback, denials, body)
+                payload.insert("error".into(), json!(error.to_string()));
+                payload.insert("inputs".into(), Value::Array(record.inputs));
+                payload.insert("fallback".into(), to_json(&fallback));
+                payload.insert("duration_us".into(), micros(took));
+                (Some(kinds::PLUGIN_CALL_FAILED), fallback, denials)
             }
             Outcome::Panicked(message, took) => {
-                let body = json!({
-                    "panic": message,
-                    "fallback": to_json(&fallback),
-                    "duration_us": took.as_micros() as u64,
-                });
-                (
-                    Some(kinds::PLUGIN_CALL_PANICKED),
-                    fallback,
-                    Vec::new(),
-                    body,
-                )
+                payload.insert("panic".into(), json!(message));
+                payload.insert("fallback".into(), to_json(&fallback));
+                payload.insert("duration_us".into(), micros(took));
+                (Some(kinds::PLUGIN_CALL_PANICKED), fallback, Vec::new())
             }
             Outcome::Overran(took) => {
-                let body = json!({
-                    "deadline_ms": self.runner.deadline().as_millis() as u64,
-                    "waited_us": took.as_micros() as u64,
-                    "fallback": to_json(&fallback),
-                });
-                (
-                    Some(kinds::PLUGIN_DEADLINE_EXCEEDED),
-                    fallback,
-                    Vec::new(),
-                    body,
-                )
+                payload.insert(
+                    "deadline_ms".into(),
+                    json!(self.runner.deadline().as_millis() as u64),
+                );
+                payload.insert("waited_us".into(), micros(took));
+                payload.insert("fallback".into(), to_json(&fallback));
+                (Some(kinds::PLUGIN_DEADLINE_EXCEEDED), fallback, Vec::new())
             }
         };
-        let mut payload = json!({
-            "call": kind.name(),
-            "id": id,
-            "params": params,
-            "context": scene.context_keys(),
-        });
-        if let (Some(p), Some(b)) = (payload.as_object_mut(), body.as_object()) {
-            for (k, v) in b {
-                p.insert(k.clone(), v.clone());
-            }
-            let id_key = match kind {
-                CallKind::Condition => Some("condition_id"),
-                CallKind::Effect => Some("effect_id"),
-                CallKind::SimulationConfig => Some("provider_id"),
-                CallKind::EventHandler => None,
-            };
-            if let Some(k) = id_key {
-                p.insert(k.into(), json!(id));
-            }
-        }
+        let mut events = events;
+        let payload = Value::Object(payload);
         let succeeded = event_kind.is_none_or(|k| !is_failure(k));
         if let Some(e) =
             event_kind.and_then(|k| self.call_event(k, plugin, scene, payload, &cap, call_index))

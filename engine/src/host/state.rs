@@ -45,7 +45,8 @@ pub struct SessionState {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GameState {
     pub worlds: BTreeMap<WorldId, WorldState>,
-    pub sessions: BTreeMap<(WorldId, SessionId), SessionState>,
+    /// Sessions by world, then by session id.
+    pub sessions: BTreeMap<WorldId, BTreeMap<SessionId, SessionState>>,
     /// Each plugin's own key-value storage.
     pub storage: BTreeMap<PluginId, BTreeMap<String, Value>>,
 }
@@ -89,7 +90,7 @@ impl GameState {
     }
 
     pub fn session(&self, world: &WorldId, session: &SessionId) -> Option<&SessionState> {
-        self.sessions.get(&(world.clone(), session.clone()))
+        self.sessions.get(world)?.get(session)
     }
 
     /// Folds one event in. Kinds that do not change state are ignored.
@@ -154,7 +155,9 @@ impl GameState {
         let (world, session) = (c.world?, c.session?);
         Some(
             self.sessions
-                .entry((world.clone(), session.clone()))
+                .entry(world.clone())
+                .or_default()
+                .entry(session.clone())
                 .or_default(),
         )
     }
