@@ -2,6 +2,7 @@
 //! conditions, effects, providers and handlers for a world, each call an
 //! event.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use super::kinds;
 use super::manifest::{LoadError, Manifest, PluginSettings, SkipReason, plan_load};
 use super::permissions::{FailureMode, Permission};
 use super::registry::{PluginError, RegisterError, Registrar, Registry};
-use super::runner::{Isolation, Outcome, Runner};
+use super::runner::{Isolation, Outcome, Runner, panic_message};
 use super::scoping::Scope;
 use super::simconfig::{self, Suggestion};
 use super::state::GameState;
@@ -501,7 +502,12 @@ impl PluginHost {
             call_index,
         );
         self.runner.run(move || {
-            let result = f(&mut ctx, &params);
+            // Caught here, inside the call, so that the context (and the
+            // denials it recorded) survives a panic.
+            let result = match catch_unwind(AssertUnwindSafe(|| f(&mut ctx, &params))) {
+                Ok(result) => result,
+                Err(panic) => Err(PluginError::Panicked(panic_message(&*panic))),
+            };
             (result, ctx.finish())
         })
     }
@@ -543,15 +549,20 @@ impl PluginHost {
                 payload.insert("duration_us".into(), micros(took));
                 (kind.success_kind(), value, record.events)
             }
+            Outcome::Done((Err(PluginError::Panicked(message)), record), took) => {
+                payload.insert("panic".into(), json!(message));
+                payload.insert("fallback".into(), to_json(&fallback));
+                payload.insert("duration_us".into(), micros(took));
+                (
+                    Some(kinds::PLUGIN_CALL_PANICKED),
+                    fallback,
+                    denials_of(record),
+                )
+            }
             Outcome::Done((Err(error), record), took) => {
-                // A failed call's writes are discarded; its denials are kept.
-                let denials: Vec<NewEvent> = record
-                    .events
-                    .into_iter()
-                    .filter(|e| e.kind.as_str() == kinds::PERMISSION_DENIED)
-                    .collect();
                 payload.insert("error".into(), json!(error.to_string()));
-                payload.insert("inputs".into(), Value::Array(record.inputs));
+                payload.insert("inputs".into(), Value::Array(record.inputs.clone()));
+                let denials = denials_of(record);
                 payload.insert("fallback".into(), to_json(&fallback));
                 payload.insert("duration_us".into(), micros(took));
                 (Some(kinds::PLUGIN_CALL_FAILED), fallback, denials)
@@ -646,6 +657,15 @@ impl PluginHost {
         e.provenance = provenance(plugin, scene, &self.engine, Some(cap), call_index);
         Some(e)
     }
+}
+
+/// A failed call's writes are discarded; its denials are kept for the auditor.
+fn denials_of(record: CallRecord) -> Vec<NewEvent> {
+    record
+        .events
+        .into_iter()
+        .filter(|e| e.kind.as_str() == kinds::PERMISSION_DENIED)
+        .collect()
 }
 
 /// Kinds that record a plugin call that did not produce a result.

@@ -16,6 +16,10 @@ pub enum PluginError {
     Denied(#[from] Denied),
     #[error("{0}")]
     Failed(String),
+    /// Set by the host when plugin code panics (the message), so that what
+    /// the call recorded before it panicked (its denials) is kept.
+    #[error("panicked: {0}")]
+    Panicked(String),
 }
 
 pub type ConditionFn = Arc<dyn Fn(&mut Ctx, &Value) -> Result<bool, PluginError> + Send + Sync>;

@@ -60,7 +60,9 @@ impl Runner {
         match self.isolation {
             Isolation::Inline => {
                 let start = Instant::now();
+                let outer = IN_PLUGIN_CALL.replace(true);
                 let result = catch_unwind(AssertUnwindSafe(job));
+                IN_PLUGIN_CALL.set(outer);
                 let took = start.elapsed();
                 match result {
                     Err(panic) => Outcome::Panicked(panic_message(&*panic), took),
@@ -110,17 +112,22 @@ impl Runner {
 
 const WORKER_NAME: &str = "provenant-plugin";
 
-/// A panic in plugin code is an event, not a crash report: on worker threads
+thread_local! {
+    /// Whether this thread is running plugin code (always, on workers).
+    static IN_PLUGIN_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A panic in plugin code is an event, not a crash report: in plugin calls
 /// the panic hook logs one line instead of printing (and symbolizing) a
 /// backtrace, which can take longer than the deadline and would make a panic
-/// look like an overrun. Other threads keep the hook they had. The hook is
+/// look like an overrun. Other code keeps the hook it had. The hook is
 /// process-wide by nature; it is installed once and changes nothing else.
 fn quiet_worker_panics() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() == Some(WORKER_NAME) {
+            if IN_PLUGIN_CALL.get() {
                 let message = panic_message(info.payload());
                 let location = info.location().map(|l| l.to_string()).unwrap_or_default();
                 tracing::warn!(%location, "plugin code panicked: {message}");
@@ -136,6 +143,7 @@ fn spawn_worker() -> mpsc::Sender<Job> {
     let spawned = std::thread::Builder::new()
         .name(WORKER_NAME.into())
         .spawn(move || {
+            IN_PLUGIN_CALL.set(true);
             while let Ok(job) = rx.recv() {
                 job();
             }
@@ -146,7 +154,7 @@ fn spawn_worker() -> mpsc::Sender<Job> {
     tx
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -615,3 +615,56 @@ fn inline_isolation_records_overruns_too() {
     let events = evaluate_tick(&host, &mut state, &tick(1, &[("a", json!({}))]));
     assert_eq!(of_kind(&events, kinds::PLUGIN_DEADLINE_EXCEEDED).len(), 1);
 }
+
+struct DeniedThenPanics;
+
+impl Plugin for DeniedThenPanics {
+    fn manifest(&self) -> Manifest {
+        Manifest {
+            id: "reckless".into(),
+            name: "Reckless".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            author: String::new(),
+            kind: PluginKind::Feature,
+            permissions: vec!["group:behavior".into()],
+            dependencies: vec![],
+            enabled: true,
+        }
+    }
+
+    fn register(&self, r: &mut Registrar<'_>) -> Result<(), RegisterError> {
+        r.effect("crash", "", json!({}), |ctx, _| {
+            ctx.set_session_flag("x", json!(1))?;
+            panic!("after a denied write");
+        })
+    }
+}
+
+#[test]
+fn a_denial_is_kept_when_the_call_then_fails_or_panics() {
+    for isolation in [Isolation::Thread, Isolation::Inline] {
+        let host = PluginHost::start(
+            vec![Arc::new(DeniedThenPanics)],
+            HostConfig {
+                isolation,
+                ..HostConfig::default()
+            },
+        )
+        .unwrap();
+        let mut state = configured(
+            json!({"activities": [activity("c", json!([]), json!([{"id": "effect:plugin:reckless:crash"}]))]}),
+        );
+        let events = evaluate_tick(&host, &mut state, &tick(1, &[("a", json!({}))]));
+        assert_eq!(
+            of_kind(&events, kinds::PERMISSION_DENIED).len(),
+            1,
+            "{isolation:?}"
+        );
+        let panicked = of_kind(&events, kinds::PLUGIN_CALL_PANICKED);
+        assert_eq!(
+            panicked[0].payload["panic"], "after a denied write",
+            "{isolation:?}"
+        );
+    }
+}
