@@ -19,7 +19,7 @@ use super::capability::{Capability, Denied, LogLevel, Request};
 use super::kinds;
 use super::permissions::{FailureMode, Permission};
 use super::rng::Rng;
-use super::state::GameState;
+use super::state::{GameState, merged_relationship};
 
 /// A plugin as the host runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,27 +469,14 @@ impl Ctx {
                 Some(Value::Bool(true))
             }
             Request::UpdateRelationship { npc_key, updates } => {
-                let current = self
-                    .execute(
-                        &Request::GetRelationship {
-                            npc_key: npc_key.clone(),
-                        },
-                        cap,
-                    )
-                    .unwrap_or_else(|| json!({}));
-                let mut merged = current.as_object().cloned().unwrap_or_default();
-                if let Some(u) = updates.as_object() {
-                    for (k, v) in u {
-                        merged.insert(k.clone(), v.clone());
-                    }
-                }
-                let mut meta = merged
-                    .get("meta")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                meta.insert("last_modified_by".into(), json!(self.plugin.id));
-                merged.insert("meta".into(), Value::Object(meta));
+                let current = self.execute(
+                    &Request::GetRelationship {
+                        npc_key: npc_key.clone(),
+                    },
+                    cap,
+                );
+                let merged =
+                    merged_relationship(current.as_ref(), updates, self.plugin.id.as_str());
                 let stream = StreamName::session(&self.scene.world, &self.scene.session);
                 let payload =
                     json!({"npc_key": npc_key, "updates": updates, "relationship": merged});

@@ -51,6 +51,31 @@ pub struct GameState {
     pub storage: BTreeMap<PluginId, BTreeMap<String, Value>>,
 }
 
+/// A relationship after a shallow merge of `updates` into `current`,
+/// stamped `meta.last_modified_by = modified_by` (a plugin id, or `game`).
+pub fn merged_relationship(current: Option<&Value>, updates: &Value, modified_by: &str) -> Value {
+    let mut merged = current
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(u) = updates.as_object() {
+        for (k, v) in u {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    let mut meta = merged
+        .get("meta")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    meta.insert(
+        "last_modified_by".into(),
+        Value::String(modified_by.to_owned()),
+    );
+    merged.insert("meta".into(), Value::Object(meta));
+    Value::Object(merged)
+}
+
 /// The parts of an event the state depends on.
 pub struct Change<'a> {
     pub kind: &'a str,

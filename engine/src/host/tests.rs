@@ -203,8 +203,21 @@ fn a_plugin_sees_the_game_and_its_own_flags_but_never_another_plugins() {
         activity("a", json!([]), json!([{"id": "effect:plugin:game-stealth:raise_suspicion"}])),
     ]}));
     let mut t = tick(1, &[("guard", json!({}))]);
-    t.session_updates = Some(serde_json::from_value(json!({"flags": {"chapter": 2}})).unwrap());
+    t.session_updates = Some(
+        serde_json::from_value(
+            json!({"flags": {"chapter": 2}, "relationships": {"bard": {"affinity": 10}}}),
+        )
+        .unwrap(),
+    );
     evaluate_tick(&host, &mut state, &t);
+    let bard = &state
+        .session(&world(), &SessionId::new("s1").unwrap())
+        .unwrap()
+        .relationships["bard"];
+    assert_eq!(
+        bard,
+        &json!({"affinity": 10, "meta": {"last_modified_by": "game"}})
+    );
     let state_ref = state.clone();
     let scene = Arc::new(super::context::Scene {
         world: world(),

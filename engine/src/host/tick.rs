@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::context::{Scene, TickNpc};
 use super::kinds;
 use super::plugin_host::PluginHost;
-use super::state::GameState;
+use super::state::{GameState, merged_relationship};
 
 /// A tick, as the game sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,24 +113,10 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
             ));
         }
         for (npc_key, updates) in &updates.relationships {
-            let mut merged = state
+            let current = state
                 .session(&tick.world_id, &tick.session_id)
-                .and_then(|s| s.relationships.get(npc_key))
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            if let Some(u) = updates.as_object() {
-                for (k, v) in u {
-                    merged.insert(k.clone(), v.clone());
-                }
-            }
-            let mut meta = merged
-                .get("meta")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            meta.insert("last_modified_by".into(), json!("game"));
-            merged.insert("meta".into(), Value::Object(meta));
+                .and_then(|s| s.relationships.get(npc_key));
+            let merged = merged_relationship(current, updates, "game");
             game.extend(engine_event(
                 kinds::RELATIONSHIP_UPDATED,
                 session_stream.clone(),
