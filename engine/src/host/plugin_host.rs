@@ -137,6 +137,16 @@ impl CallKind {
     }
 }
 
+/// One plugin call: what kind, by whom, where.
+struct CallSite<'a> {
+    kind: CallKind,
+    plugin: &'a Arc<PluginInfo>,
+    scene: &'a Arc<Scene>,
+    state: &'a Arc<GameState>,
+    id: &'a str,
+    call_index: u64,
+}
+
 impl PluginHost {
     /// Plans the load (dependency order, settings), lets each plugin
     /// register, and locks the registry.
@@ -286,28 +296,16 @@ impl PluginHost {
             );
         }
         let f = entry.f.clone();
-        let params = params.clone();
-        let outcome = self.call(
-            &entry.plugin,
+        let site = CallSite {
+            kind: CallKind::Condition,
+            plugin: &entry.plugin,
             scene,
             state,
             id,
             call_index,
-            move |ctx, params| f(ctx, params),
-            params.clone(),
-        );
-        self.record(
-            CallKind::Condition,
-            &entry.plugin,
-            scene,
-            id,
-            &params,
-            call_index,
-            outcome,
-            false,
-            |v| json!(v),
-        )
-        .0
+        };
+        self.invoke(&site, params, move |ctx, p| f(ctx, p), false, |v| json!(v))
+            .0
     }
 
     /// Applies effect `id` with its default params overlaid by `params`:
@@ -344,23 +342,18 @@ impl PluginHost {
             merged = params.clone();
         }
         let f = entry.f.clone();
-        let outcome = self.call(
-            &entry.plugin,
+        let site = CallSite {
+            kind: CallKind::Effect,
+            plugin: &entry.plugin,
             scene,
             state,
             id,
             call_index,
-            move |ctx, params| f(ctx, params),
-            merged.clone(),
-        );
-        let (d, applied) = self.record(
-            CallKind::Effect,
-            &entry.plugin,
-            scene,
-            id,
+        };
+        let (d, applied) = self.invoke(
+            &site,
             &merged,
-            call_index,
-            outcome,
+            move |ctx, p| f(ctx, p),
             Value::Null,
             |v| v.clone(),
         );
@@ -391,23 +384,18 @@ impl PluginHost {
         {
             let f = entry.f.clone();
             let index = first_call_index + i as u64;
-            let outcome = self.call(
-                &entry.plugin,
+            let site = CallSite {
+                kind: CallKind::SimulationConfig,
+                plugin: &entry.plugin,
                 scene,
                 state,
                 id,
-                index,
-                move |ctx, _| f(ctx),
-                Value::Null,
-            );
-            let (d, ok) = self.record(
-                CallKind::SimulationConfig,
-                &entry.plugin,
-                scene,
-                id,
+                call_index: index,
+            };
+            let (d, ok) = self.invoke(
+                &site,
                 &Value::Null,
-                index,
-                outcome,
+                move |ctx, _| f(ctx),
                 Value::Null,
                 |v| v.clone(),
             );
@@ -455,23 +443,18 @@ impl PluginHost {
                 let f = handler.f.clone();
                 let body = serde_json::to_value(event).unwrap_or(Value::Null);
                 let id = format!("{} on {}", handler.plugin.id, event.kind);
-                let outcome = self.call(
-                    &handler.plugin,
+                let site = CallSite {
+                    kind: CallKind::EventHandler,
+                    plugin: &handler.plugin,
                     scene,
                     state,
-                    &id,
-                    index,
-                    move |ctx, body| f(ctx, body).map(|()| Value::Null),
-                    body,
-                );
-                let (d, _) = self.record(
-                    CallKind::EventHandler,
-                    &handler.plugin,
-                    scene,
-                    &id,
+                    id: &id,
+                    call_index: index,
+                };
+                let (d, _) = self.invoke(
+                    &site,
                     &json!({"event_id": event.event_id, "kind": event.kind}),
-                    index,
-                    outcome,
+                    move |ctx, _| f(ctx, &body).map(|()| Value::Null),
                     Value::Null,
                     |_| Value::Null,
                 );
@@ -482,72 +465,39 @@ impl PluginHost {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn call<T: Send + 'static>(
+    /// Runs one plugin call and records it: its value (or `fallback` when it
+    /// fails, panics or overruns) and the events that say what happened.
+    /// The second value is whether the call produced its own value.
+    fn invoke<T: Send + 'static>(
         &self,
-        plugin: &Arc<PluginInfo>,
-        scene: &Arc<Scene>,
-        state: &Arc<GameState>,
-        id: &str,
-        call_index: u64,
-        f: impl FnOnce(&mut Ctx, &Value) -> Result<T, PluginError> + Send + 'static,
-        params: Value,
-    ) -> Outcome<(Result<T, PluginError>, CallRecord)> {
-        let mut ctx = Ctx::new(
-            plugin.clone(),
-            scene.clone(),
-            state.clone(),
-            self.engine.clone(),
-            id.to_owned(),
-            call_index,
-        );
-        self.runner.run(move || {
-            // Caught here, inside the call, so that the context (and the
-            // denials it recorded) survives a panic.
-            let result = match catch_unwind(AssertUnwindSafe(|| f(&mut ctx, &params))) {
-                Ok(result) => result,
-                Err(panic) => Err(PluginError::Panicked(panic_message(&*panic))),
-            };
-            (result, ctx.finish())
-        })
-    }
-
-    /// Turns a call's outcome into its value and the events that record it.
-    #[allow(clippy::too_many_arguments)]
-    fn record<T>(
-        &self,
-        kind: CallKind,
-        plugin: &PluginInfo,
-        scene: &Scene,
-        id: &str,
+        site: &CallSite<'_>,
         params: &Value,
-        call_index: u64,
-        outcome: Outcome<(Result<T, PluginError>, CallRecord)>,
+        f: impl FnOnce(&mut Ctx, &Value) -> Result<T, PluginError> + Send + 'static,
         fallback: T,
         to_json: impl Fn(&T) -> Value,
     ) -> (Decision<T>, bool) {
-        let cap = kind.capability();
+        let cap = site.kind.capability();
         let mut payload = serde_json::Map::new();
-        payload.insert("call".into(), json!(kind.name()));
-        payload.insert("id".into(), json!(id));
-        let id_key = match kind {
+        payload.insert("call".into(), json!(site.kind.name()));
+        payload.insert("id".into(), json!(site.id));
+        let id_key = match site.kind {
             CallKind::Condition => Some("condition_id"),
             CallKind::Effect => Some("effect_id"),
             CallKind::SimulationConfig => Some("provider_id"),
             CallKind::EventHandler => None,
         };
         if let Some(k) = id_key {
-            payload.insert(k.into(), json!(id));
+            payload.insert(k.into(), json!(site.id));
         }
         payload.insert("params".into(), params.clone());
-        payload.insert("context".into(), Value::Object(scene.context_keys()));
+        payload.insert("context".into(), Value::Object(site.scene.context_keys()));
         let micros = |d: Duration| json!(d.as_micros() as u64);
-        let (event_kind, value, events) = match outcome {
+        let (event_kind, value, events) = match self.run(site, params.clone(), f) {
             Outcome::Done((Ok(value), record), took) => {
                 payload.insert("inputs".into(), Value::Array(record.inputs));
                 payload.insert("result".into(), to_json(&value));
                 payload.insert("duration_us".into(), micros(took));
-                (kind.success_kind(), value, record.events)
+                (site.kind.success_kind(), value, record.events)
             }
             Outcome::Done((Err(PluginError::Panicked(message)), record), took) => {
                 payload.insert("panic".into(), json!(message));
@@ -586,12 +536,37 @@ impl PluginHost {
         let mut events = events;
         let payload = Value::Object(payload);
         let succeeded = event_kind.is_none_or(|k| !is_failure(k));
-        if let Some(e) =
-            event_kind.and_then(|k| self.call_event(k, plugin, scene, payload, &cap, call_index))
-        {
+        if let Some(e) = event_kind.and_then(|k| {
+            self.call_event(k, site.plugin, site.scene, payload, &cap, site.call_index)
+        }) {
             events.push(e);
         }
         (Decision { value, events }, succeeded)
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        site: &CallSite<'_>,
+        params: Value,
+        f: impl FnOnce(&mut Ctx, &Value) -> Result<T, PluginError> + Send + 'static,
+    ) -> Outcome<(Result<T, PluginError>, CallRecord)> {
+        let mut ctx = Ctx::new(
+            site.plugin.clone(),
+            site.scene.clone(),
+            site.state.clone(),
+            self.engine.clone(),
+            site.id.to_owned(),
+            site.call_index,
+        );
+        self.runner.run(move || {
+            // Caught here, inside the call, so that the context (and the
+            // denials it recorded) survives a panic.
+            let result = match catch_unwind(AssertUnwindSafe(|| f(&mut ctx, &params))) {
+                Ok(result) => result,
+                Err(panic) => Err(PluginError::Panicked(panic_message(&*panic))),
+            };
+            (result, ctx.finish())
+        })
     }
 
     fn skipped_call(
