@@ -564,6 +564,19 @@ impl Ctx {
     }
 }
 
+/// The provenance of what the engine itself records during a tick.
+pub fn tick_provenance(tick_id: Uuid, tick: u64, engine: &EngineInfo) -> Provenance {
+    Provenance {
+        tick_id: Some(tick_id),
+        tick: Some(tick),
+        causation_id: Some(tick_id),
+        correlation_id: Some(tick_id),
+        engine_version: Some(engine.version.clone()),
+        engine_instance: Some(engine.instance.clone()),
+        ..Provenance::default()
+    }
+}
+
 /// The provenance of something a plugin did during a tick.
 pub fn provenance(
     plugin: &PluginInfo,
@@ -577,13 +590,7 @@ pub fn provenance(
         plugin_version: Some(plugin.version.clone()),
         capability: cap.map(|c| c.name.to_owned()),
         permission: cap.map(|c| c.permission.as_str().to_owned()),
-        tick_id: Some(scene.tick_id),
-        tick: Some(scene.tick),
-        causation_id: Some(scene.tick_id),
-        correlation_id: Some(scene.tick_id),
-        engine_version: Some(engine.version.clone()),
-        engine_instance: Some(engine.instance.clone()),
-        ..Provenance::default()
+        ..tick_provenance(scene.tick_id, scene.tick, engine)
     };
     p.extra.insert("call_index".into(), json!(call_index));
     p

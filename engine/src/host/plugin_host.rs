@@ -10,7 +10,7 @@ use provenant_events::{EventKind, NewEvent, PluginId, Provenance, StreamName};
 use serde_json::{Value, json};
 
 use super::capability::Capability;
-use super::context::{CallRecord, Ctx, EngineInfo, PluginInfo, Scene, provenance};
+use super::context::{CallRecord, Ctx, EngineInfo, PluginInfo, Scene, provenance, tick_provenance};
 use super::kinds;
 use super::manifest::{LoadError, Manifest, PluginSettings, SkipReason, plan_load};
 use super::permissions::{FailureMode, Permission};
@@ -276,10 +276,22 @@ impl PluginHost {
         call_index: u64,
     ) -> Decision<bool> {
         let Some(entry) = self.registry.conditions.get(id) else {
-            return self.skipped_call(scene, id, "not_registered", json!(null), call_index);
+            return Decision {
+                value: false,
+                events: self.skipped_call(scene, id, "not_registered", Value::Null, call_index),
+            };
         };
         if !Self::scope(state, scene).allows(entry.plugin.id.as_str()) {
-            return self.skipped_call(scene, id, "not_enabled_for_world", json!(null), call_index);
+            return Decision {
+                value: false,
+                events: self.skipped_call(
+                    scene,
+                    id,
+                    "not_enabled_for_world",
+                    Value::Null,
+                    call_index,
+                ),
+            };
         }
         let missing: Vec<&String> = entry
             .required_context
@@ -287,13 +299,16 @@ impl PluginHost {
             .filter(|k| !scene.has_context_key(k))
             .collect();
         if !missing.is_empty() {
-            return self.skipped_call(
-                scene,
-                id,
-                "missing_required_context",
-                json!(missing),
-                call_index,
-            );
+            return Decision {
+                value: false,
+                events: self.skipped_call(
+                    scene,
+                    id,
+                    "missing_required_context",
+                    json!(missing),
+                    call_index,
+                ),
+            };
         }
         let f = entry.f.clone();
         let site = CallSite {
@@ -320,17 +335,21 @@ impl PluginHost {
         call_index: u64,
     ) -> Decision<Option<Value>> {
         let Some(entry) = self.registry.effects.get(id) else {
-            let d = self.skipped_call(scene, id, "not_registered", json!(null), call_index);
             return Decision {
                 value: None,
-                events: d.events,
+                events: self.skipped_call(scene, id, "not_registered", Value::Null, call_index),
             };
         };
         if !Self::scope(state, scene).allows(entry.plugin.id.as_str()) {
-            let d = self.skipped_call(scene, id, "not_enabled_for_world", json!(null), call_index);
             return Decision {
                 value: None,
-                events: d.events,
+                events: self.skipped_call(
+                    scene,
+                    id,
+                    "not_enabled_for_world",
+                    Value::Null,
+                    call_index,
+                ),
             };
         }
         let mut merged = entry.default_params.clone();
@@ -569,6 +588,7 @@ impl PluginHost {
         })
     }
 
+    /// `ConditionSkipped`: a call the host did not make, and why.
     fn skipped_call(
         &self,
         scene: &Scene,
@@ -576,7 +596,7 @@ impl PluginHost {
         reason: &str,
         missing: Value,
         call_index: u64,
-    ) -> Decision<bool> {
+    ) -> Vec<NewEvent> {
         let payload = json!({
             "condition_id": id,
             "id": id,
@@ -584,31 +604,22 @@ impl PluginHost {
             "missing": missing,
             "context": scene.context_keys(),
         });
+        let Ok(kind) = EventKind::new(kinds::CONDITION_SKIPPED) else {
+            return Vec::new();
+        };
         let mut e = NewEvent::new(
             StreamName::session(&scene.world, &scene.session),
-            EventKind::new(kinds::CONDITION_SKIPPED)
-                .unwrap_or_else(|_| unreachable!("constant kind")),
+            kind,
             payload,
         );
         e.world_id = Some(scene.world.clone());
         e.session_id = Some(scene.session.clone());
         e.occurred_at = scene.at;
-        e.provenance = Provenance {
-            tick_id: Some(scene.tick_id),
-            tick: Some(scene.tick),
-            causation_id: Some(scene.tick_id),
-            correlation_id: Some(scene.tick_id),
-            engine_version: Some(self.engine.version.clone()),
-            engine_instance: Some(self.engine.instance.clone()),
-            ..Provenance::default()
-        };
+        e.provenance = tick_provenance(scene.tick_id, scene.tick, &self.engine);
         e.provenance
             .extra
             .insert("call_index".into(), json!(call_index));
-        Decision {
-            value: false,
-            events: vec![e],
-        }
+        vec![e]
     }
 
     fn call_event(

@@ -117,6 +117,14 @@ impl Plugin for GameStealth {
     }
 }
 
+/// The affinity of the shared relationship with `npc` (0 when there is none).
+fn affinity(ctx: &mut Ctx, npc: &str) -> Result<f64, PluginError> {
+    Ok(ctx
+        .get_relationship(npc)?
+        .and_then(|r| r.get("affinity").and_then(Value::as_f64))
+        .unwrap_or(0.0))
+}
+
 /// `game-romance`: affinity in the shared relationships.
 pub struct GameRomance;
 
@@ -145,10 +153,7 @@ impl Plugin for GameRomance {
             &["npc_id"],
             |ctx, params| {
                 let npc = npc_id(ctx)?;
-                let affinity = ctx
-                    .get_relationship(&npc)?
-                    .and_then(|r| r.get("affinity").and_then(Value::as_f64))
-                    .unwrap_or(0.0);
+                let affinity = affinity(ctx, &npc)?;
                 Ok(affinity >= number(params, "threshold", 50.0))
             },
         )?;
@@ -158,10 +163,7 @@ impl Plugin for GameRomance {
             json!({"amount": 5}),
             |ctx, params| {
                 let npc = npc_id(ctx)?;
-                let affinity = ctx
-                    .get_relationship(&npc)?
-                    .and_then(|r| r.get("affinity").and_then(Value::as_f64))
-                    .unwrap_or(0.0);
+                let affinity = affinity(ctx, &npc)?;
                 let next = affinity + number(params, "amount", 5.0);
                 ctx.update_relationship(&npc, json!({"affinity": next}))?;
                 Ok(json!({"npc_id": npc, "affinity": next}))

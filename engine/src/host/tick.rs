@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use provenant_events::{EventKind, NewEvent, Provenance, SessionId, StreamName, WorldId};
+use provenant_events::{EventKind, NewEvent, SessionId, StreamName, WorldId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::context::{Scene, TickNpc};
+use super::context::{Scene, TickNpc, tick_provenance};
 use super::kinds;
 use super::plugin_host::PluginHost;
 use super::state::{GameState, merged_relationship};
@@ -88,15 +88,7 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
         e.world_id = Some(tick.world_id.clone());
         e.session_id = session.then(|| tick.session_id.clone());
         e.occurred_at = tick.at;
-        e.provenance = Provenance {
-            tick_id: Some(tick.tick_id),
-            tick: Some(tick.tick),
-            causation_id: Some(tick.tick_id),
-            correlation_id: Some(tick.tick_id),
-            engine_version: Some(engine.version.clone()),
-            engine_instance: Some(engine.instance.clone()),
-            ..Provenance::default()
-        };
+        e.provenance = tick_provenance(tick.tick_id, tick.tick, engine);
         Some(e)
     };
     let session_stream = StreamName::session(&tick.world_id, &tick.session_id);
