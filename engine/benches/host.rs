@@ -3,6 +3,14 @@
 //! bare function call as its baseline.
 //!
 //! cargo bench -p provenant-engine --bench host
+//!
+//!
+//! It runs with the allocator the `provenant` binary uses (mimalloc);
+//! `--features system-alloc` runs both with the system allocator instead.
+
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -39,6 +47,7 @@ fn bench(c: &mut Criterion) {
         }]),
         npc: Some(0),
         context: Value::Null,
+        memo: Default::default(),
     });
     let state = Arc::new(GameState::default());
     let npc_state = json!({"disguise": true});

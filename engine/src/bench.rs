@@ -151,10 +151,7 @@ async fn run(args: &AppendBenchArgs, scratch: &Scratch) -> anyhow::Result<Vec<Ap
                     .sum();
                 let body: usize = written
                     .iter()
-                    .map(|e| {
-                        e.provenance.canonical().len()
-                            + provenant_events::canonical::to_canonical_string(&e.payload).len()
-                    })
+                    .map(|e| e.provenance.canonical().len() + e.payload.text().len())
                     .sum();
                 println!(
                     "events: payload + provenance {:.0} bytes of JSON on average; the whole event with ids, times and hashes {:.0}",
@@ -166,8 +163,7 @@ async fn run(args: &AppendBenchArgs, scratch: &Scratch) -> anyhow::Result<Vec<Ap
             let mut text = String::new();
             for e in &written {
                 let provenance = e.provenance.canonical();
-                let payload = provenant_events::canonical::to_canonical_string(&e.payload);
-                write_copy_row(&mut text, &EventRow::of(e, &provenance, &payload));
+                write_copy_row(&mut text, &EventRow::of(e, &provenance, e.payload.text()));
             }
             let t = Instant::now();
             let mut tx = admin.begin().await?;

@@ -17,6 +17,109 @@
 
 use serde_json::Value;
 
+/// Text that is canonical JSON by construction: made only by this module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canonical(String);
+
+impl Canonical {
+    pub fn of(value: &Value) -> Self {
+        Canonical(to_canonical_string(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_boxed_str(self) -> Box<str> {
+        self.0.into_boxed_str()
+    }
+}
+
+/// One member of an object written by [`object`].
+#[derive(Clone, Copy)]
+pub enum Member<'a> {
+    Value(&'a Value),
+    Str(&'a str),
+    U64(u64),
+    Bool(bool),
+    Canonical(&'a Canonical),
+    /// A JSON array of canonical items, written in order.
+    Array(&'a [Canonical]),
+    /// A nested object (its keys are sorted as they are written).
+    Object(&'a [(&'a str, Member<'a>)]),
+}
+
+/// The canonical text of the object with these members (keys are sorted
+/// here; each key must appear once), without building a `Value`.
+pub fn object(members: &[(&str, Member<'_>)]) -> Canonical {
+    let mut out = String::with_capacity(guess_len(members) + 2);
+    write_object(&mut out, members);
+    Canonical(out)
+}
+
+fn guess_len(members: &[(&str, Member<'_>)]) -> usize {
+    members
+        .iter()
+        .map(|(k, m)| {
+            k.len()
+                + 4
+                + match m {
+                    Member::Str(s) => s.len() + 2,
+                    Member::Canonical(c) => c.as_str().len(),
+                    Member::Array(items) => items.iter().map(|c| c.as_str().len() + 1).sum(),
+                    Member::Object(inner) => guess_len(inner) + 2,
+                    _ => 24,
+                }
+        })
+        .sum()
+}
+
+fn write_object(out: &mut String, members: &[(&str, Member<'_>)]) {
+    if members.is_sorted_by(|a, b| a.0.as_bytes() <= b.0.as_bytes()) {
+        write_members(out, members.iter());
+    } else {
+        let mut sorted: Vec<&(&str, Member<'_>)> = members.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        write_members(out, sorted.into_iter());
+    }
+}
+
+fn write_members<'m, 'a: 'm>(
+    out: &mut String,
+    members: impl Iterator<Item = &'m (&'a str, Member<'a>)>,
+) {
+    out.push('{');
+    for (i, (key, member)) in members.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, key);
+        out.push(':');
+        match member {
+            Member::Value(v) => write_value(out, v),
+            Member::Str(s) => write_str(out, s),
+            Member::U64(n) => {
+                use std::fmt::Write;
+                let _ = write!(out, "{n}");
+            }
+            Member::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Member::Canonical(c) => out.push_str(c.as_str()),
+            Member::Array(items) => {
+                out.push('[');
+                for (j, item) in items.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(item.as_str());
+                }
+                out.push(']');
+            }
+            Member::Object(inner) => write_object(out, inner),
+        }
+    }
+    out.push('}');
+}
+
 /// The canonical text of a JSON value.
 pub fn to_canonical_string(value: &Value) -> String {
     let mut out = String::with_capacity(256);
@@ -66,9 +169,37 @@ pub fn write_value(out: &mut String, value: &Value) {
     }
 }
 
+/// Whether any byte is `"`, `\\` or a control character: eight bytes at a
+/// time (most strings need no escape at all).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A byte below 0x20, or equal to '"' or '\\'.
+        let below = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+        if below || has_zero(x ^ (ONES * b'"' as u64)) || has_zero(x ^ (ONES * b'\\' as u64)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Appends `s` as a canonical JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
+    if !needs_escape(s.as_bytes()) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape: Option<&str> = match b {
@@ -102,6 +233,58 @@ pub fn write_str(out: &mut String, s: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn objects_written_member_by_member_are_canonical() {
+        let nested = json!({"y": [1, {"b": 2, "a": 1}], "x": "é\u{1}"});
+        let item = Canonical::of(&json!({"k": 1}));
+        let text = object(&[
+            ("result", Member::Bool(true)),
+            (
+                "obj",
+                Member::Object(&[("z", Member::U64(1)), ("a", Member::Str("b"))]),
+            ),
+            ("nested", Member::Value(&nested)),
+            ("call", Member::Str("condition \"q\"")),
+            ("duration_us", Member::U64(u64::MAX)),
+            ("context", Member::Canonical(&item)),
+            ("inputs", Member::Array(&[item.clone(), item.clone()])),
+            ("empty", Member::Array(&[])),
+        ]);
+        let value = json!({
+            "result": true, "nested": nested, "call": "condition \"q\"",
+            "duration_us": u64::MAX, "context": {"k": 1}, "inputs": [{"k": 1}, {"k": 1}],
+            "empty": [], "obj": {"z": 1, "a": "b"},
+        });
+        assert_eq!(text.as_str(), to_canonical_string(&value));
+    }
+
+    #[test]
+    fn the_escape_scan_finds_every_byte_that_needs_one_wherever_it_is() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in (0u8..0x20).chain([b'"', b'\\']) {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert!(needs_escape(&bytes), "{b:#x} at {at} of {len}");
+                }
+            }
+            let clean: Vec<u8> = (0..len)
+                .map(|i| [b'a', 0x7f, 0x20, b'/', 0xc3][i % 5])
+                .collect();
+            assert!(!needs_escape(&clean), "{clean:?}");
+        }
+        // Against the plain definition, on words of arbitrary bytes.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let bytes = seed.to_le_bytes();
+            let slow = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            assert_eq!(needs_escape(&bytes), slow, "{bytes:?}");
+        }
+    }
 
     fn canon(text: &str) -> String {
         to_canonical_string(&serde_json::from_str(text).unwrap())

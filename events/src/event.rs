@@ -17,6 +17,8 @@ use uuid::Uuid;
 
 use crate::canonical;
 use crate::ids::{EventKind, PluginId, SessionId, StreamName, WorldId};
+use crate::payload::Payload;
+use crate::text::Text;
 
 /// A global log position. The first event is at 1; positions are dense.
 pub type Position = u64;
@@ -141,32 +143,36 @@ pub struct Provenance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin_id: Option<PluginId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugin_version: Option<String>,
+    pub plugin_version: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capability: Option<String>,
+    pub capability: Option<Text>,
     /// The permission string that allowed the action, e.g. `session:write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permission: Option<String>,
+    pub permission: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick_id: Option<Uuid>,
     /// The tick number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick: Option<u64>,
+    /// The index of the plugin call within its tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_index: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine_version: Option<String>,
+    pub engine_version: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine_instance: Option<String>,
+    pub engine_instance: Option<Text>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
 
 impl Provenance {
     /// The names of the fields this build knows, sorted.
-    pub const FIELDS: [&'static str; 10] = [
+    pub const FIELDS: [&'static str; 11] = [
+        "call_index",
         "capability",
         "causation_id",
         "correlation_id",
@@ -183,8 +189,9 @@ impl Provenance {
     /// canonical encoding of its JSON form, written without building a
     /// `Value` first (this runs for every appended event).
     pub fn canonical(&self) -> String {
-        fn s(v: &Option<String>) -> Option<String> {
+        fn s(v: &Option<impl AsRef<str>>) -> Option<String> {
             v.as_ref().map(|v| {
+                let v = v.as_ref();
                 let mut out = String::with_capacity(v.len() + 2);
                 canonical::write_str(&mut out, v);
                 out
@@ -193,17 +200,15 @@ impl Provenance {
         fn id(v: &Option<Uuid>) -> Option<String> {
             v.map(|v| format!("\"{}\"", v.hyphenated()))
         }
-        let known: [(&str, Option<String>); 10] = [
+        let known: [(&str, Option<String>); 11] = [
+            ("call_index", self.call_index.map(|t| t.to_string())),
             ("capability", s(&self.capability)),
             ("causation_id", id(&self.causation_id)),
             ("correlation_id", id(&self.correlation_id)),
             ("engine_instance", s(&self.engine_instance)),
             ("engine_version", s(&self.engine_version)),
             ("permission", s(&self.permission)),
-            (
-                "plugin_id",
-                s(&self.plugin_id.as_ref().map(|p| p.to_string())),
-            ),
+            ("plugin_id", s(&self.plugin_id.as_ref().map(|p| p.as_str()))),
             ("plugin_version", s(&self.plugin_version)),
             ("tick", self.tick.map(|t| t.to_string())),
             ("tick_id", id(&self.tick_id)),
@@ -254,14 +259,25 @@ pub struct NewEvent {
     #[serde(with = "timestamp_serde")]
     pub occurred_at: DateTime<Utc>,
     pub provenance: Provenance,
-    pub payload: Value,
+    pub payload: Payload,
     pub schema_version: u32,
 }
 
 impl NewEvent {
     /// A new event with a fresh UUIDv7, `occurred_at` = now, schema version 1,
     /// and empty provenance.
-    pub fn new(stream: StreamName, kind: EventKind, payload: Value) -> Self {
+    pub fn new(stream: StreamName, kind: EventKind, payload: impl Into<Payload>) -> Self {
+        Self::at(stream, kind, payload, now())
+    }
+
+    /// As [`NewEvent::new`], for an event that happened at game time
+    /// `occurred_at`.
+    pub fn at(
+        stream: StreamName,
+        kind: EventKind,
+        payload: impl Into<Payload>,
+        occurred_at: DateTime<Utc>,
+    ) -> Self {
         NewEvent {
             event_id: Uuid::now_v7(),
             stream,
@@ -269,9 +285,9 @@ impl NewEvent {
             plugin_id: None,
             world_id: None,
             session_id: None,
-            occurred_at: now(),
+            occurred_at,
             provenance: Provenance::default(),
-            payload,
+            payload: payload.into(),
             schema_version: 1,
         }
     }
@@ -295,7 +311,7 @@ pub struct Event {
     #[serde(with = "timestamp_serde")]
     pub recorded_at: DateTime<Utc>,
     pub provenance: Provenance,
-    pub payload: Value,
+    pub payload: Payload,
     pub schema_version: u32,
     pub prev_hash: EventHash,
     pub hash: EventHash,
@@ -317,7 +333,7 @@ impl Event {
             occurred_at: self.occurred_at,
             recorded_at: self.recorded_at,
             provenance: &self.provenance.canonical(),
-            payload: &canonical::to_canonical_string(&self.payload),
+            payload: self.payload.text(),
             schema_version: self.schema_version,
         }
         .encode()
@@ -431,7 +447,7 @@ mod tests {
                 engine_version: Some("0.1.0".into()),
                 ..Provenance::default()
             },
-            payload: json!({"name": "W", "meta": {"b": 2, "a": 1}}),
+            payload: json!({"name": "W", "meta": {"b": 2, "a": 1}}).into(),
             schema_version: 1,
             prev_hash: EventHash::ZERO,
             hash: EventHash::ZERO,
@@ -465,7 +481,7 @@ mod tests {
         let e = sample();
         let mut edits: Vec<Event> = Vec::new();
         let mut x = e.clone();
-        x.payload = json!({"name": "W2", "meta": {"b": 2, "a": 1}});
+        x.payload = json!({"name": "W2", "meta": {"b": 2, "a": 1}}).into();
         edits.push(x);
         let mut x = e.clone();
         x.provenance.permission = Some("world:read".into());
@@ -509,6 +525,7 @@ mod tests {
             permission: Some("session:write".into()),
             tick_id: Some(Uuid::now_v7()),
             tick: Some(u64::MAX),
+            call_index: Some(7),
             causation_id: Some(Uuid::now_v7()),
             correlation_id: Some(Uuid::now_v7()),
             engine_version: Some("0.1.0".into()),
@@ -522,6 +539,19 @@ mod tests {
             let generic = canonical::to_canonical_string(&serde_json::to_value(&p).unwrap());
             assert_eq!(p.canonical(), generic);
         }
+    }
+
+    #[test]
+    fn a_field_this_build_names_hashes_as_it_did_when_it_was_extra() {
+        let named = Provenance {
+            call_index: Some(3),
+            ..Provenance::default()
+        };
+        let mut extra = Provenance::default();
+        extra.extra.insert("call_index".into(), json!(3));
+        assert_eq!(named.canonical(), extra.canonical());
+        let read: Provenance = serde_json::from_str(&extra.canonical()).unwrap();
+        assert_eq!(read, named);
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! with an [`IdError`] that names the kind of id, the value and the rule.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::text::Text;
 
 /// Why a string is not a valid id, stream name or event kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,13 +55,13 @@ macro_rules! validated_id {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 validate_id($what, &value)?;
-                Ok(Self(value))
+                Ok(Self(value.into()))
             }
 
             pub fn as_str(&self) -> &str {
@@ -82,7 +85,7 @@ macro_rules! validated_id {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.0.as_ref().to_owned()
             }
         }
 
@@ -118,14 +121,14 @@ validated_id!(
 /// use the constructors for the well-known shapes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct StreamName(String);
+pub struct StreamName(Arc<str>);
 
 impl StreamName {
     pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
         let value = value.into();
         let ok = (1..=256).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic());
         if ok {
-            Ok(Self(value))
+            Ok(Self(value.into()))
         } else {
             Err(IdError {
                 what: "stream name",
@@ -137,17 +140,17 @@ impl StreamName {
 
     /// `session:<world>/<session>`
     pub fn session(world: &WorldId, session: &SessionId) -> Self {
-        Self(format!("session:{world}/{session}"))
+        Self(format!("session:{world}/{session}").into())
     }
 
     /// `world:<world>`
     pub fn world(world: &WorldId) -> Self {
-        Self(format!("world:{world}"))
+        Self(format!("world:{world}").into())
     }
 
     /// `plugin:<id>`
     pub fn plugin(plugin: &PluginId) -> Self {
-        Self(format!("plugin:{plugin}"))
+        Self(format!("plugin:{plugin}").into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -164,7 +167,7 @@ impl TryFrom<String> for StreamName {
 
 impl From<StreamName> for String {
     fn from(s: StreamName) -> String {
-        s.0
+        s.0.as_ref().to_owned()
     }
 }
 
@@ -181,21 +184,32 @@ impl fmt::Display for StreamName {
 /// not know are still valid: they read, verify and pass through unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EventKind(String);
+pub struct EventKind(Text);
 
 impl EventKind {
     pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
         let value = value.into();
+        Self::check(&value)?;
+        Ok(Self(value.into()))
+    }
+
+    /// A kind from a constant, without copying it.
+    pub fn from_static(value: &'static str) -> Result<Self, IdError> {
+        Self::check(value)?;
+        Ok(Self(value.into()))
+    }
+
+    fn check(value: &str) -> Result<(), IdError> {
         let ok = (1..=128).contains(&value.len())
             && value
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>'));
         if ok {
-            Ok(Self(value))
+            Ok(())
         } else {
             Err(IdError {
                 what: "event kind",
-                value: truncate_for_error(&value),
+                value: truncate_for_error(value),
                 rule: "must be 1 to 128 bytes of printable ASCII without '.', '*', '>' or whitespace",
             })
         }
@@ -215,7 +229,7 @@ impl TryFrom<String> for EventKind {
 
 impl From<EventKind> for String {
     fn from(k: EventKind) -> String {
-        k.0
+        k.0.as_str().to_owned()
     }
 }
 

@@ -4,6 +4,7 @@
 //! Requests and responses are serializable so that sandboxed (WebAssembly)
 //! and remote plugins can use the very same API later.
 
+use provenant_events::canonical::Member;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -118,6 +119,24 @@ impl Request {
         }
     }
 
+    /// The members of the serialized form of a read that names one thing
+    /// (as `{"capability": .., <key>: ..}`), to record it without building a
+    /// `Value`; `None` for the other requests.
+    pub fn read_members(&self) -> Option<[(&'static str, Member<'_>); 2]> {
+        let (tag, key, value) = match self {
+            Request::GetSessionFlag { key } => ("get_session_flag", "key", key),
+            Request::GetRelationship { npc_key } => ("get_relationship", "npc_key", npc_key),
+            Request::GetNpc { npc_id } => ("get_npc", "npc_id", npc_id),
+            Request::StorageGet { key } => ("storage_get", "key", key),
+            Request::GetWorldConfig { path } => ("get_world_config", "path", path),
+            _ => return None,
+        };
+        Some([
+            ("capability", Member::Str(tag)),
+            (key, Member::Str(value.as_str())),
+        ])
+    }
+
     /// Whether the request changes state (and so becomes an event).
     pub fn writes(&self) -> bool {
         matches!(
@@ -165,4 +184,70 @@ pub struct Denied {
     /// The permission it lacks, when the refusal is about a permission.
     pub permission: Option<String>,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provenant_events::canonical::{self, Canonical};
+    use serde_json::json;
+
+    #[test]
+    fn a_reads_members_are_those_of_its_serialized_form() {
+        let tricky = "k\"\\\n\u{1}é";
+        let requests = [
+            Request::GetWorld,
+            Request::GetWorldConfig {
+                path: tricky.into(),
+            },
+            Request::ListWorldLocations,
+            Request::ListWorldNpcs,
+            Request::GetSession,
+            Request::GetSessionFlag { key: tricky.into() },
+            Request::GetRelationship {
+                npc_key: tricky.into(),
+            },
+            Request::SetSessionFlag {
+                key: tricky.into(),
+                value: json!({"b": 1, "a": [2.5]}),
+            },
+            Request::UpdateRelationship {
+                npc_key: "n".into(),
+                updates: json!({"x": 1}),
+            },
+            Request::GetNpc {
+                npc_id: tricky.into(),
+            },
+            Request::SetNpcState {
+                npc_id: "n".into(),
+                state: json!(null),
+            },
+            Request::StorageGet { key: tricky.into() },
+            Request::StorageSet {
+                key: "k".into(),
+                value: json!(1),
+            },
+            Request::Log {
+                level: LogLevel::Info,
+                message: "m".into(),
+                fields: json!({}),
+            },
+            Request::EmitEvent {
+                name: "e".into(),
+                payload: json!([1]),
+            },
+        ];
+        let mut named = 0;
+        for r in requests {
+            if let Some(members) = r.read_members() {
+                named += 1;
+                assert_eq!(
+                    canonical::object(&members),
+                    Canonical::of(&serde_json::to_value(&r).unwrap()),
+                    "{r:?}"
+                );
+            }
+        }
+        assert_eq!(named, 5);
+    }
 }

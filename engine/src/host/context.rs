@@ -7,10 +7,13 @@
 //! seeded from the tick, plugin and call: there is no other source of either.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
-use provenant_events::{EventKind, NewEvent, PluginId, Provenance, SessionId, StreamName, WorldId};
+use provenant_events::canonical::{self, Canonical, Member};
+use provenant_events::{
+    EventKind, NewEvent, PluginId, Provenance, SessionId, StreamName, Text, WorldId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -25,15 +28,15 @@ use super::state::{GameState, merged_relationship};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginInfo {
     pub id: PluginId,
-    pub version: String,
+    pub version: Text,
     pub granted: BTreeSet<Permission>,
 }
 
 /// Who runs the engine, for provenance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineInfo {
-    pub version: String,
-    pub instance: String,
+    pub version: Text,
+    pub instance: Text,
 }
 
 /// One NPC as a tick describes it.
@@ -60,6 +63,16 @@ pub struct Scene {
     pub npc: Option<usize>,
     /// The tick's extra context.
     pub context: Value,
+    /// What is derived from the rest, computed once per scene
+    /// (`Default::default()` when building one).
+    pub memo: SceneMemo,
+}
+
+/// Values a scene derives once and every call in it shares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SceneMemo {
+    session_stream: OnceLock<StreamName>,
+    recorded_context: OnceLock<Canonical>,
 }
 
 impl Scene {
@@ -80,9 +93,23 @@ impl Scene {
     /// The context a condition sees: `npc_id`, `location_id`, `session_id`,
     /// `world_id`, `npc_state` and the tick's own context keys.
     pub fn context_keys(&self) -> Map<String, Value> {
-        let mut map = self.context.as_object().cloned().unwrap_or_default();
+        let mut map = self.recorded_context_map();
         map.insert("world_id".into(), json!(self.world));
         map.insert("session_id".into(), json!(self.session));
+        map
+    }
+
+    /// The context as a call's event records it: [`Scene::context_keys`]
+    /// without `world_id` and `session_id`, which the event carries itself.
+    /// Canonical JSON, made once per scene.
+    pub fn recorded_context(&self) -> &Canonical {
+        self.memo
+            .recorded_context
+            .get_or_init(|| Canonical::of(&Value::Object(self.recorded_context_map())))
+    }
+
+    fn recorded_context_map(&self) -> Map<String, Value> {
+        let mut map = self.context.as_object().cloned().unwrap_or_default();
         if let Some(npc) = self.npc() {
             map.insert("npc_id".into(), json!(npc.npc_id));
             if let Some(loc) = &npc.location_id {
@@ -91,6 +118,13 @@ impl Scene {
             map.insert("npc_state".into(), npc.state.clone());
         }
         map
+    }
+
+    /// `session:<world>/<session>`, the stream of what happens in the session.
+    pub fn session_stream(&self) -> &StreamName {
+        self.memo
+            .session_stream
+            .get_or_init(|| StreamName::session(&self.world, &self.session))
     }
 }
 
@@ -101,18 +135,19 @@ pub struct Ctx {
     state: Arc<GameState>,
     engine: Arc<EngineInfo>,
     /// What is being called, e.g. `plugin:game-stealth:has_disguise`.
-    call: String,
+    call: Text,
     call_index: u64,
     rng: Rng,
     mode: Option<FailureMode>,
-    inputs: Vec<Value>,
+    inputs: Vec<Canonical>,
     events: Vec<NewEvent>,
 }
 
 /// What a call left behind: the reads it made and the events it produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallRecord {
-    pub inputs: Vec<Value>,
+    /// Each read as `{"request": .., "result": ..}`, canonical JSON.
+    pub inputs: Vec<Canonical>,
     pub events: Vec<NewEvent>,
 }
 
@@ -122,7 +157,7 @@ impl Ctx {
         scene: Arc<Scene>,
         state: Arc<GameState>,
         engine: Arc<EngineInfo>,
-        call: String,
+        call: Text,
         call_index: u64,
     ) -> Self {
         let rng = Rng::for_call(&scene.tick_id, plugin.id.as_str(), call_index);
@@ -187,10 +222,21 @@ impl Ctx {
         }
         let result = self.execute(&request, &cap);
         if !request.writes() && !matches!(request, Request::Log { .. }) {
-            self.inputs.push(json!({
-                "request": request,
-                "result": result.clone().unwrap_or(Value::Null),
-            }));
+            let read = result.as_ref().unwrap_or(&Value::Null);
+            let input = match request.read_members() {
+                Some(members) => canonical::object(&[
+                    ("request", Member::Object(&members)),
+                    ("result", Member::Value(read)),
+                ]),
+                None => {
+                    let request = serde_json::to_value(&request).unwrap_or(Value::Null);
+                    canonical::object(&[
+                        ("request", Member::Value(&request)),
+                        ("result", Member::Value(read)),
+                    ])
+                }
+            };
+            self.inputs.push(input);
         }
         Ok(result)
     }
@@ -216,7 +262,7 @@ impl Ctx {
     }
 
     /// This plugin's own flag.
-    pub fn get_session_flag(&mut self, key: &str) -> Result<Option<Value>, Denied> {
+    pub fn get_session_flag(&mut self, key: impl Into<String>) -> Result<Option<Value>, Denied> {
         self.call(Request::GetSessionFlag { key: key.into() })
     }
 
@@ -293,7 +339,13 @@ impl Ctx {
     }
 
     fn own_flag(&self, key: &str) -> String {
-        format!("plugin:{}:{key}", self.plugin.id)
+        let id = self.plugin.id.as_str();
+        let mut flag = String::with_capacity(8 + id.len() + key.len());
+        flag.push_str("plugin:");
+        flag.push_str(id);
+        flag.push(':');
+        flag.push_str(key);
+        flag
     }
 
     fn namespace_violation(&self, request: &Request) -> Option<String> {
@@ -332,7 +384,7 @@ impl Ctx {
             "permission": permission,
             "mode": mode,
             "reason": reason,
-            "call": self.call,
+            "call": self.call.as_str(),
         });
         let stream = StreamName::plugin(&self.plugin.id);
         self.push_event(kinds::PERMISSION_DENIED, stream, payload, cap, false);
@@ -458,7 +510,7 @@ impl Ctx {
                 }),
             Request::SetSessionFlag { key, value } => {
                 let key = self.own_flag(key);
-                let stream = StreamName::session(&self.scene.world, &self.scene.session);
+                let stream = self.scene.session_stream().clone();
                 self.push_event(
                     kinds::SESSION_FLAG_SET,
                     stream,
@@ -477,7 +529,7 @@ impl Ctx {
                 );
                 let merged =
                     merged_relationship(current.as_ref(), updates, self.plugin.id.as_str());
-                let stream = StreamName::session(&self.scene.world, &self.scene.session);
+                let stream = self.scene.session_stream().clone();
                 let payload =
                     json!({"npc_key": npc_key, "updates": updates, "relationship": merged});
                 self.push_event(kinds::RELATIONSHIP_UPDATED, stream, payload, cap, true);
@@ -520,9 +572,11 @@ impl Ctx {
                 Some(Value::Bool(true))
             }
             Request::EmitEvent { name, payload } => {
-                let kind = format!("plugin:{}:{name}", self.plugin.id);
-                let stream = StreamName::session(&self.scene.world, &self.scene.session);
-                self.push_event(&kind, stream, payload.clone(), cap, true);
+                let Ok(kind) = EventKind::new(format!("plugin:{}:{name}", self.plugin.id)) else {
+                    return None;
+                };
+                let stream = self.scene.session_stream().clone();
+                self.push_event_of_kind(kind, stream, payload.clone(), cap, true);
                 Some(Value::Bool(true))
             }
         }
@@ -539,20 +593,30 @@ impl Ctx {
 
     fn push_event(
         &mut self,
-        kind: &str,
+        kind: &'static str,
         stream: StreamName,
         payload: Value,
         cap: &Capability,
         in_session: bool,
     ) {
-        let Ok(kind) = EventKind::new(kind) else {
+        let Ok(kind) = EventKind::from_static(kind) else {
             return;
         };
-        let mut e = NewEvent::new(stream, kind, payload);
+        self.push_event_of_kind(kind, stream, payload, cap, in_session);
+    }
+
+    fn push_event_of_kind(
+        &mut self,
+        kind: EventKind,
+        stream: StreamName,
+        payload: Value,
+        cap: &Capability,
+        in_session: bool,
+    ) {
+        let mut e = NewEvent::at(stream, kind, payload, self.scene.at);
         e.plugin_id = Some(self.plugin.id.clone());
         e.world_id = Some(self.scene.world.clone());
         e.session_id = in_session.then(|| self.scene.session.clone());
-        e.occurred_at = self.scene.at;
         e.provenance = provenance(
             &self.plugin,
             &self.scene,
@@ -585,15 +649,14 @@ pub fn provenance(
     cap: Option<&Capability>,
     call_index: u64,
 ) -> Provenance {
-    let mut p = Provenance {
+    Provenance {
         plugin_id: Some(plugin.id.clone()),
         plugin_version: Some(plugin.version.clone()),
-        capability: cap.map(|c| c.name.to_owned()),
-        permission: cap.map(|c| c.permission.as_str().to_owned()),
+        capability: cap.map(|c| c.name.into()),
+        permission: cap.map(|c| c.permission.as_str().into()),
+        call_index: Some(call_index),
         ..tick_provenance(scene.tick_id, scene.tick, engine)
-    };
-    p.extra.insert("call_index".into(), json!(call_index));
-    p
+    }
 }
 
 fn array(v: Option<Value>) -> Vec<Value> {

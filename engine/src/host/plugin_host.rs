@@ -6,7 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use provenant_events::{EventKind, NewEvent, PluginId, Provenance, StreamName};
+use provenant_events::canonical::{self, Canonical, Member};
+use provenant_events::{EventKind, NewEvent, PluginId, Provenance, StreamName, Text};
 use serde_json::{Value, json};
 
 use super::capability::Capability;
@@ -143,7 +144,7 @@ struct CallSite<'a> {
     plugin: &'a Arc<PluginInfo>,
     scene: &'a Arc<Scene>,
     state: &'a Arc<GameState>,
-    id: &'a str,
+    id: Text,
     call_index: u64,
 }
 
@@ -164,7 +165,7 @@ impl PluginHost {
             };
             let info = Arc::new(PluginInfo {
                 id: planned.id.clone(),
-                version: planned.manifest.version.clone(),
+                version: planned.manifest.version.clone().into(),
                 granted: planned.granted.clone(),
             });
             let mut registrar = Registrar {
@@ -316,11 +317,10 @@ impl PluginHost {
             plugin: &entry.plugin,
             scene,
             state,
-            id,
+            id: entry.id.clone(),
             call_index,
         };
-        self.invoke(&site, params, move |ctx, p| f(ctx, p), false, |v| json!(v))
-            .0
+        self.invoke(&site, params, move |ctx, p| f(ctx, p), false).0
     }
 
     /// Applies effect `id` with its default params overlaid by `params`:
@@ -366,16 +366,10 @@ impl PluginHost {
             plugin: &entry.plugin,
             scene,
             state,
-            id,
+            id: entry.id.clone(),
             call_index,
         };
-        let (d, applied) = self.invoke(
-            &site,
-            &merged,
-            move |ctx, p| f(ctx, p),
-            Value::Null,
-            |v| v.clone(),
-        );
+        let (d, applied) = self.invoke(&site, &merged, move |ctx, p| f(ctx, p), Value::Null);
         Decision {
             value: applied.then_some(d.value),
             events: d.events,
@@ -394,11 +388,11 @@ impl PluginHost {
         let scope = Self::scope(state, scene);
         let mut events = Vec::new();
         let mut suggestions = Vec::new();
-        for (i, (id, entry)) in self
+        for (i, entry) in self
             .registry
             .providers
-            .iter()
-            .filter(|(_, e)| scope.allows(e.plugin.id.as_str()))
+            .values()
+            .filter(|e| scope.allows(e.plugin.id.as_str()))
             .enumerate()
         {
             let f = entry.f.clone();
@@ -408,20 +402,14 @@ impl PluginHost {
                 plugin: &entry.plugin,
                 scene,
                 state,
-                id,
+                id: entry.id.clone(),
                 call_index: index,
             };
-            let (d, ok) = self.invoke(
-                &site,
-                &Value::Null,
-                move |ctx, _| f(ctx),
-                Value::Null,
-                |v| v.clone(),
-            );
+            let (d, ok) = self.invoke(&site, &Value::Null, move |ctx, _| f(ctx), Value::Null);
             events.extend(d.events);
             if ok {
                 suggestions.push(Suggestion {
-                    provider_id: id.clone(),
+                    provider_id: entry.id.to_string(),
                     priority: entry.priority,
                     config: d.value,
                 });
@@ -467,7 +455,7 @@ impl PluginHost {
                     plugin: &handler.plugin,
                     scene,
                     state,
-                    id: &id,
+                    id: id.into(),
                     call_index: index,
                 };
                 let (d, _) = self.invoke(
@@ -475,7 +463,6 @@ impl PluginHost {
                     &json!({"event_id": event.event_id, "kind": event.kind}),
                     move |ctx, _| f(ctx, &body).map(|()| Value::Null),
                     Value::Null,
-                    |_| Value::Null,
                 );
                 out.extend(d.events);
                 index += 1;
@@ -487,75 +474,116 @@ impl PluginHost {
     /// Runs one plugin call and records it: its value (or `fallback` when it
     /// fails, panics or overruns) and the events that say what happened.
     /// The second value is whether the call produced its own value.
-    fn invoke<T: Send + 'static>(
+    fn invoke<T: Recorded + Send + 'static>(
         &self,
         site: &CallSite<'_>,
         params: &Value,
         f: impl FnOnce(&mut Ctx, &Value) -> Result<T, PluginError> + Send + 'static,
         fallback: T,
-        to_json: impl Fn(&T) -> Value,
     ) -> (Decision<T>, bool) {
         let cap = site.kind.capability();
-        let mut payload = serde_json::Map::new();
-        payload.insert("call".into(), json!(site.kind.name()));
-        payload.insert("id".into(), json!(site.id));
         let id_key = match site.kind {
-            CallKind::Condition => Some("condition_id"),
-            CallKind::Effect => Some("effect_id"),
-            CallKind::SimulationConfig => Some("provider_id"),
-            CallKind::EventHandler => None,
+            CallKind::Condition => "condition_id",
+            CallKind::Effect => "effect_id",
+            CallKind::SimulationConfig => "provider_id",
+            CallKind::EventHandler => "handler",
         };
-        if let Some(k) = id_key {
-            payload.insert(k.into(), json!(site.id));
-        }
-        payload.insert("params".into(), params.clone());
-        payload.insert("context".into(), Value::Object(site.scene.context_keys()));
-        let micros = |d: Duration| json!(d.as_micros() as u64);
-        let (event_kind, value, events) = match self.run(site, params.clone(), f) {
+        // The payload is written straight to its canonical text: this runs
+        // for every plugin call.
+        let [a, b, c, d] = [
+            ("call", Member::Str(site.kind.name())),
+            (id_key, Member::Str(site.id.as_str())),
+            ("params", Member::Value(params)),
+            ("context", Member::Canonical(site.scene.recorded_context())),
+        ];
+        let micros = |d: Duration| Member::U64(d.as_micros() as u64);
+        let deadline_ms = Member::U64(self.runner.deadline().as_millis() as u64);
+        let (kind, value, payload, events) = match self.run(site, params.clone(), f) {
             Outcome::Done((Ok(value), record), took) => {
-                payload.insert("inputs".into(), Value::Array(record.inputs));
-                payload.insert("result".into(), to_json(&value));
-                payload.insert("duration_us".into(), micros(took));
-                (site.kind.success_kind(), value, record.events)
+                // In key order, so that writing needs no sort.
+                let (id, inputs) = (b, ("inputs", Member::Array(&record.inputs)));
+                let (params, result) = (c, ("result", value.member()));
+                let (call, context, took) = (a, d, ("duration_us", micros(took)));
+                let payload = canonical::object(&match site.kind {
+                    CallKind::Condition => [call, id, context, took, inputs, params, result],
+                    CallKind::SimulationConfig => [call, context, took, inputs, params, id, result],
+                    CallKind::Effect | CallKind::EventHandler => {
+                        [call, context, took, id, inputs, params, result]
+                    }
+                });
+                (site.kind.success_kind(), value, payload, record.events)
             }
             Outcome::Done((Err(PluginError::Panicked(message)), record), took) => {
-                payload.insert("panic".into(), json!(message));
-                payload.insert("fallback".into(), to_json(&fallback));
-                payload.insert("duration_us".into(), micros(took));
+                let payload = canonical::object(&[
+                    a,
+                    b,
+                    c,
+                    d,
+                    ("panic", Member::Str(&message)),
+                    ("fallback", fallback.member()),
+                    ("duration_us", micros(took)),
+                ]);
+                let denials = denials_of(record);
                 (
                     Some(kinds::PLUGIN_CALL_PANICKED),
                     fallback,
-                    denials_of(record),
+                    payload,
+                    denials,
                 )
             }
             Outcome::Done((Err(error), record), took) => {
-                payload.insert("error".into(), json!(error.to_string()));
-                payload.insert("inputs".into(), Value::Array(record.inputs.clone()));
+                let error = error.to_string();
+                let payload = canonical::object(&[
+                    a,
+                    b,
+                    c,
+                    d,
+                    ("error", Member::Str(&error)),
+                    ("inputs", Member::Array(&record.inputs)),
+                    ("fallback", fallback.member()),
+                    ("duration_us", micros(took)),
+                ]);
                 let denials = denials_of(record);
-                payload.insert("fallback".into(), to_json(&fallback));
-                payload.insert("duration_us".into(), micros(took));
-                (Some(kinds::PLUGIN_CALL_FAILED), fallback, denials)
+                (Some(kinds::PLUGIN_CALL_FAILED), fallback, payload, denials)
             }
             Outcome::Panicked(message, took) => {
-                payload.insert("panic".into(), json!(message));
-                payload.insert("fallback".into(), to_json(&fallback));
-                payload.insert("duration_us".into(), micros(took));
-                (Some(kinds::PLUGIN_CALL_PANICKED), fallback, Vec::new())
+                let payload = canonical::object(&[
+                    a,
+                    b,
+                    c,
+                    d,
+                    ("panic", Member::Str(&message)),
+                    ("fallback", fallback.member()),
+                    ("duration_us", micros(took)),
+                ]);
+                (
+                    Some(kinds::PLUGIN_CALL_PANICKED),
+                    fallback,
+                    payload,
+                    Vec::new(),
+                )
             }
             Outcome::Overran(took) => {
-                payload.insert(
-                    "deadline_ms".into(),
-                    json!(self.runner.deadline().as_millis() as u64),
-                );
-                payload.insert("waited_us".into(), micros(took));
-                payload.insert("fallback".into(), to_json(&fallback));
-                (Some(kinds::PLUGIN_DEADLINE_EXCEEDED), fallback, Vec::new())
+                let payload = canonical::object(&[
+                    a,
+                    b,
+                    c,
+                    d,
+                    ("deadline_ms", deadline_ms),
+                    ("waited_us", micros(took)),
+                    ("fallback", fallback.member()),
+                ]);
+                (
+                    Some(kinds::PLUGIN_DEADLINE_EXCEEDED),
+                    fallback,
+                    payload,
+                    Vec::new(),
+                )
             }
         };
         let mut events = events;
-        let payload = Value::Object(payload);
-        let succeeded = event_kind.is_none_or(|k| !is_failure(k));
-        if let Some(e) = event_kind.and_then(|k| {
+        let succeeded = kind.is_none_or(|k| !is_failure(k));
+        if let Some(e) = kind.and_then(|k| {
             self.call_event(k, site.plugin, site.scene, payload, &cap, site.call_index)
         }) {
             events.push(e);
@@ -574,7 +602,7 @@ impl PluginHost {
             site.scene.clone(),
             site.state.clone(),
             self.engine.clone(),
-            site.id.to_owned(),
+            site.id.clone(),
             site.call_index,
         );
         self.runner.run(move || {
@@ -597,51 +625,62 @@ impl PluginHost {
         missing: Value,
         call_index: u64,
     ) -> Vec<NewEvent> {
-        let payload = json!({
-            "condition_id": id,
-            "id": id,
-            "reason": reason,
-            "missing": missing,
-            "context": scene.context_keys(),
-        });
-        let Ok(kind) = EventKind::new(kinds::CONDITION_SKIPPED) else {
+        let payload = canonical::object(&[
+            ("condition_id", Member::Str(id)),
+            ("reason", Member::Str(reason)),
+            ("missing", Member::Value(&missing)),
+            ("context", Member::Canonical(scene.recorded_context())),
+        ]);
+        let Ok(kind) = EventKind::from_static(kinds::CONDITION_SKIPPED) else {
             return Vec::new();
         };
-        let mut e = NewEvent::new(
-            StreamName::session(&scene.world, &scene.session),
-            kind,
-            payload,
-        );
+        let mut e = NewEvent::at(scene.session_stream().clone(), kind, payload, scene.at);
         e.world_id = Some(scene.world.clone());
         e.session_id = Some(scene.session.clone());
-        e.occurred_at = scene.at;
-        e.provenance = tick_provenance(scene.tick_id, scene.tick, &self.engine);
-        e.provenance
-            .extra
-            .insert("call_index".into(), json!(call_index));
+        e.provenance = Provenance {
+            call_index: Some(call_index),
+            ..tick_provenance(scene.tick_id, scene.tick, &self.engine)
+        };
         vec![e]
     }
 
     fn call_event(
         &self,
-        kind: &str,
+        kind: &'static str,
         plugin: &PluginInfo,
         scene: &Scene,
-        payload: Value,
+        payload: Canonical,
         cap: &Capability,
         call_index: u64,
     ) -> Option<NewEvent> {
-        let mut e = NewEvent::new(
-            StreamName::session(&scene.world, &scene.session),
-            EventKind::new(kind).ok()?,
+        let mut e = NewEvent::at(
+            scene.session_stream().clone(),
+            EventKind::from_static(kind).ok()?,
             payload,
+            scene.at,
         );
         e.plugin_id = Some(plugin.id.clone());
         e.world_id = Some(scene.world.clone());
         e.session_id = Some(scene.session.clone());
-        e.occurred_at = scene.at;
         e.provenance = provenance(plugin, scene, &self.engine, Some(cap), call_index);
         Some(e)
+    }
+}
+
+/// A call's value as its event records it.
+trait Recorded {
+    fn member(&self) -> Member<'_>;
+}
+
+impl Recorded for bool {
+    fn member(&self) -> Member<'_> {
+        Member::Bool(*self)
+    }
+}
+
+impl Recorded for Value {
+    fn member(&self) -> Member<'_> {
+        Member::Value(self)
     }
 }
 

@@ -78,15 +78,13 @@ impl Plugin for GameStealth {
             "the NPC wears a disguise (npc state `disguise`, or this plugin's flag disguise:<npc>)",
             &["npc_id"],
             |ctx, _params| {
-                let npc = npc_id(ctx)?;
-                let in_state = ctx
+                let npc = ctx
                     .scene()
                     .npc()
-                    .and_then(|n| n.state.get("disguise"))
-                    .and_then(Value::as_bool);
-                let flag = ctx
-                    .get_session_flag(&format!("disguise:{npc}"))?
-                    .and_then(|v| v.as_bool());
+                    .ok_or_else(|| PluginError::Failed("no NPC in context".into()))?;
+                let in_state = npc.state.get("disguise").and_then(Value::as_bool);
+                let flag_key = format!("disguise:{}", npc.npc_id);
+                let flag = ctx.get_session_flag(flag_key)?.and_then(|v| v.as_bool());
                 Ok(in_state.or(flag).unwrap_or(false))
             },
         )?;
@@ -247,7 +245,7 @@ impl Plugin for ExampleNosy {
             let mut seen = serde_json::Map::new();
             for mode in [FailureMode::Raise, FailureMode::Warn, FailureMode::Silent] {
                 ctx.set_failure_mode(Some(mode));
-                let peek = ctx.get_session_flag(&format!("plugin:game-stealth:suspicion:{npc}"));
+                let peek = ctx.get_session_flag(format!("plugin:game-stealth:suspicion:{npc}"));
                 let write = ctx.set_session_flag("took_a_look", json!(true));
                 seen.insert(
                     mode.to_string(),

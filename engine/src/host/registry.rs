@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use provenant_events::Text;
 use serde_json::Value;
 
 use super::capability::{Capability, Denied, REGISTRATION};
@@ -30,6 +31,8 @@ pub type HandlerFn = Arc<dyn Fn(&mut Ctx, &Value) -> Result<(), PluginError> + S
 
 #[derive(Clone)]
 pub struct ConditionEntry {
+    /// The id it is registered under (shared by every call's records).
+    pub id: Text,
     pub plugin: Arc<PluginInfo>,
     pub description: String,
     pub required_context: Vec<String>,
@@ -38,6 +41,8 @@ pub struct ConditionEntry {
 
 #[derive(Clone)]
 pub struct EffectEntry {
+    /// The id it is registered under (shared by every call's records).
+    pub id: Text,
     pub plugin: Arc<PluginInfo>,
     pub description: String,
     pub default_params: Value,
@@ -46,6 +51,8 @@ pub struct EffectEntry {
 
 #[derive(Clone)]
 pub struct ProviderEntry {
+    /// The id it is registered under (shared by every call's records).
+    pub id: Text,
     pub plugin: Arc<PluginInfo>,
     pub description: String,
     pub priority: i64,
@@ -156,8 +163,9 @@ impl Registrar<'_> {
             return Err(RegisterError::Duplicate { id });
         }
         self.registry.conditions.insert(
-            id,
+            id.clone(),
             ConditionEntry {
+                id: id.into(),
                 plugin: self.plugin.clone(),
                 description: description.to_owned(),
                 required_context: required_context.iter().map(|s| s.to_string()).collect(),
@@ -181,8 +189,9 @@ impl Registrar<'_> {
             return Err(RegisterError::Duplicate { id });
         }
         self.registry.effects.insert(
-            id,
+            id.clone(),
             EffectEntry {
+                id: id.into(),
                 plugin: self.plugin.clone(),
                 description: description.to_owned(),
                 default_params,
@@ -207,8 +216,9 @@ impl Registrar<'_> {
             return Err(RegisterError::Duplicate { id });
         }
         self.registry.providers.insert(
-            id,
+            id.clone(),
             ProviderEntry {
+                id: id.into(),
                 plugin: self.plugin.clone(),
                 description: description.to_owned(),
                 priority,

@@ -228,6 +228,7 @@ fn a_plugin_sees_the_game_and_its_own_flags_but_never_another_plugins() {
         npcs: Arc::new(vec![]),
         npc: None,
         context: Value::Null,
+        memo: Default::default(),
     });
     let romance = host
         .plugins()
@@ -414,6 +415,7 @@ fn a_condition_without_its_required_context_is_false_and_recorded() {
         npcs: Arc::new(vec![]),
         npc: None,
         context: Value::Null,
+        memo: Default::default(),
     });
     let d = host.evaluate_condition(
         &state,

@@ -130,6 +130,7 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
             npcs: npcs.clone(),
             npc,
             context: tick.context.clone().unwrap_or(Value::Null),
+            memo: Default::default(),
         })
     };
     let mut call_index: u64 = 0;

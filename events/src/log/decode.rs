@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::event::{Event, EventHash, Position};
 use crate::ids::{EventKind, PluginId, SessionId, StreamName, WorldId};
+use crate::payload::Payload;
 
 pub(crate) enum Time {
     Parsed(DateTime<Utc>),
@@ -69,7 +70,7 @@ impl Parts {
             recorded_at: self.recorded_at.get("recorded_at")?,
             provenance: serde_json::from_str(&self.provenance)
                 .map_err(|e| format!("provenance is not valid: {e}"))?,
-            payload: serde_json::from_str(&self.payload)
+            payload: Payload::from_stored(self.payload)
                 .map_err(|e| format!("payload is not valid JSON: {e}"))?,
             schema_version: u32::try_from(self.schema_version)
                 .map_err(|_| format!("schema_version {} is out of range", self.schema_version))?,

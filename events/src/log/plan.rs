@@ -14,7 +14,6 @@ use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
 use super::{ExpectedVersion, Head, LogError};
-use crate::canonical;
 use crate::event::{
     CanonicalFields, Event, EventHash, NewEvent, Position, Provenance, chain_hash,
     truncate_timestamp,
@@ -219,16 +218,16 @@ impl<'a> EventRow<'a> {
 }
 
 /// The canonical texts of an event's JSON fields.
-pub(crate) struct Texts {
+pub(crate) struct Texts<'a> {
     pub provenance: String,
-    pub payload: String,
+    pub payload: &'a str,
 }
 
-impl Texts {
-    pub fn of(new: &NewEvent) -> Self {
+impl<'a> Texts<'a> {
+    pub fn of(new: &'a NewEvent) -> Self {
         Texts {
             provenance: new.provenance.canonical(),
-            payload: canonical::to_canonical_string(&new.payload),
+            payload: new.payload.text(),
         }
     }
 }
@@ -236,7 +235,7 @@ impl Texts {
 impl Placer {
     /// The next event of the chain: assigns its position and stream version
     /// and computes its hash. `texts` must be [`Texts::of`] `new`.
-    pub fn place<'a>(&mut self, new: &'a NewEvent, texts: &'a Texts) -> EventRow<'a> {
+    pub fn place<'a>(&mut self, new: &'a NewEvent, texts: &'a Texts<'a>) -> EventRow<'a> {
         let version = self.versions.entry(new.stream.clone()).or_insert(0);
         *version += 1;
         let fields = CanonicalFields {
@@ -250,7 +249,7 @@ impl Placer {
             occurred_at: new.occurred_at,
             recorded_at: self.recorded_at,
             provenance: &texts.provenance,
-            payload: &texts.payload,
+            payload: texts.payload,
             schema_version: new.schema_version,
         };
         let hash = chain_hash(&self.prev.hash, fields.encode().as_bytes());

@@ -273,7 +273,7 @@ async fn appends_are_idempotent_by_event_id(t: TestLog) {
 
     // The same id with different content is an error and writes nothing.
     let mut changed = batch[0].clone();
-    changed.payload = json!({"npc": "someone else"});
+    changed.payload = json!({"npc": "someone else"}).into();
     match log
         .append(AppendBatch::new(vec![changed, plugin_event(5)]))
         .await
@@ -308,7 +308,7 @@ async fn reads_are_ordered_by_position_and_by_stream_version(t: TestLog) {
     assert_eq!(
         three
             .iter()
-            .map(|e| (e.stream_version, e.payload.clone()))
+            .map(|e| (e.stream_version, e.payload.value().clone()))
             .collect::<Vec<_>>(),
         vec![(1, json!(0)), (2, json!(3)), (3, json!(6)), (4, json!(9))]
     );
@@ -425,7 +425,7 @@ async fn large_batches_round_trip_like_small_ones(t: TestLog) {
     let batch: Vec<NewEvent> = (0..700)
         .map(|i| {
             let mut e = plugin_event(i);
-            e.payload = json!({"i": i, "tricky": tricky[i as usize % 2].clone()});
+            e.payload = json!({"i": i, "tricky": tricky[i as usize % 2].clone()}).into();
             e.stream = stream(&format!("large-{}", i % 7));
             e
         })
@@ -527,7 +527,7 @@ async fn verify_reports_an_inserted_row(t: TestLog) {
     forged.position = 5;
     forged.event_id = uuid::Uuid::now_v7();
     forged.stream = stream("forged");
-    forged.payload = json!({"forged": true});
+    forged.payload = json!({"forged": true}).into();
     forged.prev_hash = all[3].hash;
     forged.hash = forged.compute_hash();
     t.tamper(

@@ -92,7 +92,7 @@ async fn run(backend: Backend) {
             "{}",
             e.kind
         );
-        assert!(p.extra.contains_key("call_index"), "{}", e.kind);
+        assert!(p.call_index.is_some(), "{}", e.kind);
     }
     let report = log
         .verify(&VerifyConfig::default(), &mut |_| {})
