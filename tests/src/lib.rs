@@ -137,7 +137,7 @@ impl TestLog {
         let provenance = provenant_events::canonical::to_canonical_string(
             &serde_json::to_value(&e.provenance).unwrap(),
         );
-        let payload = provenant_events::canonical::to_canonical_string(&e.payload);
+        let payload = e.payload.text().to_owned();
         let sql = match self.backend {
             Backend::Postgres => {
                 "INSERT INTO provenant.events VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, \

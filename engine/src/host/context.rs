@@ -90,17 +90,9 @@ impl Scene {
         }
     }
 
-    /// The context a condition sees: `npc_id`, `location_id`, `session_id`,
-    /// `world_id`, `npc_state` and the tick's own context keys.
-    pub fn context_keys(&self) -> Map<String, Value> {
-        let mut map = self.recorded_context_map();
-        map.insert("world_id".into(), json!(self.world));
-        map.insert("session_id".into(), json!(self.session));
-        map
-    }
-
-    /// The context as a call's event records it: [`Scene::context_keys`]
-    /// without `world_id` and `session_id`, which the event carries itself.
+    /// The context a call sees, as its event records it: `npc_id`,
+    /// `location_id`, `npc_state` and the tick's own context keys (not
+    /// `world_id` and `session_id`: the event carries those itself).
     /// Canonical JSON, made once per scene.
     pub fn recorded_context(&self) -> &Canonical {
         self.memo
