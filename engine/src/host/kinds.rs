@@ -23,8 +23,12 @@ pub const PLUGIN_CALL_FAILED: &str = "PluginCallFailed";
 pub const PLUGIN_CALL_PANICKED: &str = "PluginCallPanicked";
 /// A plugin call overran its deadline (`{call, id, deadline_ms, fallback}`).
 pub const PLUGIN_DEADLINE_EXCEEDED: &str = "PluginDeadlineExceeded";
-/// A condition needed context it was not given (`{condition_id, missing}`).
+/// A condition the host did not evaluate: not registered, not enabled for
+/// the world, or missing required context (`{condition_id, reason, missing, context}`).
 pub const CONDITION_SKIPPED: &str = "ConditionSkipped";
+/// An effect the host did not apply: not registered or not enabled for the
+/// world (`{effect_id, reason, missing, context}`).
+pub const EFFECT_SKIPPED: &str = "EffectSkipped";
 /// A plugin was loaded (`{manifest, granted, registered}`).
 pub const PLUGIN_LOADED: &str = "PluginLoaded";
 /// A plugin of the build did not load (`{plugin_id, reason}`).

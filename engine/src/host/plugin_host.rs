@@ -276,40 +276,26 @@ impl PluginHost {
         params: &Value,
         call_index: u64,
     ) -> Decision<bool> {
-        let Some(entry) = self.registry.conditions.get(id) else {
-            return Decision {
-                value: false,
-                events: self.skipped_call(scene, id, "not_registered", Value::Null, call_index),
-            };
+        let skip = |reason, missing| Decision {
+            value: false,
+            events: self.skipped_call(CallKind::Condition, scene, id, reason, missing, call_index),
         };
-        if !Self::scope(state, scene).allows(entry.plugin.id.as_str()) {
-            return Decision {
-                value: false,
-                events: self.skipped_call(
-                    scene,
-                    id,
-                    "not_enabled_for_world",
-                    Value::Null,
-                    call_index,
-                ),
-            };
-        }
+        let entry = match self.gate(
+            self.registry.conditions.get(id),
+            |e| &e.plugin,
+            state,
+            scene,
+        ) {
+            Ok(entry) => entry,
+            Err(reason) => return skip(reason, Value::Null),
+        };
         let missing: Vec<&String> = entry
             .required_context
             .iter()
             .filter(|k| !scene.has_context_key(k))
             .collect();
         if !missing.is_empty() {
-            return Decision {
-                value: false,
-                events: self.skipped_call(
-                    scene,
-                    id,
-                    "missing_required_context",
-                    json!(missing),
-                    call_index,
-                ),
-            };
+            return skip("missing_required_context", json!(missing));
         }
         let f = entry.f.clone();
         let site = CallSite {
@@ -334,24 +320,22 @@ impl PluginHost {
         params: &Value,
         call_index: u64,
     ) -> Decision<Option<Value>> {
-        let Some(entry) = self.registry.effects.get(id) else {
-            return Decision {
-                value: None,
-                events: self.skipped_call(scene, id, "not_registered", Value::Null, call_index),
-            };
+        let entry = match self.gate(self.registry.effects.get(id), |e| &e.plugin, state, scene) {
+            Ok(entry) => entry,
+            Err(reason) => {
+                return Decision {
+                    value: None,
+                    events: self.skipped_call(
+                        CallKind::Effect,
+                        scene,
+                        id,
+                        reason,
+                        Value::Null,
+                        call_index,
+                    ),
+                };
+            }
         };
-        if !Self::scope(state, scene).allows(entry.plugin.id.as_str()) {
-            return Decision {
-                value: None,
-                events: self.skipped_call(
-                    scene,
-                    id,
-                    "not_enabled_for_world",
-                    Value::Null,
-                    call_index,
-                ),
-            };
-        }
         let mut merged = entry.default_params.clone();
         if let (Some(m), Some(p)) = (merged.as_object_mut(), params.as_object()) {
             for (k, v) in p {
@@ -616,22 +600,44 @@ impl PluginHost {
         })
     }
 
-    /// `ConditionSkipped`: a call the host did not make, and why.
+    /// The registered entry for a call, or why the host does not make it.
+    fn gate<'e, E>(
+        &self,
+        entry: Option<&'e E>,
+        plugin: impl Fn(&E) -> &Arc<PluginInfo>,
+        state: &GameState,
+        scene: &Scene,
+    ) -> Result<&'e E, &'static str> {
+        let entry = entry.ok_or("not_registered")?;
+        if Self::scope(state, scene).allows(plugin(entry).id.as_str()) {
+            Ok(entry)
+        } else {
+            Err("not_enabled_for_world")
+        }
+    }
+
+    /// `ConditionSkipped` / `EffectSkipped`: a call the host did not make,
+    /// and why.
     fn skipped_call(
         &self,
+        call: CallKind,
         scene: &Scene,
         id: &str,
         reason: &str,
         missing: Value,
         call_index: u64,
     ) -> Vec<NewEvent> {
+        let (kind, id_key) = match call {
+            CallKind::Effect => (kinds::EFFECT_SKIPPED, "effect_id"),
+            _ => (kinds::CONDITION_SKIPPED, "condition_id"),
+        };
         let payload = canonical::object(&[
-            ("condition_id", Member::Str(id)),
+            (id_key, Member::Str(id)),
             ("reason", Member::Str(reason)),
             ("missing", Member::Value(&missing)),
             ("context", Member::Canonical(scene.recorded_context())),
         ]);
-        let Ok(kind) = EventKind::from_static(kinds::CONDITION_SKIPPED) else {
+        let Ok(kind) = EventKind::from_static(kind) else {
             return Vec::new();
         };
         let mut e = NewEvent::at(scene.session_stream().clone(), kind, payload, scene.at);

@@ -438,6 +438,13 @@ fn a_condition_without_its_required_context_is_false_and_recorded() {
         0,
     );
     assert_eq!(e.value, None);
+    // An effect that is not made is recorded as an effect, not as a condition.
+    assert_eq!(e.events[0].kind.as_str(), kinds::EFFECT_SKIPPED);
+    assert_eq!(
+        e.events[0].payload["effect_id"],
+        "effect:plugin:nobody:nothing"
+    );
+    assert_eq!(e.events[0].payload["reason"], "not_registered");
     let _ = evaluate_tick(&host, &mut state, &tick(1, &[]));
 }
 
