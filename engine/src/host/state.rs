@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use provenant_events::{Event, NewEvent, PluginId, SessionId, WorldId};
+use provenant_events::{Event, NewEvent, Payload, PluginId, SessionId, WorldId};
 use serde_json::{Map, Value};
 
 use super::kinds;
@@ -82,7 +82,8 @@ pub struct Change<'a> {
     pub world: Option<&'a WorldId>,
     pub session: Option<&'a SessionId>,
     pub plugin: Option<&'a PluginId>,
-    pub payload: &'a Value,
+    /// Parsed only by the kinds the fold reads (plugin calls are not among them).
+    pub payload: &'a Payload,
 }
 
 impl<'a> From<&'a Event> for Change<'a> {
