@@ -1,4 +1,4 @@
-//! provenant's engine: the plugin host (to come) and the `provenant` command.
+//! provenant's engine: the plugin host, tick intake and the `provenant` command.
 //!
 //! `main.rs` is one line; [`cli`] parses arguments and hands each command to
 //! its module. Commands get their settings as `Config` structs, never as
@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod host;
+pub mod intake;
 pub mod plugins_cmd;
 pub mod sample;
 mod telemetry;
