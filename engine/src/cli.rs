@@ -31,6 +31,34 @@ pub enum Command {
     /// The plugins compiled into this build.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// A world's configuration: its plugins, simulation config and activities.
+    #[command(subcommand)]
+    World(WorldCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorldCommand {
+    /// Record a world's configuration (a `WorldConfigured` event) from a JSON
+    /// file: `{name, description?, locations?, meta: {behavior:
+    /// {enabledPlugins?, disabledPlugins?, simulationConfig?, activities?}}}`.
+    Set {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The world id (1 to 64 characters of [A-Za-z0-9_-]).
+        world_id: String,
+        /// The configuration, as JSON.
+        file: std::path::PathBuf,
+    },
+    /// Print a world's current configuration and its effective simulation
+    /// config (plugin providers by priority, the world's own config over all).
+    Show {
+        #[command(flatten)]
+        db: DbArgs,
+        world_id: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +176,12 @@ async fn dispatch(command: Command) -> ExitCode {
         ),
         Command::Bench(BenchCommand::Append(args)) => report(bench::append(&args).await),
         Command::Plugins(PluginsCommand::List { json }) => report(crate::plugins_cmd::list(json)),
+        Command::World(WorldCommand::Set { db, world_id, file }) => {
+            report(crate::world_cmd::set(&db.database_url, &world_id, &file).await)
+        }
+        Command::World(WorldCommand::Show { db, world_id, json }) => {
+            report(crate::world_cmd::show(&db.database_url, &world_id, json).await)
+        }
     }
 }
 

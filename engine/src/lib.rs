@@ -13,6 +13,7 @@ pub mod intake;
 pub mod plugins_cmd;
 pub mod sample;
 mod telemetry;
+pub mod world_cmd;
 
 /// The version of this build, recorded in every event's provenance.
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -268,3 +268,54 @@ fn plugins_list_shows_versions_permissions_and_registrations() {
         serde_json::json!(["effect:plugin:example-nosy:peek"])
     );
 }
+
+#[test]
+fn world_set_records_a_configuration_and_show_answers_it_with_the_effective_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let file = dir.path().join("tavern.json");
+    std::fs::write(
+        &file,
+        r#"{"name": "The Tavern", "meta": {"behavior": {
+            "enabledPlugins": ["game-stealth", "game-romance"],
+            "simulationConfig": {"stealth": {"detection_radius": 2}}}}}"#,
+    )
+    .unwrap();
+    let out = provenant_on(&url, &["world", "set", "tavern", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("WorldConfigured at position 1"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = provenant_on(&url, &["world", "show", "tavern", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = json(&out);
+    assert_eq!(shown["config"]["name"], "The Tavern");
+    let effective = &shown["effective_simulation_config"];
+    // The world's own value wins over every provider; the rest comes from
+    // the providers of the enabled plugins.
+    assert_eq!(effective["stealth"]["detection_radius"], 2);
+    assert_eq!(effective["stealth"]["suspicion_decay"], 0.1);
+
+    // A refused configuration appends nothing and says why.
+    std::fs::write(
+        &file,
+        r#"{"name": "X", "meta": {"behavior": {"enabledPlugins": "all"}}}"#,
+    )
+    .unwrap();
+    let out = provenant_on(&url, &["world", "set", "tavern", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invalid type"), "{}", stderr(&out));
+    let out = provenant_on(&url, &["audit", "head", "--json"]);
+    assert_eq!(json(&out)["position"], 1, "{}", stdout(&out));
+
+    let out = provenant_on(&url, &["world", "show", "cellar"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("never been configured"),
+        "{}",
+        stderr(&out)
+    );
+}
