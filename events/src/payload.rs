@@ -60,11 +60,6 @@ impl Payload {
         self.value
             .get_or_init(|| serde_json::from_str(&self.text).unwrap_or(Value::Null))
     }
-
-    pub fn into_value(self) -> Value {
-        let _ = self.value();
-        self.value.into_inner().unwrap_or(Value::Null)
-    }
 }
 
 impl Deref for Payload {
