@@ -11,6 +11,10 @@
 //! - a batch is appended atomically, with optional expected stream versions;
 //! - appends are idempotent by `event_id`;
 //! - the database refuses UPDATE, DELETE and TRUNCATE of events (triggers).
+//!
+//! Beside the events, a log keeps named checkpoints ([`EventLog::checkpoint`]):
+//! positions that readers such as the relay save as they go. They are not
+//! events, are not hash-chained and never move backwards.
 
 mod decode;
 mod plan;
@@ -18,13 +22,13 @@ pub mod postgres;
 mod sqlite;
 mod verify;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::event::{Event, EventHash, NewEvent, Position};
-use crate::ids::StreamName;
+use crate::ids::{EventKind, PluginId, SessionId, StreamName, WorldId};
 
 pub use plan::EventRow;
 pub(crate) use plan::{PreparedBatch, Texts};
@@ -133,6 +137,22 @@ pub struct AppendOutcome {
     pub written: usize,
     /// The head after the append.
     pub head: Head,
+}
+
+/// Which events [`EventLog::read_filtered`] returns: those that match every
+/// field given (`None` matches anything, including an event without that
+/// field). The default filter matches every event.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only events of this world.
+    pub world: Option<WorldId>,
+    /// Only events of this session (session ids are unique within a world:
+    /// give `world` too to name one session).
+    pub session: Option<SessionId>,
+    /// Only events of this plugin.
+    pub plugin: Option<PluginId>,
+    /// Only events of this kind.
+    pub kind: Option<EventKind>,
 }
 
 /// The last position and hash of the log; position 0 and the zero hash for
@@ -288,6 +308,65 @@ impl EventLog {
             .collect()
     }
 
+    /// Up to `limit` events after `after` that match every field of `filter`,
+    /// in position order.
+    ///
+    /// The filter is applied by the database, which walks the events in
+    /// position order from `after` (there is no index on the filtered
+    /// columns): a selective filter over a long log reads many rows to
+    /// return a few.
+    pub async fn read_filtered(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<Event>, LogError> {
+        let rows = match &self.backend {
+            Backend::Postgres(b) => b.read_filtered(after, limit, filter).await?,
+            Backend::Sqlite(b) => b.read_filtered(after, limit, filter).await?,
+        };
+        rows.into_iter()
+            .map(|(position, row)| row.map_err(|reason| LogError::Corrupt { position, reason }))
+            .collect()
+    }
+
+    /// The positions of those of `ids` that are in the log, in one query;
+    /// ids that are not in the log are left out.
+    pub async fn positions_of(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Position>, LogError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        match &self.backend {
+            Backend::Postgres(b) => b.positions_of(ids).await,
+            Backend::Sqlite(b) => b.positions_of(ids).await,
+        }
+    }
+
+    /// The position saved under the checkpoint `name`, or `None` when
+    /// nothing has been saved under it.
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<Position>, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.checkpoint(name).await,
+            Backend::Sqlite(b) => b.checkpoint(name).await,
+        }
+    }
+
+    /// Saves `position` under the checkpoint `name`, durably. A checkpoint
+    /// never moves backwards: saving a position below the stored one changes
+    /// nothing. Checkpoints are not events and are not hash-chained.
+    pub async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), LogError> {
+        let stored = i64::try_from(position).map_err(|_| {
+            LogError::Invalid(format!(
+                "checkpoint {name:?}: position {position} is above the largest a log has ({})",
+                i64::MAX
+            ))
+        })?;
+        match &self.backend {
+            Backend::Postgres(b) => b.save_checkpoint(name, stored).await,
+            Backend::Sqlite(b) => b.save_checkpoint(name, stored).await,
+        }
+    }
+
     /// Up to `limit` events of one stream with version above `after_version`.
     pub async fn read_stream(
         &self,
@@ -394,6 +473,20 @@ pub fn redact_url(url: &str) -> String {
 
 /// A stored row: its position, and the event or why it could not be read.
 pub(crate) type RawRow = (Position, Result<Event, String>);
+
+/// A position as the databases store it (`bigint`, `INTEGER`).
+fn stored_position(p: Position) -> i64 {
+    i64::try_from(p).unwrap_or(i64::MAX)
+}
+
+/// A stored checkpoint position; the tables refuse negative ones.
+fn checkpoint_position(name: &str, stored: i64) -> Result<Position, LogError> {
+    Position::try_from(stored).map_err(|_| {
+        LogError::Database(sqlx::Error::Decode(
+            format!("checkpoint {name:?} holds the negative position {stored}").into(),
+        ))
+    })
+}
 
 /// Follows the log; see [`EventLog::tail`].
 pub struct Tail {

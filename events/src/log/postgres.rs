@@ -19,7 +19,9 @@ use sqlx::{Connection, Row};
 use tokio::sync::watch;
 
 use super::plan::Placer;
-use super::{AppendOutcome, EventRow, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
+use super::{
+    AppendOutcome, EventFilter, EventRow, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts,
+};
 use crate::event::{Event, EventHash, NewEvent, Position, write_timestamp};
 use crate::ids::StreamName;
 
@@ -177,6 +179,78 @@ impl PgLog {
         .await
         .map_err(|e| self.map_err(e))?;
         rows.iter().map(decode).collect()
+    }
+
+    /// One statement for every filter: a field not given is bound as NULL
+    /// and matches any row.
+    pub async fn read_filtered(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<RawRow>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE position > $1 \
+             AND ($2::text IS NULL OR world_id = $2) \
+             AND ($3::text IS NULL OR session_id = $3) \
+             AND ($4::text IS NULL OR plugin_id = $4) \
+             AND ($5::text IS NULL OR kind = $5) \
+             ORDER BY position LIMIT $6"
+        )))
+        .bind(to_i64(after))
+        .bind(filter.world.as_ref().map(|w| w.as_str()))
+        .bind(filter.session.as_ref().map(|s| s.as_str()))
+        .bind(filter.plugin.as_ref().map(|p| p.as_str()))
+        .bind(filter.kind.as_ref().map(|k| k.as_str()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn positions_of(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> Result<HashMap<uuid::Uuid, Position>, LogError> {
+        let rows: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+            "SELECT event_id, position FROM provenant.events WHERE event_id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, position)| (id, position as Position))
+            .collect())
+    }
+
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<Position>, LogError> {
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM provenant.checkpoints WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        stored
+            .map(|p| super::checkpoint_position(name, p))
+            .transpose()
+    }
+
+    /// An upsert that leaves a higher stored position as it is.
+    pub async fn save_checkpoint(&self, name: &str, position: i64) -> Result<(), LogError> {
+        sqlx::query(
+            "INSERT INTO provenant.checkpoints AS c (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now() \
+             WHERE c.position <= excluded.position",
+        )
+        .bind(name)
+        .bind(position)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(())
     }
 
     pub async fn read_stream(

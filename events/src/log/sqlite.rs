@@ -20,8 +20,8 @@ use sqlx::sqlite::{
 use tokio::sync::watch;
 
 use super::decode::{Parts, Time};
-use super::{AppendOutcome, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
-use crate::event::{Event, EventHash, Position, format_timestamp};
+use super::{AppendOutcome, EventFilter, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
+use crate::event::{Event, EventHash, Position, format_timestamp, now};
 use crate::ids::StreamName;
 
 const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, plugin_id, \
@@ -157,6 +157,88 @@ impl SqliteLog {
         .await
         .map_err(|e| self.map_err(e))?;
         rows.iter().map(decode).collect()
+    }
+
+    /// One statement for every filter: a field not given is bound as NULL
+    /// and matches any row.
+    pub async fn read_filtered(
+        &self,
+        after: Position,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<Vec<RawRow>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 \
+             AND (?2 IS NULL OR world_id = ?2) \
+             AND (?3 IS NULL OR session_id = ?3) \
+             AND (?4 IS NULL OR plugin_id = ?4) \
+             AND (?5 IS NULL OR kind = ?5) \
+             ORDER BY position LIMIT ?6"
+        )))
+        .bind(super::stored_position(after))
+        .bind(filter.world.as_ref().map(|w| w.as_str()))
+        .bind(filter.session.as_ref().map(|s| s.as_str()))
+        .bind(filter.plugin.as_ref().map(|p| p.as_str()))
+        .bind(filter.kind.as_ref().map(|k| k.as_str()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn positions_of(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> Result<HashMap<uuid::Uuid, Position>, LogError> {
+        let texts: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT event_id, position FROM events \
+             WHERE event_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&texts).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.into_iter()
+            .map(|(id, position)| {
+                let position = position as Position;
+                uuid::Uuid::parse_str(&id)
+                    .map(|id| (id, position))
+                    .map_err(|e| LogError::Corrupt {
+                        position,
+                        reason: format!("event_id {id:?} is not a UUID: {e}"),
+                    })
+            })
+            .collect()
+    }
+
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<Position>, LogError> {
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        stored
+            .map(|p| super::checkpoint_position(name, p))
+            .transpose()
+    }
+
+    /// An upsert that leaves a higher stored position as it is.
+    pub async fn save_checkpoint(&self, name: &str, position: i64) -> Result<(), LogError> {
+        sqlx::query(
+            "INSERT INTO checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+             updated_at = excluded.updated_at WHERE checkpoints.position <= excluded.position",
+        )
+        .bind(name)
+        .bind(position)
+        .bind(format_timestamp(&now()))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(())
     }
 
     pub async fn read_stream(

@@ -2,13 +2,13 @@
 //! real PostgreSQL server (a fresh database each) and embedded SQLite (a
 //! fresh file each).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use provenant_events::log::{Fault, VerifyConfig};
 use provenant_events::{
-    AppendBatch, Event, EventHash, EventKind, EventLog, ExpectedVersion, Head, LogError, NewEvent,
-    PluginId, Provenance, SessionId, WorldId,
+    AppendBatch, Event, EventFilter, EventHash, EventKind, EventLog, ExpectedVersion, Head,
+    LogError, NewEvent, PluginId, Provenance, SessionId, WorldId,
 };
 use provenant_tests::{Backend, TestLog, stream};
 use serde_json::{Value, json};
@@ -55,6 +55,13 @@ conformance!(
     verify_reports_reordered_rows,
     verify_catches_a_truncated_tail_only_with_a_pinned_head,
     concurrent_writers_never_make_a_tailing_reader_skip,
+    read_filtered_matches_every_given_field,
+    read_filtered_respects_after_and_limit,
+    read_filtered_reports_an_unreadable_row,
+    positions_of_maps_the_ids_in_the_log,
+    checkpoints_start_absent_and_never_move_backwards,
+    checkpoints_are_independent_by_name,
+    checkpoints_survive_reopening_the_log,
 );
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -653,4 +660,258 @@ async fn concurrent_writers_never_make_a_tailing_reader_skip(t: TestLog) {
     let report = verify(&reader_log, None).await;
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.count, expected_total as u64);
+}
+
+/// An event with the given world, session, plugin (each optional) and kind.
+fn tagged(
+    world: Option<&str>,
+    session: Option<&str>,
+    plugin: Option<&str>,
+    kind: &str,
+) -> NewEvent {
+    let mut e = event("tagged", kind, json!({}));
+    e.world_id = world.map(|w| WorldId::new(w).unwrap());
+    e.session_id = session.map(|s| SessionId::new(s).unwrap());
+    e.plugin_id = plugin.map(|p| PluginId::new(p).unwrap());
+    e
+}
+
+/// Positions 1 to 9: world, session, plugin and kind vary independently,
+/// session `s1` is in both worlds, and some events have no world, session or
+/// plugin.
+async fn append_tagged(log: &EventLog) {
+    let events = vec![
+        tagged(Some("w1"), Some("s1"), Some("stealth"), "K1"),
+        tagged(Some("w1"), Some("s2"), Some("stealth"), "K2"),
+        tagged(Some("w2"), Some("s1"), Some("combat"), "K1"),
+        tagged(Some("w2"), None, None, "K2"),
+        tagged(None, None, None, "K1"),
+        tagged(Some("w1"), Some("s1"), Some("combat"), "K2"),
+        tagged(Some("w1"), Some("s1"), Some("stealth"), "K1"),
+        tagged(Some("w2"), Some("s1"), Some("stealth"), "K2"),
+        tagged(None, None, None, "O'Brien"),
+    ];
+    let out = log.append(AppendBatch::new(events)).await.unwrap();
+    assert_eq!(out.positions, (1..=9).collect::<Vec<_>>());
+}
+
+fn filter(
+    world: Option<&str>,
+    session: Option<&str>,
+    plugin: Option<&str>,
+    kind: Option<&str>,
+) -> EventFilter {
+    EventFilter {
+        world: world.map(|w| WorldId::new(w).unwrap()),
+        session: session.map(|s| SessionId::new(s).unwrap()),
+        plugin: plugin.map(|p| PluginId::new(p).unwrap()),
+        kind: kind.map(|k| EventKind::new(k).unwrap()),
+    }
+}
+
+/// The positions `read_filtered` returns, after checking that each event is
+/// the one `read_forward` returns at that position.
+async fn filtered(log: &EventLog, after: u64, limit: usize, f: &EventFilter) -> Vec<u64> {
+    let got = log.read_filtered(after, limit, f).await.unwrap();
+    let all = read_all(log).await;
+    for e in &got {
+        assert_eq!(*e, all[e.position as usize - 1], "{f:?}");
+    }
+    got.iter().map(|e| e.position).collect()
+}
+
+async fn read_filtered_matches_every_given_field(t: TestLog) {
+    let log = t.open().await;
+    append_tagged(&log).await;
+    let cases: Vec<(EventFilter, Vec<u64>)> = vec![
+        (EventFilter::default(), (1..=9).collect()),
+        // Each field alone.
+        (filter(Some("w1"), None, None, None), vec![1, 2, 6, 7]),
+        (filter(None, Some("s1"), None, None), vec![1, 3, 6, 7, 8]),
+        (filter(None, None, Some("stealth"), None), vec![1, 2, 7, 8]),
+        (filter(None, None, None, Some("K1")), vec![1, 3, 5, 7]),
+        // Combined: every given field must match.
+        (filter(Some("w1"), Some("s1"), None, None), vec![1, 6, 7]),
+        (filter(Some("w2"), Some("s1"), None, None), vec![3, 8]),
+        (filter(Some("w1"), None, None, Some("K2")), vec![2, 6]),
+        (filter(None, Some("s1"), Some("combat"), None), vec![3, 6]),
+        (
+            filter(Some("w1"), Some("s1"), Some("stealth"), None),
+            vec![1, 7],
+        ),
+        (
+            filter(Some("w2"), Some("s1"), Some("stealth"), Some("K2")),
+            vec![8],
+        ),
+        // Values are bound, never spliced into the SQL.
+        (filter(None, None, None, Some("O'Brien")), vec![9]),
+        // No match.
+        (filter(Some("w3"), None, None, None), vec![]),
+        (filter(Some("w1"), None, Some("combat"), Some("K1")), vec![]),
+        (filter(None, None, None, Some("x'OR'a'='a")), vec![]),
+    ];
+    for (f, expected) in cases {
+        assert_eq!(filtered(&log, 0, 100, &f).await, expected, "{f:?}");
+    }
+}
+
+async fn read_filtered_respects_after_and_limit(t: TestLog) {
+    let log = t.open().await;
+    append_tagged(&log).await;
+    let w1 = filter(Some("w1"), None, None, None);
+    assert_eq!(filtered(&log, 2, 100, &w1).await, vec![6, 7]);
+    assert_eq!(filtered(&log, 6, 100, &w1).await, vec![7]);
+    assert_eq!(filtered(&log, 7, 100, &w1).await, Vec::<u64>::new());
+    assert_eq!(filtered(&log, 0, 2, &w1).await, vec![1, 2]);
+    // The limit counts matching events, not rows walked past.
+    assert_eq!(filtered(&log, 1, 2, &w1).await, vec![2, 6]);
+    assert_eq!(filtered(&log, 2, 1, &w1).await, vec![6]);
+    assert_eq!(filtered(&log, 0, 0, &w1).await, Vec::<u64>::new());
+    // Paging with the last position returned gives every match once.
+    let s1 = filter(None, Some("s1"), None, None);
+    let mut pages = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = filtered(&log, after, 2, &s1).await;
+        let Some(&last) = page.last() else { break };
+        after = last;
+        pages.push(page);
+    }
+    assert_eq!(pages, vec![vec![1, 3], vec![6, 7], vec![8]]);
+    assert_eq!(
+        filtered(&log, 4, usize::MAX, &EventFilter::default()).await,
+        vec![5, 6, 7, 8, 9]
+    );
+    assert_eq!(
+        filtered(&log, 9, 100, &EventFilter::default()).await,
+        Vec::<u64>::new()
+    );
+}
+
+async fn read_filtered_reports_an_unreadable_row(t: TestLog) {
+    let log = t.open().await;
+    append_tagged(&log).await;
+    t.tamper("UPDATE {events} SET stream = 'has a space' WHERE position = 6")
+        .await;
+    let w1 = filter(Some("w1"), None, None, None);
+    match log.read_filtered(0, 100, &w1).await.unwrap_err() {
+        LogError::Corrupt { position, .. } => assert_eq!(position, 6),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // A filter that leaves the row out reads as before.
+    let k1 = filter(Some("w1"), None, None, Some("K1"));
+    assert_eq!(
+        log.read_filtered(0, 100, &k1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect::<Vec<_>>(),
+        vec![1, 7]
+    );
+}
+
+async fn positions_of_maps_the_ids_in_the_log(t: TestLog) {
+    let log = t.open().await;
+    let first = append_n(&log, 3).await;
+    let second: Vec<NewEvent> = (4..=5).map(plugin_event).collect();
+    log.append(AppendBatch::new(second.clone())).await.unwrap();
+    let ids: Vec<uuid::Uuid> = first.iter().chain(&second).map(|e| e.event_id).collect();
+
+    let present = log.positions_of(&[ids[4], ids[0], ids[2]]).await.unwrap();
+    assert_eq!(
+        present,
+        HashMap::from([(ids[4], 5), (ids[0], 1), (ids[2], 3)])
+    );
+
+    let absent = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+    assert!(log.positions_of(&absent).await.unwrap().is_empty());
+
+    let mixed = log
+        .positions_of(&[absent[0], ids[1], absent[1], ids[3], ids[1]])
+        .await
+        .unwrap();
+    assert_eq!(mixed, HashMap::from([(ids[1], 2), (ids[3], 4)]));
+
+    assert!(log.positions_of(&[]).await.unwrap().is_empty());
+    let all = log.positions_of(&ids).await.unwrap();
+    assert_eq!(all.len(), 5);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(all[id], i as u64 + 1);
+    }
+}
+
+async fn checkpoints_start_absent_and_never_move_backwards(t: TestLog) {
+    let log = t.open().await;
+    assert_eq!(log.checkpoint("relay").await.unwrap(), None);
+    log.save_checkpoint("relay", 5).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(5));
+    log.save_checkpoint("relay", 9).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(9));
+    // Lower: kept where it was.
+    log.save_checkpoint("relay", 3).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(9));
+    log.save_checkpoint("relay", 0).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(9));
+    log.save_checkpoint("relay", 9).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(9));
+    log.save_checkpoint("relay", 10).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(10));
+    // Zero is a position like any other, not the absence of one.
+    log.save_checkpoint("start", 0).await.unwrap();
+    assert_eq!(log.checkpoint("start").await.unwrap(), Some(0));
+    // A position the log could never store is refused, and changes nothing.
+    let err = log.save_checkpoint("relay", u64::MAX).await.unwrap_err();
+    assert!(matches!(err, LogError::Invalid(_)), "{err:?}");
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(10));
+    // Checkpoints are not events.
+    assert_eq!(log.head().await.unwrap(), Head::EMPTY);
+    assert!(read_all(&log).await.is_empty());
+}
+
+async fn checkpoints_are_independent_by_name(t: TestLog) {
+    let log = t.open().await;
+    log.save_checkpoint("relay", 10).await.unwrap();
+    assert_eq!(log.checkpoint("projection:sessions").await.unwrap(), None);
+    log.save_checkpoint("projection:sessions", 2).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(10));
+    assert_eq!(
+        log.checkpoint("projection:sessions").await.unwrap(),
+        Some(2)
+    );
+    // One name's higher position does not hold another's back or forward.
+    log.save_checkpoint("projection:sessions", 7).await.unwrap();
+    log.save_checkpoint("relay", 4).await.unwrap();
+    assert_eq!(log.checkpoint("relay").await.unwrap(), Some(10));
+    assert_eq!(
+        log.checkpoint("projection:sessions").await.unwrap(),
+        Some(7)
+    );
+    // Names are compared exactly, quotes and all.
+    log.save_checkpoint("it's", 3).await.unwrap();
+    assert_eq!(log.checkpoint("it's").await.unwrap(), Some(3));
+    assert_eq!(log.checkpoint("Relay").await.unwrap(), None);
+    assert_eq!(log.checkpoint("relay ").await.unwrap(), None);
+}
+
+async fn checkpoints_survive_reopening_the_log(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 4).await;
+    log.save_checkpoint("relay", 4).await.unwrap();
+    log.save_checkpoint("projection:sessions", 2).await.unwrap();
+    log.close().await;
+    drop(log);
+
+    let reopened = t.open().await;
+    assert_eq!(reopened.checkpoint("relay").await.unwrap(), Some(4));
+    assert_eq!(
+        reopened.checkpoint("projection:sessions").await.unwrap(),
+        Some(2)
+    );
+    // Still never backwards after the reopen.
+    reopened.save_checkpoint("relay", 1).await.unwrap();
+    assert_eq!(reopened.checkpoint("relay").await.unwrap(), Some(4));
+    // The events are untouched and still verify.
+    assert_eq!(read_all(&reopened).await.len(), 4);
+    assert!(verify(&reopened, None).await.intact());
 }
