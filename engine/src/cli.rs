@@ -20,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Show what provenant does, on the embedded log (no server needed).
     Demo(DemoArgs),
+    /// Run the engine: ticks in (NATS JetStream and POST /v1/ticks), events
+    /// durable in the log and relayed to NATS, the HTTP API. Stops
+    /// gracefully on SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
     /// Run pending database migrations (they also run when the engine starts).
     Migrate(DbArgs),
     /// Check the log: verify the hash chain, print the head.
@@ -81,6 +85,36 @@ pub struct DbArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// NATS with JetStream, e.g. nats://127.0.0.1:4222. Without it ticks come
+    /// only over HTTP and events go to an in-process bus.
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+    /// Where the HTTP API listens. A non-loopback address needs an admin
+    /// token.
+    #[arg(long, env = "PROVENANT_HTTP_ADDR", default_value = crate::service::DEFAULT_HTTP_ADDR)]
+    pub http_addr: std::net::SocketAddr,
+    /// When set, every POST, PUT and DELETE and every /admin/ request needs
+    /// `Authorization: Bearer <token>` (401 otherwise).
+    #[arg(long, env = "PROVENANT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Prefix of the NATS subjects, streams and consumer: `provenant` gives
+    /// provenant.ticks.<world>, PROVENANT_TICKS, PROVENANT_EVENTS and the
+    /// consumer provenant-engine.
+    #[arg(long, env = "PROVENANT_NATS_PREFIX", default_value = "provenant")]
+    pub nats_prefix: String,
+    /// This engine's name in every event's provenance (default: the host
+    /// name and process id).
+    #[arg(long, env = "PROVENANT_INSTANCE")]
+    pub instance: Option<String>,
+    /// Deadline of one plugin call, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub plugin_deadline_ms: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub db: DbArgs,
@@ -136,6 +170,7 @@ pub fn run() -> ExitCode {
     // of warnings (RUST_LOG=provenant_engine::host=warn brings them back).
     let default_filter = match cli.command {
         Command::Demo(_) => "warn,provenant_engine::host=error",
+        Command::Serve(_) => "info,provenant_engine::host=warn",
         _ => "warn",
     };
     telemetry::init(default_filter);
@@ -174,6 +209,7 @@ async fn dispatch(command: Command) -> ExitCode {
             })
             .await,
         ),
+        Command::Serve(args) => report(serve(args).await),
         Command::Bench(BenchCommand::Append(args)) => report(bench::append(&args).await),
         Command::Plugins(PluginsCommand::List { json }) => report(crate::plugins_cmd::list(json)),
         Command::World(WorldCommand::Set { db, world_id, file }) => {
@@ -183,6 +219,28 @@ async fn dispatch(command: Command) -> ExitCode {
             report(crate::world_cmd::show(&db.database_url, &world_id, json).await)
         }
     }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let instance = match args.instance {
+        Some(i) => i,
+        None => format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "engine".into()),
+            std::process::id()
+        ),
+    };
+    crate::service::serve(crate::service::ServiceConfig {
+        database_url: args.db.database_url,
+        nats_url: args.nats_url.filter(|u| !u.is_empty()),
+        http_addr: args.http_addr,
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        nats_names: crate::service::nats::NatsNames::new(&args.nats_prefix)?,
+        instance,
+        deadline: std::time::Duration::from_millis(args.plugin_deadline_ms),
+        commit: Default::default(),
+    })
+    .await
 }
 
 /// Prints an error with its causes; 0 on success, 1 on error.

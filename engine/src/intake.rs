@@ -64,7 +64,7 @@ pub fn rejected_event(rejection: &Rejection, source: &str) -> Option<NewEvent> {
     ))
 }
 
-fn excerpt(body: &[u8]) -> String {
+pub fn excerpt(body: &[u8]) -> String {
     let mut end = body.len().min(EXCERPT_BYTES);
     // Cut at a character boundary when the body is UTF-8 there.
     while end > 0 && end < body.len() && (body[end] & 0xc0) == 0x80 {

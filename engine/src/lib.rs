@@ -1,4 +1,5 @@
-//! provenant's engine: the plugin host, tick intake and the `provenant` command.
+//! provenant's engine: the plugin host, tick intake, the engine service and
+//! the `provenant` command.
 //!
 //! `main.rs` is one line; [`cli`] parses arguments and hands each command to
 //! its module. Commands get their settings as `Config` structs, never as
@@ -12,6 +13,7 @@ pub mod host;
 pub mod intake;
 pub mod plugins_cmd;
 pub mod sample;
+pub mod service;
 mod telemetry;
 pub mod world_cmd;
 

@@ -37,3 +37,7 @@ pub const PLUGIN_SKIPPED: &str = "PluginSkipped";
 pub const EVENT_HANDLED: &str = "EventHandled";
 /// The effective simulation config of a world changed (`{config, providers}`).
 pub const SIMULATION_CONFIG_CHANGED: &str = "SimulationConfigChanged";
+/// The engine finished a tick (`{tick_id, tick, events, source}`): the last
+/// event of every tick, with an id derived from the tick id, so a tick
+/// delivered twice is recognised and adds nothing.
+pub const TICK_PROCESSED: &str = "TickProcessed";

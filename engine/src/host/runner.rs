@@ -5,7 +5,9 @@
 //! Native code cannot be pre-empted. With [`Isolation::Thread`] (the default)
 //! calls run on a worker thread and the caller waits at most the deadline; a
 //! worker stuck in an overrunning call is left to finish on its own and a new
-//! one takes its place. [`Isolation::Inline`] runs the call on the caller's
+//! one takes its place. Workers are pooled: concurrent callers (the worlds of
+//! the engine service) each get an idle worker, so no call waits behind
+//! another's and the deadline counts only the call itself. [`Isolation::Inline`] runs the call on the caller's
 //! thread (cheapest; an overrun is detected when the call returns, and its
 //! result is discarded all the same).
 
@@ -38,8 +40,13 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct Runner {
     isolation: Isolation,
     deadline: Duration,
-    worker: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Idle workers; a call takes one and gives it back when it returns in
+    /// time.
+    idle: Mutex<Vec<mpsc::Sender<Job>>>,
 }
+
+/// Idle workers kept beyond this are let go.
+const MAX_IDLE_WORKERS: usize = 64;
 
 impl Runner {
     pub fn new(isolation: Isolation, deadline: Duration) -> Self {
@@ -47,7 +54,7 @@ impl Runner {
         Runner {
             isolation,
             deadline,
-            worker: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -80,29 +87,39 @@ impl Runner {
     ) -> Outcome<T> {
         let start = Instant::now();
         let (reply, result) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
+        let mut job: Job = Box::new(move || {
             let outcome = catch_unwind(AssertUnwindSafe(job));
             let _ = reply.send(outcome);
         });
-        {
-            let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
-            let sender = worker.get_or_insert_with(spawn_worker);
-            if let Err(mpsc::SendError(job)) = sender.send(job) {
-                // The worker is gone: start another.
-                let fresh = spawn_worker();
-                let _ = fresh.send(job);
-                *worker = Some(fresh);
+        let worker = loop {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(worker) = idle.or_else(spawn_worker) else {
+                return Outcome::Panicked(
+                    "cannot start a plugin worker thread".into(),
+                    start.elapsed(),
+                );
+            };
+            match worker.send(job) {
+                Ok(()) => break worker,
+                // That worker is gone: try the next one (or a new one).
+                Err(mpsc::SendError(back)) => job = back,
             }
-        }
+        };
         match result.recv_timeout(self.deadline) {
-            Ok(Ok(v)) => Outcome::Done(v, start.elapsed()),
-            Ok(Err(panic)) => Outcome::Panicked(panic_message(&*panic), start.elapsed()),
-            Err(RecvTimeoutError::Timeout) => {
-                // Leave the stuck worker to finish alone; later calls get a
-                // new one.
-                *self.worker.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Outcome::Overran(start.elapsed())
+            Ok(outcome) => {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.len() < MAX_IDLE_WORKERS {
+                    idle.push(worker);
+                }
+                drop(idle);
+                match outcome {
+                    Ok(v) => Outcome::Done(v, start.elapsed()),
+                    Err(panic) => Outcome::Panicked(panic_message(&*panic), start.elapsed()),
+                }
             }
+            // The stuck worker is not given back: it finishes alone and
+            // exits when its channel closes.
+            Err(RecvTimeoutError::Timeout) => Outcome::Overran(start.elapsed()),
             Err(RecvTimeoutError::Disconnected) => {
                 Outcome::Panicked("the plugin worker thread died".into(), start.elapsed())
             }
@@ -138,7 +155,7 @@ fn quiet_worker_panics() {
     });
 }
 
-fn spawn_worker() -> mpsc::Sender<Job> {
+fn spawn_worker() -> Option<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel::<Job>();
     let spawned = std::thread::Builder::new()
         .name(WORKER_NAME.into())
@@ -148,10 +165,13 @@ fn spawn_worker() -> mpsc::Sender<Job> {
                 job();
             }
         });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a plugin worker thread");
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a plugin worker thread");
+            None
+        }
     }
-    tx
 }
 
 pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
@@ -184,6 +204,28 @@ mod tests {
             );
             // The runner goes on after both.
             assert!(matches!(runner.run(|| 8), Outcome::Done(8, _)));
+        }
+    }
+
+    #[test]
+    fn concurrent_calls_do_not_wait_behind_each_other() {
+        // Each call takes 60% of the deadline: run one after the other on a
+        // single worker, the second would overrun.
+        let runner =
+            std::sync::Arc::new(Runner::new(Isolation::Thread, Duration::from_millis(100)));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let (runner, barrier) = (runner.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    runner.run(|| std::thread::sleep(Duration::from_millis(60)))
+                })
+            })
+            .collect();
+        for call in calls {
+            let outcome = call.join().expect("caller thread");
+            assert!(matches!(outcome, Outcome::Done(..)), "{outcome:?}");
         }
     }
 

@@ -1,0 +1,279 @@
+//! The HTTP API: ticks in, worlds, reads of the log, liveness and
+//! readiness. Every error is a JSON object `{"error": "..."}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use provenant_events::{EventFilter, EventKind, PluginId, SessionId, WorldId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Engine;
+use super::worlds::JobFailure;
+use crate::intake::{self, MAX_TICK_BYTES, Rejection};
+
+/// How long `POST /v1/ticks` waits for a tick to be durable before it
+/// answers 503 (the tick may still be processed; resending it is safe).
+const TICK_WAIT: Duration = Duration::from_secs(30);
+/// The most events `GET /v1/events` returns at once.
+const MAX_EVENTS_PAGE: usize = 1000;
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/v1/ticks", post(post_tick))
+        .route("/v1/worlds/{world_id}", get(get_world).put(put_world))
+        .route("/v1/events", get(get_events))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(engine.clone(), authorize))
+        .with_state(engine)
+}
+
+/// An error answer.
+struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: json!({"error": error.into()}),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+impl From<JobFailure> for ApiError {
+    fn from(f: JobFailure) -> Self {
+        let status = match f {
+            JobFailure::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            JobFailure::Refused(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, f.to_string())
+    }
+}
+
+/// With an admin token, mutating requests and `/admin/` need it.
+async fn authorize(State(engine): State<Arc<Engine>>, request: Request, next: Next) -> Response {
+    let Some(token) = &engine.admin_token else {
+        return next.run(request).await;
+    };
+    let guarded = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    ) || request.uri().path().starts_with("/admin/");
+    if !guarded {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "this request needs Authorization: Bearer <admin token>",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn post_tick(State(engine): State<Arc<Engine>>, body: Body) -> Result<Response, ApiError> {
+    let bytes = match read_limited(body, MAX_TICK_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(Oversized { start, read }) => {
+            let rejection = Rejection {
+                reason: format!(
+                    "the tick is larger than the limit of {MAX_TICK_BYTES} bytes (1 MiB): more than {read} bytes sent"
+                ),
+                excerpt: intake::excerpt(&start),
+                bytes: read,
+            };
+            return Err(rejected(&engine, &rejection, StatusCode::PAYLOAD_TOO_LARGE).await);
+        }
+    };
+    let tick = match intake::parse_tick(&bytes) {
+        Ok(tick) => tick,
+        Err(rejection) => {
+            let status = if rejection.reason.starts_with("not JSON") {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            return Err(rejected(&engine, &rejection, status).await);
+        }
+    };
+    let answer = engine.worlds.enqueue_tick(tick, "http".into()).await?;
+    match tokio::time::timeout(TICK_WAIT, answer).await {
+        Ok(Ok(Ok(outcome))) => Ok(axum::Json(outcome).into_response()),
+        Ok(Ok(Err(failure))) => Err(failure.into()),
+        Ok(Err(_)) => Err(JobFailure::ShuttingDown.into()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the tick is not durable after {}s (is the log reachable? see /readyz); sending it again with the same tick_id is safe",
+                TICK_WAIT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Records a rejected tick and builds the answer.
+async fn rejected(engine: &Engine, rejection: &Rejection, status: StatusCode) -> ApiError {
+    let mut body = json!({"error": rejection.reason, "bytes": rejection.bytes});
+    match engine.record_rejection(rejection, "http").await {
+        Ok(position) => body["rejected_event_position"] = json!(position),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record a rejected tick");
+            body["rejected_event_position"] = Value::Null;
+        }
+    }
+    ApiError { status, body }
+}
+
+struct Oversized {
+    start: Vec<u8>,
+    read: usize,
+}
+
+/// The body, or what was read of it once it passed `limit`.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, Oversized> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > limit {
+            let read = bytes.len();
+            bytes.truncate(intake::EXCERPT_BYTES * 4);
+            return Err(Oversized { start: bytes, read });
+        }
+    }
+    Ok(bytes)
+}
+
+async fn put_world(
+    State(engine): State<Arc<Engine>>,
+    Path(world_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let world = WorldId::new(world_id)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let config: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    let mut event = crate::world_cmd::configured_event(&world, config).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid world configuration: {e}"),
+        )
+    })?;
+    event.provenance.engine_version = Some(engine.host.engine().version.clone());
+    event.provenance.engine_instance = Some(engine.host.engine().instance.clone());
+    let position = engine.worlds.configure(&world, event).await?;
+    Ok(axum::Json(json!({"world_id": world, "position": position})).into_response())
+}
+
+async fn get_world(
+    State(engine): State<Arc<Engine>>,
+    Path(world_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let world = WorldId::new(world_id)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    match engine.worlds.describe(&world).await? {
+        Some(description) => Ok(axum::Json(description).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("world {world} has never been configured"),
+        )),
+    }
+}
+
+/// `GET /v1/events` parameters, all optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    world: Option<String>,
+    session: Option<String>,
+    plugin: Option<String>,
+    kind: Option<String>,
+}
+
+async fn get_events(
+    State(engine): State<Arc<Engine>>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let bad = |e: provenant_events::IdError| ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
+    let filter = EventFilter {
+        world: q.world.map(WorldId::new).transpose().map_err(bad)?,
+        session: q.session.map(SessionId::new).transpose().map_err(bad)?,
+        plugin: q.plugin.map(PluginId::new).transpose().map_err(bad)?,
+        kind: q
+            .kind
+            .map(EventKind::new)
+            .transpose()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
+    };
+    let after = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE);
+    let events = engine
+        .log
+        .read_filtered(after, limit, &filter)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let next_after = events.last().map_or(after, |e| e.position);
+    Ok(axum::Json(json!({"events": events, "next_after": next_after})).into_response())
+}
+
+async fn livez() -> Response {
+    axum::Json(json!({"status": "alive"})).into_response()
+}
+
+async fn readyz(State(engine): State<Arc<Engine>>) -> Response {
+    let readiness = engine.health.readiness();
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(readiness)).into_response()
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}

@@ -1,0 +1,546 @@
+//! One worker per world: ticks of a world are evaluated in the order they
+//! arrive, worlds proceed concurrently. A worker takes what has queued for
+//! its world, recognises ticks already in the log, evaluates the rest on a
+//! blocking thread, hands all their events to the group committer, and
+//! answers each job only when its events are durable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use provenant_events::{
+    EventFilter, EventKind, EventLog, LogError, NewEvent, Position, StreamName, WorldId,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::commit::Committer;
+use super::health::Health;
+use crate::host::context::{Scene, tick_provenance};
+use crate::host::kinds;
+use crate::host::plugin_host::PluginHost;
+use crate::host::state::GameState;
+use crate::host::tick::{Tick, evaluate_tick};
+
+/// What became of a tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TickOutcome {
+    pub tick_id: Uuid,
+    pub world_id: WorldId,
+    /// The tick was already in the log (or earlier in the same delivery):
+    /// nothing was added.
+    pub duplicate: bool,
+    /// Events this tick added (0 for a duplicate).
+    pub events: usize,
+    /// The position of the tick's `TickProcessed` event.
+    pub position: Position,
+}
+
+/// Why a job was not done. The tick is not in the log; sending it again is
+/// safe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobFailure {
+    #[error("the engine is shutting down; the tick was not processed")]
+    ShuttingDown,
+    #[error("the log refused the events: {0}")]
+    Refused(String),
+}
+
+/// The id of a tick's `TickProcessed` event: derived from the tick id, so a
+/// second delivery of the tick finds the first one's.
+pub fn tick_marker_id(tick_id: Uuid) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(b"provenant/TickProcessed/")
+        .chain_update(tick_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
+}
+
+/// The worlds of the engine and their workers.
+pub struct Worlds {
+    shared: Arc<Shared>,
+    workers: Mutex<Option<HashMap<WorldId, mpsc::Sender<Job>>>>,
+    /// Each world's state as folded at start-up, until its worker takes it.
+    initial: Mutex<HashMap<WorldId, GameState>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the workers share.
+pub struct Shared {
+    pub host: Arc<PluginHost>,
+    pub committer: Committer,
+    pub log: EventLog,
+    pub health: Arc<Health>,
+    /// Turns true when the engine stops: a worker retrying an append gives up.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A pending answer.
+pub type Answer<T> = oneshot::Receiver<Result<T, JobFailure>>;
+
+enum Job {
+    Tick {
+        tick: Box<Tick>,
+        source: Arc<str>,
+        done: oneshot::Sender<Result<TickOutcome, JobFailure>>,
+    },
+    Configure {
+        event: Box<NewEvent>,
+        done: oneshot::Sender<Result<Position, JobFailure>>,
+    },
+    Describe {
+        done: oneshot::Sender<Result<Option<Value>, JobFailure>>,
+    },
+}
+
+/// Jobs a worker takes at once.
+const MAX_JOBS: usize = 256;
+/// Jobs queued per world before senders wait.
+const QUEUE: usize = 1024;
+
+impl Worlds {
+    /// Workers start on first use, with the state folded at start-up.
+    pub fn new(shared: Shared, initial: HashMap<WorldId, GameState>) -> Self {
+        Worlds {
+            shared: Arc::new(shared),
+            workers: Mutex::new(Some(HashMap::new())),
+            initial: Mutex::new(initial),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Queues a tick behind the others of its world; the answer comes when
+    /// its events are durable. Waits while the world's queue is full.
+    pub async fn enqueue_tick(
+        &self,
+        tick: Tick,
+        source: Arc<str>,
+    ) -> Result<Answer<TickOutcome>, JobFailure> {
+        let (done, answer) = oneshot::channel();
+        let world = tick.world_id.clone();
+        self.send(
+            &world,
+            Job::Tick {
+                tick: Box::new(tick),
+                source,
+                done,
+            },
+        )
+        .await?;
+        Ok(answer)
+    }
+
+    /// Records a world's configuration (a validated `WorldConfigured`).
+    pub async fn configure(
+        &self,
+        world: &WorldId,
+        event: NewEvent,
+    ) -> Result<Position, JobFailure> {
+        let (done, answer) = oneshot::channel();
+        self.send(
+            world,
+            Job::Configure {
+                event: Box::new(event),
+                done,
+            },
+        )
+        .await?;
+        answer.await.map_err(|_| JobFailure::ShuttingDown)?
+    }
+
+    /// The world's configuration and effective simulation config; None for
+    /// a world never configured.
+    pub async fn describe(&self, world: &WorldId) -> Result<Option<Value>, JobFailure> {
+        let (done, answer) = oneshot::channel();
+        self.send(world, Job::Describe { done }).await?;
+        answer.await.map_err(|_| JobFailure::ShuttingDown)?
+    }
+
+    async fn send(&self, world: &WorldId, job: Job) -> Result<(), JobFailure> {
+        let sender = self.sender(world)?;
+        sender.send(job).await.map_err(|_| JobFailure::ShuttingDown)
+    }
+
+    fn sender(&self, world: &WorldId) -> Result<mpsc::Sender<Job>, JobFailure> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let workers = workers.as_mut().ok_or(JobFailure::ShuttingDown)?;
+        if let Some(s) = workers.get(world) {
+            return Ok(s.clone());
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let state = self
+            .initial
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(world)
+            .unwrap_or_default();
+        let worker = Worker {
+            world: world.clone(),
+            state: Arc::new(state),
+            shared: self.shared.clone(),
+        };
+        let task = tokio::spawn(worker.run(rx));
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+        workers.insert(world.clone(), tx.clone());
+        Ok(tx)
+    }
+
+    /// Takes no more jobs, lets every worker finish what is queued, and
+    /// waits for them.
+    pub async fn close(&self) {
+        drop(
+            self.workers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a world worker ended abnormally");
+            }
+        }
+    }
+}
+
+/// Folds the log into one state per world (events without a world change
+/// no world's state).
+pub async fn fold_worlds(log: &EventLog) -> Result<HashMap<WorldId, GameState>, LogError> {
+    let mut worlds: HashMap<WorldId, GameState> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = log.read_forward(after, 2048).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in &page {
+            if let Some(w) = &e.world_id {
+                worlds.entry(w.clone()).or_default().apply(e);
+            }
+        }
+    }
+    Ok(worlds)
+}
+
+struct Worker {
+    world: WorldId,
+    state: Arc<GameState>,
+    shared: Arc<Shared>,
+}
+
+/// What a job became once evaluated: its events are `events[range]`.
+enum Planned {
+    Tick {
+        tick_id: Uuid,
+        done: oneshot::Sender<Result<TickOutcome, JobFailure>>,
+        range: std::ops::Range<usize>,
+        /// Already in the log at this position, or earlier in this batch.
+        duplicate: Option<Duplicate>,
+    },
+    Configure {
+        done: oneshot::Sender<Result<Position, JobFailure>>,
+        index: usize,
+    },
+    Describe {
+        done: oneshot::Sender<Result<Option<Value>, JobFailure>>,
+        answer: Option<Value>,
+    },
+}
+
+enum Duplicate {
+    InLog(Position),
+    /// The marker at this index of this batch.
+    InBatch(usize),
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(job) = rx.recv().await {
+            let mut jobs = vec![job];
+            while jobs.len() < MAX_JOBS {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.handle(jobs).await;
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(world = %self.world, jobs = jobs.len()))]
+    async fn handle(&mut self, jobs: Vec<Job>) {
+        // 1. Which ticks are already in the log.
+        let markers: Vec<Uuid> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Tick { tick, .. } => Some(tick_marker_id(tick.tick_id)),
+                _ => None,
+            })
+            .collect();
+        let known = match self.retry(|| self.shared.log.positions_of(&markers)).await {
+            Ok(known) => known,
+            Err(failure) => return fail_all(jobs, failure),
+        };
+
+        // 2. Evaluate, in order, on a blocking thread (plugin code runs there).
+        let host = self.shared.host.clone();
+        let state = self.state.clone();
+        let world = self.world.clone();
+        let evaluated =
+            tokio::task::spawn_blocking(move || plan(&host, state, &world, jobs, &known)).await;
+        let (state, events, planned) = match evaluated {
+            Ok(v) => v,
+            Err(e) => {
+                // Only a bug can get here (plugin panics are caught inside).
+                tracing::error!(world = %self.world, error = %e, "evaluating ticks failed");
+                return self.reload().await;
+            }
+        };
+        self.state = state;
+
+        // 3. Append everything, retrying while the log is unreachable.
+        let positions = if events.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let committer = self.shared.committer.clone();
+            self.retry(|| committer.append(events.clone())).await
+        };
+        let positions = match positions {
+            Ok(p) => p,
+            Err(failure) => {
+                answer_failed(planned, failure);
+                // The state holds events that are not in the log.
+                return self.reload().await;
+            }
+        };
+
+        // 4. Answer.
+        for p in planned {
+            match p {
+                Planned::Tick {
+                    tick_id,
+                    done,
+                    range,
+                    duplicate,
+                } => {
+                    let position = match duplicate {
+                        Some(Duplicate::InLog(pos)) => pos,
+                        Some(Duplicate::InBatch(i)) => positions[i],
+                        None => positions[range.end - 1],
+                    };
+                    let _ = done.send(Ok(TickOutcome {
+                        tick_id,
+                        world_id: self.world.clone(),
+                        duplicate: duplicate.is_some(),
+                        events: range.len(),
+                        position,
+                    }));
+                }
+                Planned::Configure { done, index } => {
+                    let _ = done.send(Ok(positions[index]));
+                }
+                Planned::Describe { done, answer } => {
+                    let _ = done.send(Ok(answer));
+                }
+            }
+        }
+    }
+
+    /// Runs `op` until it works, the error is not one that waiting cures, or
+    /// the engine stops.
+    async fn retry<T, E, F, Fut>(&self, mut op: F) -> Result<T, JobFailure>
+    where
+        E: std::borrow::Borrow<LogError>,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut wait = Duration::from_millis(50);
+        let mut shutdown = self.shared.shutdown.clone();
+        loop {
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let e: &LogError = e.borrow();
+            match e {
+                e if transient(e) => {
+                    self.shared.health.log_failed(&e);
+                    tracing::warn!(world = %self.world, error = %e, retry_in = ?wait, "log unreachable; the world's ticks wait");
+                    if *shutdown.borrow() {
+                        return Err(JobFailure::ShuttingDown);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = super::stopped(&mut shutdown) => return Err(JobFailure::ShuttingDown),
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                e => return Err(JobFailure::Refused(e.to_string())),
+            }
+        }
+    }
+
+    /// Folds the world's state again from the log, after events it holds
+    /// could not be appended.
+    async fn reload(&mut self) {
+        let filter = EventFilter {
+            world: Some(self.world.clone()),
+            ..EventFilter::default()
+        };
+        let mut state = GameState::default();
+        let mut after = 0;
+        loop {
+            let page = match self
+                .retry(|| self.shared.log.read_filtered(after, 2048, &filter))
+                .await
+            {
+                Ok(page) => page,
+                Err(_) => return,
+            };
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            for e in &page {
+                state.apply(e);
+            }
+        }
+        self.state = Arc::new(state);
+    }
+}
+
+/// Evaluates `jobs` in order against `state`: the new state, the events to
+/// append, and how to answer each job from their positions.
+fn plan(
+    host: &PluginHost,
+    mut state: Arc<GameState>,
+    world: &WorldId,
+    jobs: Vec<Job>,
+    known: &HashMap<Uuid, Position>,
+) -> (Arc<GameState>, Vec<NewEvent>, Vec<Planned>) {
+    let mut events: Vec<NewEvent> = Vec::new();
+    let mut planned = Vec::with_capacity(jobs.len());
+    let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
+    for job in jobs {
+        match job {
+            Job::Tick { tick, source, done } => {
+                let marker = tick_marker_id(tick.tick_id);
+                let duplicate = known
+                    .get(&marker)
+                    .map(|&p| Duplicate::InLog(p))
+                    .or_else(|| in_batch.get(&marker).map(|&i| Duplicate::InBatch(i)));
+                let start = events.len();
+                if duplicate.is_none() {
+                    let produced = evaluate_tick(host, &mut state, &tick);
+                    events.extend(produced);
+                    let count = events.len() - start + 1;
+                    events.push(marker_event(host, &tick, marker, count, &source));
+                    in_batch.insert(marker, events.len() - 1);
+                }
+                planned.push(Planned::Tick {
+                    tick_id: tick.tick_id,
+                    done,
+                    range: start..events.len(),
+                    duplicate,
+                });
+            }
+            Job::Configure { event, done } => {
+                Arc::make_mut(&mut state).apply(&*event);
+                events.push(*event);
+                planned.push(Planned::Configure {
+                    done,
+                    index: events.len() - 1,
+                });
+            }
+            Job::Describe { done } => {
+                let answer = describe(host, &state, world);
+                planned.push(Planned::Describe { done, answer });
+            }
+        }
+    }
+    (state, events, planned)
+}
+
+/// The last event of a processed tick.
+fn marker_event(host: &PluginHost, tick: &Tick, id: Uuid, events: usize, source: &str) -> NewEvent {
+    let mut e = NewEvent::at(
+        StreamName::session(&tick.world_id, &tick.session_id),
+        EventKind::from_static(kinds::TICK_PROCESSED).expect("TickProcessed is a valid kind"),
+        json!({"tick_id": tick.tick_id, "tick": tick.tick, "events": events, "source": source}),
+        tick.at,
+    );
+    e.event_id = id;
+    e.world_id = Some(tick.world_id.clone());
+    e.session_id = Some(tick.session_id.clone());
+    e.provenance = tick_provenance(tick.tick_id, tick.tick, host.engine());
+    e
+}
+
+/// A world's configuration and effective simulation config, as
+/// `GET /v1/worlds/{id}` and `provenant world show --json` answer.
+pub fn describe(host: &PluginHost, state: &Arc<GameState>, world: &WorldId) -> Option<Value> {
+    let w = state.world(world).filter(|w| w.configured)?;
+    let config = json!({"name": w.name, "description": w.description, "meta": w.meta});
+    let scene = Arc::new(Scene {
+        world: world.clone(),
+        session: provenant_events::SessionId::new("_").ok()?,
+        tick_id: Uuid::nil(),
+        tick: 0,
+        at: provenant_events::event::now(),
+        npcs: Arc::new(Vec::new()),
+        npc: None,
+        context: Value::Null,
+        memo: Default::default(),
+    });
+    let (effective, providers) = host.simulation_config(state, &scene, 0).value;
+    Some(json!({
+        "world_id": world,
+        "config": config,
+        "effective_simulation_config": effective,
+        "providers": providers,
+    }))
+}
+
+/// Errors that waiting cures: the database is unreachable or failing.
+fn transient(e: &LogError) -> bool {
+    matches!(e, LogError::Database(_))
+}
+
+fn fail_all(jobs: Vec<Job>, failure: JobFailure) {
+    for job in jobs {
+        match job {
+            Job::Tick { done, .. } => drop(done.send(Err(failure.clone()))),
+            Job::Configure { done, .. } => drop(done.send(Err(failure.clone()))),
+            Job::Describe { done } => drop(done.send(Err(failure.clone()))),
+        }
+    }
+}
+
+fn answer_failed(planned: Vec<Planned>, failure: JobFailure) {
+    for p in planned {
+        match p {
+            Planned::Tick { done, .. } => drop(done.send(Err(failure.clone()))),
+            Planned::Configure { done, .. } => drop(done.send(Err(failure.clone()))),
+            Planned::Describe { done, .. } => drop(done.send(Err(failure.clone()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_ids_are_a_function_of_the_tick_id() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        assert_eq!(tick_marker_id(a), tick_marker_id(a));
+        assert_ne!(tick_marker_id(a), tick_marker_id(b));
+        assert_ne!(tick_marker_id(a), a);
+    }
+}

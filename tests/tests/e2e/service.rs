@@ -1,0 +1,522 @@
+//! `provenant serve`, the real binary, against PostgreSQL, SQLite and NATS
+//! JetStream: ticks in, events durable once, the events stream exactly once,
+//! through bad input, redelivery, SIGKILL and NATS restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures_util::StreamExt;
+use provenant_events::{Event, EventLog};
+use provenant_tests::{Backend, TestLog};
+use serde_json::{Value, json};
+
+use crate::support::{EngineOptions, EngineProcess, PrivateNats, TestNats, http, tavern, tick};
+
+/// Every event of the log, in order.
+async fn all_events(log: &EventLog) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |e| e.position);
+        let page = log.read_forward(after, 5000).await.expect("read the log");
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// tick_id → how many `TickProcessed` events the log holds for it.
+fn processed(events: &[Event]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for e in events.iter().filter(|e| e.kind.as_str() == "TickProcessed") {
+        *out.entry(e.payload["tick_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    out
+}
+
+async fn http_ticks(backend: Backend) {
+    let db = TestLog::new(backend).await;
+    let engine = EngineProcess::start(&EngineOptions {
+        database_url: db.url.clone(),
+        ..Default::default()
+    });
+    let (status, body) = engine.get("/readyz");
+    assert_eq!(
+        (status, body["ready"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+
+    let (status, body) = engine.put("/v1/worlds/tavern", &tavern());
+    assert_eq!(status, 200, "{body}");
+    let (status, world) = engine.get("/v1/worlds/tavern");
+    assert_eq!(status, 200);
+    assert_eq!(world["config"]["name"], "The Tavern");
+    assert_eq!(
+        world["effective_simulation_config"]["stealth"]["detection_radius"], 5,
+        "{world}"
+    );
+    assert_eq!(engine.get("/v1/worlds/nowhere").0, 404);
+    assert_eq!(engine.get("/v1/worlds/bad%20id").0, 400);
+
+    // Good ticks, with bad ones between them.
+    let mut sent = Vec::new();
+    for n in 1..=6 {
+        let t = tick("tavern", "s1", n, &["n1", "n2"]);
+        let (status, body) = engine.post("/v1/ticks", t.to_string().as_bytes());
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["duplicate"], false);
+        assert!(body["events"].as_u64().unwrap() > 1, "{body}");
+        sent.push((t, body));
+        let (status, body) = engine.post("/v1/ticks", b"{not json");
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with("not JSON"),
+            "{body}"
+        );
+    }
+    let mut wrong = tick("tavern", "s1", 7, &[]);
+    wrong["tick"] = json!("seven");
+    let (status, body) = engine.post("/v1/ticks", wrong.to_string().as_bytes());
+    assert_eq!(status, 422, "{body}");
+    assert!(body["rejected_event_position"].as_u64().is_some(), "{body}");
+    let mut bad_id = tick("tavern", "s1", 8, &[]);
+    bad_id["world_id"] = json!("no spaces allowed");
+    assert_eq!(
+        engine.post("/v1/ticks", bad_id.to_string().as_bytes()).0,
+        422
+    );
+    let huge = json!({"tick_id": uuid::Uuid::now_v7(), "pad": "x".repeat(1_100_000)});
+    let (status, body) = engine.post("/v1/ticks", huge.to_string().as_bytes());
+    assert_eq!(status, 413, "{body}");
+
+    // A tick sent again adds nothing.
+    let (first, first_answer) = &sent[2];
+    let (status, again) = engine.post("/v1/ticks", first.to_string().as_bytes());
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["position"], first_answer["position"]);
+
+    // A world never configured: every plugin, no activities.
+    let (status, body) = engine.post(
+        "/v1/ticks",
+        tick("elsewhere", "s9", 1, &["n1"]).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"], 2, "config change and TickProcessed: {body}");
+
+    // Reads.
+    let (status, page) = engine.get("/v1/events?kind=TickRejected&limit=100");
+    assert_eq!(status, 200);
+    let rejected = page["events"].as_array().unwrap();
+    assert_eq!(
+        rejected.len(),
+        9,
+        "6 not JSON, wrong type, bad id, too large"
+    );
+    assert!(rejected.iter().all(|e| e["payload"]["source"] == "http"));
+    let (_, page) = engine.get("/v1/events?world=tavern&kind=TickProcessed&limit=2");
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    let next = page["next_after"].as_u64().unwrap();
+    let (_, rest) = engine.get(&format!(
+        "/v1/events?world=tavern&kind=TickProcessed&after={next}"
+    ));
+    assert_eq!(rest["events"].as_array().unwrap().len(), 4);
+    let (_, by_plugin) = engine.get("/v1/events?plugin=game-stealth&limit=1000");
+    assert!(
+        by_plugin["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["plugin_id"] == "game-stealth")
+    );
+    assert_eq!(engine.get("/v1/events?after=-1").0, 400);
+    assert_eq!(engine.get("/v1/events?world=a.b").0, 400);
+    assert_eq!(engine.get("/v1/events?colour=red").0, 400);
+
+    // Stop: SIGTERM is a clean exit.
+    let mut engine = engine;
+    let status = engine.terminate();
+    assert!(status.success(), "{status}: {}", engine.stderr());
+
+    let log = db.open().await;
+    let events = all_events(&log).await;
+    let counts = processed(&events);
+    assert_eq!(counts.len(), 7, "6 tavern ticks and 1 elsewhere");
+    assert!(counts.values().all(|&c| c == 1), "{counts:?}");
+    for (t, _) in &sent {
+        assert_eq!(counts[t["tick_id"].as_str().unwrap()], 1);
+    }
+    let report = log
+        .verify(&Default::default(), &mut |_| {})
+        .await
+        .expect("verify");
+    assert!(report.intact(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_ticks_on_postgres() {
+    http_ticks(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_ticks_on_sqlite() {
+    http_ticks(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_token_guards_mutations_and_a_public_address_needs_one() {
+    let db = TestLog::sqlite();
+    let engine = EngineProcess::start(&EngineOptions {
+        database_url: db.url.clone(),
+        admin_token: Some("s3cret".into()),
+        ..Default::default()
+    });
+    let body = tavern().to_string();
+    let (status, answer) = http(
+        engine.addr,
+        "PUT",
+        "/v1/worlds/w",
+        Some(body.as_bytes()),
+        None,
+    );
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("Bearer"));
+    let wrong = http(
+        engine.addr,
+        "PUT",
+        "/v1/worlds/w",
+        Some(body.as_bytes()),
+        Some("guess"),
+    );
+    assert_eq!(wrong.0, 401);
+    let t = tick("w", "s", 1, &[]).to_string();
+    assert_eq!(
+        http(engine.addr, "POST", "/v1/ticks", Some(t.as_bytes()), None).0,
+        401
+    );
+    let ok = http(
+        engine.addr,
+        "PUT",
+        "/v1/worlds/w",
+        Some(body.as_bytes()),
+        Some("s3cret"),
+    );
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    assert_eq!(
+        http(
+            engine.addr,
+            "POST",
+            "/v1/ticks",
+            Some(t.as_bytes()),
+            Some("s3cret")
+        )
+        .0,
+        200
+    );
+    // Reads stay open.
+    assert_eq!(engine.get("/v1/worlds/w").0, 200);
+    assert_eq!(engine.get("/livez").0, 200);
+    // /admin/ needs the token even to read.
+    assert_eq!(engine.get("/admin/plugins/list").0, 401);
+
+    let refused = EngineProcess::try_start(&EngineOptions {
+        database_url: db.url.clone(),
+        http_addr: Some("0.0.0.0:0".into()),
+        ..Default::default()
+    });
+    let Err(message) = refused else {
+        panic!("the engine listened on 0.0.0.0 without a token")
+    };
+    assert!(message.contains("without an admin token"), "{message}");
+}
+
+/// Publishes a tick to JetStream and waits for the stream to store it.
+async fn publish(js: &jetstream::Context, subject: String, body: Vec<u8>) {
+    js.publish(subject, body.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+/// Reads the events stream from the start until `done` says so (60 s at
+/// most); returns every message as (Nats-Msg-Id, position, subject, event).
+async fn read_events_until(
+    js: &jetstream::Context,
+    stream: &str,
+    mut done: impl FnMut(&[(String, u64, String, Value)]) -> bool,
+) -> Vec<(String, u64, String, Value)> {
+    let consumer: consumer::OrderedPullConsumer = js
+        .get_stream(stream)
+        .await
+        .expect("events stream")
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut seen = Vec::new();
+    let read = async {
+        while !done(&seen) {
+            let m = messages
+                .next()
+                .await
+                .expect("the stream ended")
+                .expect("a message");
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let position = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Provenant-Position"))
+                .and_then(|v| v.as_str().parse().ok())
+                .unwrap_or(0);
+            let body: Value = serde_json::from_slice(&m.payload).expect("event JSON");
+            seen.push((id, position, m.subject.to_string(), body));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .unwrap_or_else(|_| panic!("timed out reading the events stream"));
+    seen
+}
+
+fn count_kind(seen: &[(String, u64, String, Value)], kind: &str) -> usize {
+    seen.iter().filter(|m| m.3["kind"] == kind).count()
+}
+
+/// The log and the events stream agree: each event once, in position order,
+/// with its id and subject.
+async fn assert_stream_matches_log(js: &jetstream::Context, nats: &TestNats, events: &[Event]) {
+    let total = events.len();
+    let seen = read_events_until(js, &nats.events_stream(), |s| s.len() >= total).await;
+    let mut stream = js.get_stream(nats.events_stream()).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(
+        info.state.messages as usize, total,
+        "messages in the stream"
+    );
+    let ids: BTreeSet<&str> = seen.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(ids.len(), total, "every message id once");
+    for (e, m) in events.iter().zip(&seen) {
+        assert_eq!(m.0, e.event_id.to_string());
+        assert_eq!(m.1, e.position);
+        assert_eq!(m.3["hash"], e.hash.to_string());
+        let world = e.world_id.as_ref().map_or("_", |w| w.as_str());
+        let plugin = e.plugin_id.as_ref().map_or("engine", |p| p.as_str());
+        assert_eq!(
+            m.2,
+            format!(
+                "{}.events.{world}.{plugin}.{}",
+                nats.prefix,
+                e.kind.as_str()
+            )
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nats_ticks_reach_the_log_and_the_events_stream_exactly_once() {
+    let db = TestLog::postgres().await;
+    let nats = TestNats::new();
+    let options = EngineOptions {
+        database_url: db.url.clone(),
+        nats: Some((nats.url.clone(), nats.prefix.clone())),
+        ..Default::default()
+    };
+    let mut engine = EngineProcess::start(&options);
+    assert_eq!(engine.put("/v1/worlds/w1", &tavern()).0, 200);
+    let js = nats.jetstream().await;
+
+    let mut ticks = Vec::new();
+    for n in 1..=40 {
+        for world in ["w1", "w2"] {
+            let t = tick(world, "s1", n, &["a", "b"]);
+            publish(&js, nats.ticks_subject(world), t.to_string().into_bytes()).await;
+            ticks.push(t);
+        }
+        if n == 20 {
+            // Bad input between good ticks: not JSON, and a tick published
+            // on another world's subject.
+            publish(&js, nats.ticks_subject("w1"), b"\xff\xfe not json".to_vec()).await;
+            let stray = tick("w2", "s1", 99, &[]);
+            publish(
+                &js,
+                nats.ticks_subject("w1"),
+                stray.to_string().into_bytes(),
+            )
+            .await;
+        }
+    }
+    // Sent again (a game retrying), then a last tick per world behind it.
+    for t in &ticks[..10] {
+        let world = t["world_id"].as_str().unwrap().to_owned();
+        publish(&js, nats.ticks_subject(&world), t.to_string().into_bytes()).await;
+    }
+    for world in ["w1", "w2"] {
+        let t = tick(world, "s1", 41, &["a", "b"]);
+        publish(&js, nats.ticks_subject(world), t.to_string().into_bytes()).await;
+        ticks.push(t);
+    }
+    let expected = ticks.len();
+    let seen = read_events_until(&js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= expected && count_kind(s, "TickRejected") >= 2
+    })
+    .await;
+    assert_eq!(count_kind(&seen, "TickRejected"), 2);
+
+    // Stop gracefully: every tick taken is acknowledged first.
+    let status = engine.terminate();
+    assert!(status.success(), "{status}: {}", engine.stderr());
+
+    let log = db.open().await;
+    let events = all_events(&log).await;
+    let counts = processed(&events);
+    assert_eq!(counts.len(), expected);
+    for t in &ticks {
+        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
+    }
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind.as_str() == "TickRejected")
+        .map(|e| e.payload["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].starts_with("not JSON"), "{reasons:?}");
+    assert!(reasons[1].contains("published on"), "{reasons:?}");
+    // Per world, ticks were processed in the order they were published.
+    for world in ["w1", "w2"] {
+        let order: Vec<u64> = events
+            .iter()
+            .filter(|e| {
+                e.kind.as_str() == "TickProcessed" && e.world_id.as_ref().unwrap().as_str() == world
+            })
+            .map(|e| e.payload["tick"].as_u64().unwrap())
+            .collect();
+        assert_eq!(order, (1..=41).collect::<Vec<_>>(), "{world}");
+    }
+    assert_stream_matches_log(&js, &nats, &events).await;
+
+    // Every tick acknowledged or terminated; nothing waits for redelivery.
+    let mut consumer: consumer::PullConsumer = js
+        .get_stream(nats.ticks_stream())
+        .await
+        .unwrap()
+        .get_consumer(&format!("{}-engine", nats.prefix))
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
+}
+
+/// Publishes `per_world` ticks to each of `worlds`, returning them.
+async fn publish_ticks(
+    js: &jetstream::Context,
+    nats: &TestNats,
+    worlds: &[&str],
+    from: u64,
+    per_world: u64,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for n in from..from + per_world {
+        for world in worlds {
+            let t = tick(world, "s1", n, &["a", "b", "c"]);
+            publish(js, nats.ticks_subject(world), t.to_string().into_bytes()).await;
+            out.push(t);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_in_the_middle_of_a_stream_loses_and_duplicates_nothing() {
+    let db = TestLog::postgres().await;
+    let nats = TestNats::new();
+    let options = EngineOptions {
+        database_url: db.url.clone(),
+        nats: Some((nats.url.clone(), nats.prefix.clone())),
+        ..Default::default()
+    };
+    let mut engine = EngineProcess::start(&options);
+    for w in ["k1", "k2", "k3"] {
+        assert_eq!(engine.put(&format!("/v1/worlds/{w}"), &tavern()).0, 200);
+    }
+    let js = nats.jetstream().await;
+    let mut ticks = publish_ticks(&js, &nats, &["k1", "k2", "k3"], 1, 100).await;
+    // Kill once some, not all, ticks are through.
+    read_events_until(&js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= 30
+    })
+    .await;
+    engine.kill();
+    ticks.extend(publish_ticks(&js, &nats, &["k1", "k2", "k3"], 101, 50).await);
+    let mut engine = EngineProcess::start(&options);
+    let expected = ticks.len();
+    read_events_until(&js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= expected
+    })
+    .await;
+    let status = engine.terminate();
+    assert!(status.success(), "{status}: {}", engine.stderr());
+
+    let log = db.open().await;
+    let events = all_events(&log).await;
+    let counts = processed(&events);
+    for t in &ticks {
+        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
+    }
+    assert_eq!(counts.len(), expected);
+    assert_stream_matches_log(&js, &nats, &events).await;
+    let report = log.verify(&Default::default(), &mut |_| {}).await.unwrap();
+    assert!(report.intact(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nats_stopped_and_started_during_a_run_loses_nothing() {
+    let db = TestLog::postgres().await;
+    let mut server = PrivateNats::start();
+    let nats = TestNats::on(server.url());
+    let options = EngineOptions {
+        database_url: db.url.clone(),
+        nats: Some((nats.url.clone(), nats.prefix.clone())),
+        ..Default::default()
+    };
+    let mut engine = EngineProcess::start(&options);
+    assert_eq!(engine.put("/v1/worlds/r1", &tavern()).0, 200);
+    let js = nats.jetstream().await;
+    let mut ticks = publish_ticks(&js, &nats, &["r1", "r2"], 1, 60).await;
+    read_events_until(&js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= 20
+    })
+    .await;
+    server.kill();
+    // While NATS is away the HTTP side goes on, and its events wait for the relay.
+    let during = tick("r1", "s2", 1, &["a"]);
+    let (status, body) = engine.post("/v1/ticks", during.to_string().as_bytes());
+    assert_eq!(status, 200, "{body}");
+    ticks.push(during);
+    server.restart();
+    let js = nats.jetstream().await;
+    ticks.extend(publish_ticks(&js, &nats, &["r1", "r2"], 61, 20).await);
+    let expected = ticks.len();
+    read_events_until(&js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= expected
+    })
+    .await;
+    let status = engine.terminate();
+    assert!(status.success(), "{status}: {}", engine.stderr());
+
+    let log = db.open().await;
+    let events = all_events(&log).await;
+    let counts = processed(&events);
+    for t in &ticks {
+        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
+    }
+    assert_eq!(counts.len(), expected);
+    assert_stream_matches_log(&js, &nats, &events).await;
+}
