@@ -24,6 +24,10 @@ pub enum Command {
     /// durable in the log and relayed to NATS, the HTTP API. Stops
     /// gracefully on SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// A game simulation: configures worlds on a running engine, sends ticks
+    /// at a steady rate (to NATS, or POST /v1/ticks), and reports what was
+    /// acknowledged, the throughput and the latency.
+    Sim(crate::sim::SimArgs),
     /// Run pending database migrations (they also run when the engine starts).
     Migrate(DbArgs),
     /// Check the log: verify the hash chain, print the head.
@@ -210,6 +214,7 @@ async fn dispatch(command: Command) -> ExitCode {
             .await,
         ),
         Command::Serve(args) => report(serve(args).await),
+        Command::Sim(args) => report(crate::sim::command(args).await),
         Command::Bench(BenchCommand::Append(args)) => report(bench::append(&args).await),
         Command::Plugins(PluginsCommand::List { json }) => report(crate::plugins_cmd::list(json)),
         Command::World(WorldCommand::Set { db, world_id, file }) => {

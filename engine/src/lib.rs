@@ -14,6 +14,7 @@ pub mod intake;
 pub mod plugins_cmd;
 pub mod sample;
 pub mod service;
+pub mod sim;
 mod telemetry;
 pub mod world_cmd;
 
