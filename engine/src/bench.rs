@@ -241,7 +241,7 @@ async fn sqlite_figures(
 }
 
 /// `total` realistic plugin actions in batches of `batch`, from a fixed seed.
-fn generate(total: usize, batch: usize) -> Vec<Vec<NewEvent>> {
+pub(crate) fn generate(total: usize, batch: usize) -> Vec<Vec<NewEvent>> {
     let mut rng = Rng::new(42);
     let world = WorldId::new("bench").unwrap_or_else(|_| unreachable!("valid id"));
     let sessions: Vec<SessionId> = (0..8)
@@ -262,7 +262,7 @@ fn generate(total: usize, batch: usize) -> Vec<Vec<NewEvent>> {
     events.chunks(batch).map(|c| c.to_vec()).collect()
 }
 
-fn progress(len: u64, label: &str) -> ProgressBar {
+pub(crate) fn progress(len: u64, label: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("{msg:<28} {bar:30} {pos}/{len} ({per_sec})")
@@ -273,14 +273,14 @@ fn progress(len: u64, label: &str) -> ProgressBar {
 }
 
 /// A scratch database on the server, dropped by [`Scratch::drop_database`].
-struct Scratch {
+pub(crate) struct Scratch {
     server: String,
-    name: String,
-    url: String,
+    pub(crate) name: String,
+    pub(crate) url: String,
 }
 
 impl Scratch {
-    async fn create(server: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn create(server: &str) -> anyhow::Result<Self> {
         let name = format!("provenant_bench_{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::connect(server)
             .await
@@ -298,7 +298,7 @@ impl Scratch {
         })
     }
 
-    async fn drop_database(&self) {
+    pub(crate) async fn drop_database(&self) {
         let Ok(mut conn) = PgConnection::connect(&self.server).await else {
             eprintln!("warning: could not drop the scratch database {}", self.name);
             return;

@@ -165,6 +165,13 @@ pub enum BenchCommand {
     /// Append throughput into PostgreSQL (batches of 1, 100, 1000) beside a
     /// raw COPY of the same rows, and into SQLite.
     Append(bench::AppendBenchArgs),
+    /// The relay (log → JetStream) beside a raw async-nats publish loop of
+    /// the same messages.
+    Relay(crate::bench_service::RelayBenchArgs),
+    /// `provenant serve` on PostgreSQL and NATS under `provenant sim` load:
+    /// throughput and latency at full and half load, peak memory, and the
+    /// relay beside a raw publish loop.
+    Service(crate::bench_service::ServiceBenchArgs),
 }
 
 /// Parses the command line and runs it; the exit code is the command's.
@@ -216,6 +223,12 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Serve(args) => report(serve(args).await),
         Command::Sim(args) => report(crate::sim::command(args).await),
         Command::Bench(BenchCommand::Append(args)) => report(bench::append(&args).await),
+        Command::Bench(BenchCommand::Relay(args)) => {
+            report(crate::bench_service::relay_command(&args).await)
+        }
+        Command::Bench(BenchCommand::Service(args)) => {
+            report(crate::bench_service::service_command(&args).await)
+        }
         Command::Plugins(PluginsCommand::List { json }) => report(crate::plugins_cmd::list(json)),
         Command::World(WorldCommand::Set { db, world_id, file }) => {
             report(crate::world_cmd::set(&db.database_url, &world_id, &file).await)

@@ -318,6 +318,82 @@ pub struct Event {
 }
 
 impl Event {
+    /// The event as JSON, the same value its `Serialize` gives, written
+    /// without a detour: payload and provenance go in as their stored
+    /// canonical text. This is the body the relay publishes.
+    pub fn to_json(&self) -> Vec<u8> {
+        fn str_field(out: &mut String, key: &str, value: &str) {
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":");
+            canonical::write_str(out, value);
+            out.push(',');
+        }
+        fn opt_field(out: &mut String, key: &str, value: Option<&str>) {
+            match value {
+                Some(v) => str_field(out, key, v),
+                None => {
+                    out.push('"');
+                    out.push_str(key);
+                    out.push_str("\":null,");
+                }
+            }
+        }
+        let provenance = self.provenance.canonical();
+        let payload = self.payload.text();
+        let mut out = String::with_capacity(payload.len() + provenance.len() + 512);
+        out.push_str("{\"position\":");
+        out.push_str(&self.position.to_string());
+        out.push(',');
+        str_field(
+            &mut out,
+            "event_id",
+            &self.event_id.hyphenated().to_string(),
+        );
+        str_field(&mut out, "stream", self.stream.as_str());
+        out.push_str("\"stream_version\":");
+        out.push_str(&self.stream_version.to_string());
+        out.push(',');
+        str_field(&mut out, "kind", self.kind.as_str());
+        opt_field(
+            &mut out,
+            "plugin_id",
+            self.plugin_id.as_ref().map(|v| v.as_str()),
+        );
+        opt_field(
+            &mut out,
+            "world_id",
+            self.world_id.as_ref().map(|v| v.as_str()),
+        );
+        opt_field(
+            &mut out,
+            "session_id",
+            self.session_id.as_ref().map(|v| v.as_str()),
+        );
+        str_field(
+            &mut out,
+            "occurred_at",
+            &format_timestamp(&self.occurred_at),
+        );
+        str_field(
+            &mut out,
+            "recorded_at",
+            &format_timestamp(&self.recorded_at),
+        );
+        out.push_str("\"provenance\":");
+        out.push_str(&provenance);
+        out.push_str(",\"payload\":");
+        out.push_str(payload);
+        out.push_str(",\"schema_version\":");
+        out.push_str(&self.schema_version.to_string());
+        out.push(',');
+        str_field(&mut out, "prev_hash", &self.prev_hash.to_string());
+        out.push_str("\"hash\":");
+        canonical::write_str(&mut out, &self.hash.to_string());
+        out.push('}');
+        out.into_bytes()
+    }
+
     /// The canonical bytes of the immutable fields, the input of the hash
     /// after `prev_hash`. `position` is not among them: the chain itself
     /// fixes the order, and the verifier checks that positions are dense.
@@ -464,6 +540,18 @@ mod tests {
         assert_eq!(canonical::to_canonical_string(&value), text);
         assert!(text.starts_with("{\"event_id\":\"0193a1b2-"), "{text}");
         assert!(text.contains("\"payload\":{\"meta\":{\"a\":1,\"b\":2},\"name\":\"W\"}"));
+    }
+
+    #[test]
+    fn to_json_is_the_serde_json_form() {
+        let mut e = sample();
+        e.plugin_id = Some(PluginId::new("game-stealth").unwrap());
+        e.provenance.plugin_id = e.plugin_id.clone();
+        e.payload = json!({"quote": "a \"b\" \u{1}", "n": 1.5}).into();
+        let fast: Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(fast, serde_json::to_value(&e).unwrap());
+        let back: Event = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(back, e);
     }
 
     #[test]

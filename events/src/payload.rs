@@ -41,11 +41,13 @@ impl Payload {
 
     /// A payload as the log stored it: the text is kept byte for byte (it is
     /// what the hash covers) and must be JSON.
+    /// Checked for JSON without building its value, which is parsed only
+    /// when someone reads it (the relay and the verifier never do).
     pub fn from_stored(text: String) -> Result<Self, serde_json::Error> {
-        let value: Value = serde_json::from_str(&text)?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
         Ok(Payload {
             text: text.into_boxed_str(),
-            value: OnceLock::from(value),
+            value: OnceLock::new(),
         })
     }
 
@@ -122,9 +124,14 @@ impl fmt::Display for Payload {
     }
 }
 
+/// Written as its text, as is (it is JSON): no value is built or
+/// re-encoded. (`serde_json::to_value` still gets the value.)
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value().serialize(serializer)
+        match serde_json::value::RawValue::from_string(self.text.to_string()) {
+            Ok(raw) => raw.serialize(serializer),
+            Err(_) => self.value().serialize(serializer),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use async_nats::jetstream;
 use futures_util::FutureExt as _;
 use provenant_events::{Event, EventLog, Position};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::nats::NatsNames;
 
@@ -34,6 +34,8 @@ pub const POSITION_HEADER: &str = "Provenant-Position";
 
 /// Events published before their acknowledgments are awaited.
 const BATCH: usize = 512;
+/// Publishes awaiting their acknowledgment, at most.
+pub const WINDOW: usize = 4096;
 /// After shutdown, how long the relay goes on catching up with the head.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -118,14 +120,30 @@ async fn relay_nats(
     log: &EventLog,
     js: &jetstream::Context,
     names: &NatsNames,
-    relayed: &std::sync::atomic::AtomicU64,
+    relayed: &Arc<std::sync::atomic::AtomicU64>,
     shutdown: &mut watch::Receiver<bool>,
     drain_until: &mut Option<(tokio::time::Instant, Position)>,
 ) -> anyhow::Result<()> {
     let start = resume_position(log, js, names).await?;
     relayed.store(start, std::sync::atomic::Ordering::Relaxed);
     let mut tail = log.tail(start).await.context("cannot follow the log")?;
-    let checkpoint_name = names.relay_checkpoint();
+    let (acks, pending) = mpsc::channel(WINDOW);
+    let failed = Arc::new(tokio::sync::Notify::new());
+    let acker = {
+        let (log, name, relayed, failed) = (
+            log.clone(),
+            names.relay_checkpoint(),
+            relayed.clone(),
+            failed.clone(),
+        );
+        tokio::spawn(async move {
+            let result = acknowledge(log, name, relayed, pending).await;
+            if result.is_err() {
+                failed.notify_one();
+            }
+            result
+        })
+    };
     loop {
         if let Some((deadline, head)) = *drain_until {
             if tail.position() >= head {
@@ -140,6 +158,7 @@ async fn relay_nats(
         }
         let first = tokio::select! {
             e = tail.next() => e.context("cannot read the log")?,
+            _ = failed.notified() => break,
             _ = super::stopped(shutdown), if drain_until.is_none() => {
                 let head = log.head().await.context("cannot read the head")?.position;
                 *drain_until = Some((tokio::time::Instant::now() + DRAIN, head));
@@ -153,35 +172,57 @@ async fn relay_nats(
                 _ => break,
             }
         }
-        let mut acks = Vec::with_capacity(batch.len());
         for event in &batch {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
             headers.insert(POSITION_HEADER, event.position.to_string().as_str());
-            let body = serde_json::to_vec(event).context("cannot serialise an event")?;
+            let body = event.to_json();
             let ack = js
                 .publish_with_headers(names.event_subject(event), headers, body.into())
                 .await
                 .with_context(|| {
                     format!("cannot publish the event at position {}", event.position)
                 })?;
-            acks.push((event.position, ack));
+            if acks.send((event.position, ack)).await.is_err() {
+                // The acknowledger stopped: its error says why.
+                break;
+            }
         }
-        let mut last = None;
-        for (position, ack) in acks {
+        if acker.is_finished() {
+            break;
+        }
+    }
+    drop(acks);
+    acker.await.context("the relay's acknowledger failed")?
+}
+
+/// Awaits the publishes' acknowledgments in order (they overlap with the
+/// next reads and publishes) and saves the checkpoint after each run of
+/// them; an error ends the relay's pass.
+async fn acknowledge(
+    log: EventLog,
+    checkpoint_name: String,
+    relayed: Arc<std::sync::atomic::AtomicU64>,
+    mut acks: mpsc::Receiver<(Position, jetstream::context::PublishAckFuture)>,
+) -> anyhow::Result<()> {
+    while let Some((position, ack)) = acks.recv().await {
+        let mut last = position;
+        ack.await
+            .with_context(|| format!("JetStream did not store the event at position {position}"))?;
+        // Everything already queued, then one checkpoint.
+        while let Ok((position, ack)) = acks.try_recv() {
             ack.await.with_context(|| {
                 format!("JetStream did not store the event at position {position}")
             })?;
-            last = Some(position);
+            last = position;
         }
-        if let Some(last) = last {
-            relayed.store(last, std::sync::atomic::Ordering::Relaxed);
-            if let Err(e) = log.save_checkpoint(&checkpoint_name, last).await {
-                // The stream's last message also tells where to resume.
-                tracing::warn!(error = %e, "cannot save the relay checkpoint");
-            }
+        relayed.store(last, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = log.save_checkpoint(&checkpoint_name, last).await {
+            // The stream's last message also tells where to resume.
+            tracing::warn!(error = %e, "cannot save the relay checkpoint");
         }
     }
+    Ok(())
 }
 
 async fn relay_bus(

@@ -9,4 +9,5 @@ mod cli;
 mod conformance;
 mod host;
 mod service;
+mod sim;
 mod support;

@@ -1,0 +1,392 @@
+//! `provenant bench relay` and `provenant bench service`: the engine service
+//! measured beside its baseline.
+//!
+//! - relay: the same events (realistic plugin actions, appended to a scratch
+//!   PostgreSQL log first) published to a fresh JetStream stream by the
+//!   relay, from the log, and by a raw async-nats publish loop of the very
+//!   same messages (subjects, headers, bodies prepared before the clock
+//!   starts), pipelined the same way. The ratio is the relay's events/s over
+//!   the raw loop's.
+//! - service: `provenant serve` (this binary) on a scratch PostgreSQL
+//!   database and NATS, loaded by `provenant sim` through NATS at full load
+//!   and then at half of what it sustained, with the relay figures beside.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use provenant_events::log::{LogConfig, redact_url};
+use provenant_events::{AppendBatch, EventLog};
+use tokio::sync::watch;
+
+use crate::bench::{Scratch, generate, progress};
+use crate::service::nats::{self as nats_names, NatsNames};
+use crate::service::relay::{self, POSITION_HEADER, RelaySink};
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+
+/// Arguments of `provenant bench relay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayBenchArgs {
+    /// A PostgreSQL server; a scratch database is created on it and dropped.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_POSTGRES, hide_env_values = true)]
+    pub database_url: String,
+    /// NATS with JetStream; the benchmark's streams are deleted at the end.
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS, hide_env_values = true)]
+    pub nats_url: String,
+    /// Events relayed (and published by the raw loop).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+}
+
+/// The relay beside the raw publish loop.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RelayFigure {
+    pub events: usize,
+    pub relay_events_per_s: f64,
+    pub raw_events_per_s: f64,
+}
+
+impl RelayFigure {
+    pub fn ratio(&self) -> f64 {
+        self.relay_events_per_s / self.raw_events_per_s
+    }
+}
+
+pub async fn relay_command(args: &RelayBenchArgs) -> anyhow::Result<()> {
+    println!("provenant bench relay");
+    let figure = relay_figures(&args.database_url, &args.nats_url, args.events).await?;
+    print_relay(&figure);
+    Ok(())
+}
+
+fn print_relay(f: &RelayFigure) {
+    println!(
+        "relay   {:>9.0} events/s   raw async-nats publish loop {:>9.0} events/s   ratio {:.2}   ({} events)",
+        f.relay_events_per_s,
+        f.raw_events_per_s,
+        f.ratio(),
+        f.events
+    );
+}
+
+/// Measures the relay and the raw loop on `events` events.
+pub async fn relay_figures(
+    server: &str,
+    nats_url: &str,
+    events: usize,
+) -> anyhow::Result<RelayFigure> {
+    anyhow::ensure!(
+        server.starts_with("postgres"),
+        "bench relay needs a PostgreSQL server (got {})",
+        redact_url(server)
+    );
+    let scratch = Scratch::create(server).await?;
+    let result = measure_relay(&scratch, nats_url, events).await;
+    scratch.drop_database().await;
+    result
+}
+
+async fn measure_relay(
+    scratch: &Scratch,
+    nats_url: &str,
+    events: usize,
+) -> anyhow::Result<RelayFigure> {
+    let log = EventLog::open(&LogConfig::new(&scratch.url)).await?;
+    let bar = progress(events as u64, "appending the events");
+    for batch in generate(events, 1000) {
+        let n = batch.len() as u64;
+        log.append(AppendBatch::new(batch)).await?;
+        bar.inc(n);
+    }
+    bar.finish_and_clear();
+    let head = log.head().await?.position;
+
+    let client = async_nats::connect(nats_url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {nats_url}"))?;
+    let js = async_nats::jetstream::new(client.clone());
+    let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
+    let relay_names = NatsNames::new(&format!("bench-relay-{tag}"))?;
+    let raw_names = NatsNames::new(&format!("bench-raw-{tag}"))?;
+    let result = async {
+        nats_names::ensure_streams(&js, &relay_names).await?;
+        nats_names::ensure_streams(&js, &raw_names).await?;
+
+        // The relay, from position 0 to the head.
+        let relayed = Arc::new(AtomicU64::new(0));
+        let (stop, stopped) = watch::channel(false);
+        let started = Instant::now();
+        let task = tokio::spawn(relay::run(
+            log.clone(),
+            RelaySink::Nats {
+                js: Box::new(js.clone()),
+                names: relay_names.clone(),
+            },
+            relayed.clone(),
+            stopped,
+        ));
+        let bar = progress(head, "relay");
+        loop {
+            let done = relayed.load(Ordering::Relaxed);
+            bar.set_position(done);
+            if done >= head {
+                break;
+            }
+            anyhow::ensure!(!task.is_finished(), "the relay stopped early");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let relay_time = started.elapsed();
+        bar.finish_and_clear();
+        let _ = stop.send(true);
+        task.await.context("the relay task failed")?;
+
+        // The raw loop: the same messages, prepared before the clock starts
+        // (how long reading and serialising takes is shown for comparison).
+        let mut messages = Vec::with_capacity(head as usize);
+        let mut after = 0;
+        let prepare = Instant::now();
+        loop {
+            let page = log.read_forward(after, 5000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            for e in &page {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", e.event_id.to_string().as_str());
+                headers.insert(POSITION_HEADER, e.position.to_string().as_str());
+                let body = bytes::Bytes::from(e.to_json());
+                let subject = relay_names
+                    .event_subject(e)
+                    .replacen(relay_names.prefix(), raw_names.prefix(), 1);
+                messages.push((subject, headers, body));
+            }
+        }
+        let prepare_time = prepare.elapsed();
+        println!(
+            "(reading the {head} events from the log and serialising them alone: {:.0} events/s)",
+            head as f64 / prepare_time.as_secs_f64()
+        );
+        let bar = progress(head, "raw publish loop");
+        let started = Instant::now();
+        // Publishes go out while earlier acknowledgments are awaited by a
+        // second task, at most WINDOW in flight: the relay's pipeline.
+        let (acks, mut pending) = tokio::sync::mpsc::channel(relay::WINDOW);
+        let awaiting = tokio::spawn(async move {
+            while let Some(ack) = pending.recv().await {
+                let ack: async_nats::jetstream::context::PublishAckFuture = ack;
+                ack.await?;
+            }
+            anyhow::Ok(())
+        });
+        for (i, (subject, headers, body)) in messages.into_iter().enumerate() {
+            let ack = js.publish_with_headers(subject, headers, body).await?;
+            if acks.send(ack).await.is_err() {
+                break;
+            }
+            if i % 1024 == 0 {
+                bar.set_position(i as u64);
+            }
+        }
+        drop(acks);
+        awaiting.await.context("the raw loop's acknowledgments")??;
+        let raw_time = started.elapsed();
+        bar.finish_and_clear();
+        let count = |names: &NatsNames| {
+            let js = js.clone();
+            let name = names.events_stream();
+            async move {
+                let mut s = js.get_stream(&name).await?;
+                anyhow::Ok(s.info().await?.state.messages)
+            }
+        };
+        let (relay_count, raw_count) = (count(&relay_names).await?, count(&raw_names).await?);
+        anyhow::ensure!(
+            relay_count == head && raw_count == head,
+            "expected {head} messages in each stream, found {relay_count} (relay) and {raw_count} (raw)"
+        );
+        Ok(RelayFigure {
+            events: head as usize,
+            relay_events_per_s: head as f64 / relay_time.as_secs_f64(),
+            raw_events_per_s: head as f64 / raw_time.as_secs_f64(),
+        })
+    }
+    .await;
+    for names in [&relay_names, &raw_names] {
+        let _ = js.delete_stream(names.events_stream()).await;
+        let _ = js.delete_stream(names.ticks_stream()).await;
+    }
+    log.close().await;
+    result
+}
+
+/// Arguments of `provenant bench service`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceBenchArgs {
+    /// A PostgreSQL server; a scratch database is created on it and dropped.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_POSTGRES, hide_env_values = true)]
+    pub database_url: String,
+    /// NATS with JetStream; the benchmark's streams are deleted at the end.
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS, hide_env_values = true)]
+    pub nats_url: String,
+    /// Seconds of sending in each run.
+    #[arg(long, default_value_t = 15.0)]
+    pub duration: f64,
+    /// Worlds, sessions per world and NPCs per tick of the simulation.
+    #[arg(long, default_value_t = 8)]
+    pub worlds: u32,
+    #[arg(long, default_value_t = 4)]
+    pub sessions: u32,
+    #[arg(long, default_value_t = 5)]
+    pub npcs: u32,
+    /// Ticks/s offered in the full-load run: more than the engine sustains,
+    /// so what it acknowledges is its throughput. The half-load run offers
+    /// half of that throughput.
+    #[arg(long, default_value_t = 3000.0)]
+    pub full_rate: f64,
+    /// Events of the relay measurement.
+    #[arg(long, default_value_t = 200_000)]
+    pub relay_events: usize,
+}
+
+/// `provenant bench service`.
+pub async fn service_command(args: &ServiceBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.database_url.starts_with("postgres"),
+        "bench service needs a PostgreSQL server (got {})",
+        redact_url(&args.database_url)
+    );
+    println!("provenant bench service");
+    let scratch = Scratch::create(&args.database_url).await?;
+    let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
+    let names = NatsNames::new(&format!("bench-svc-{tag}"))?;
+    let result = load_runs(args, &scratch, &names).await;
+    scratch.drop_database().await;
+    if let Ok(client) = async_nats::connect(&args.nats_url).await {
+        let js = async_nats::jetstream::new(client);
+        let _ = js.delete_stream(names.events_stream()).await;
+        let _ = js.delete_stream(names.ticks_stream()).await;
+    }
+    let (full, half, rss_kib) = result?;
+    let relay = relay_figures(&args.database_url, &args.nats_url, args.relay_events).await?;
+
+    println!();
+    println!(
+        "{:<6} {:>12} {:>10} {:>10} {:>11} {:>9} {:>9} {:>9} {:>8}",
+        "load",
+        "offered t/s",
+        "sent",
+        "acked",
+        "ticks/s",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "missing"
+    );
+    for (name, r) in [("full", &full), ("half", &half)] {
+        let (p50, p99) = r
+            .latency_ms
+            .as_ref()
+            .map_or((f64::NAN, f64::NAN), |l| (l.p50, l.p99));
+        println!(
+            "{name:<6} {:>12.0} {:>10} {:>10} {:>11.0} {:>9.0} {:>9.1} {:>9.1} {:>8}",
+            r.target_rate,
+            r.sent,
+            r.acknowledged,
+            r.ticks_per_second,
+            r.events_per_second,
+            p50,
+            p99,
+            r.missing
+        );
+    }
+    print_relay(&relay);
+    println!("engine peak RSS: {:.1} MiB", rss_kib as f64 / 1024.0);
+    Ok(())
+}
+
+/// Runs the engine and the two loads; their reports and the engine's peak
+/// resident memory in KiB.
+async fn load_runs(
+    args: &ServiceBenchArgs,
+    scratch: &Scratch,
+    names: &NatsNames,
+) -> anyhow::Result<(crate::sim::SimReport, crate::sim::SimReport, u64)> {
+    use tokio::io::AsyncBufReadExt;
+
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let mut engine = tokio::process::Command::new(exe)
+        .arg("serve")
+        .env("DATABASE_URL", &scratch.url)
+        .env("NATS_URL", &args.nats_url)
+        .env("PROVENANT_NATS_PREFIX", names.prefix())
+        .env("PROVENANT_HTTP_ADDR", "127.0.0.1:0")
+        .env_remove("PROVENANT_ADMIN_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start provenant serve")?;
+    let pid = engine.id().context("the engine has no process id")?;
+    let stdout = engine.stdout.take().context("no engine stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let first = lines
+        .next_line()
+        .await?
+        .context("the engine exited before listening")?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .with_context(|| format!("unexpected engine output: {first}"))?
+        .to_owned();
+    println!(
+        "engine: provenant serve on http://{addr}, PostgreSQL scratch database {}, NATS prefix {}",
+        scratch.name,
+        names.prefix()
+    );
+
+    let sim = |rate: f64, prefix: &str| crate::sim::SimConfig {
+        engine_url: format!("http://{addr}"),
+        nats_url: Some(args.nats_url.clone()),
+        nats_prefix: names.prefix().to_owned(),
+        admin_token: None,
+        worlds: args.worlds,
+        sessions: args.sessions,
+        npcs: args.npcs,
+        rate,
+        duration: Duration::from_secs_f64(args.duration),
+        drain: Duration::from_secs(120),
+        world_prefix: prefix.to_owned(),
+    };
+    println!(
+        "full load: offering {:.0} ticks/s for {} s …",
+        args.full_rate, args.duration
+    );
+    let full = crate::sim::run(&sim(args.full_rate, "full")).await?;
+    let half_rate = (full.ticks_per_second / 2.0).max(1.0);
+    println!(
+        "half load: offering {half_rate:.0} ticks/s for {} s …",
+        args.duration
+    );
+    let half = crate::sim::run(&sim(half_rate, "half")).await?;
+    let rss = peak_rss_kib(pid).unwrap_or(0);
+    // SIGTERM: the engine's own graceful stop.
+    let _ = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), engine.wait()).await;
+    Ok((full, half, rss))
+}
+
+/// `VmHWM` of a process, in KiB (Linux).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
