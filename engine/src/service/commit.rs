@@ -98,11 +98,17 @@ async fn run(
             events.extend(r.events);
             replies.push(r.done);
         }
+        let started = std::time::Instant::now();
         let result = log.append(AppendBatch::new(events)).await;
         match result {
             Ok(outcome) => {
                 health.log_ok();
-                metrics_group(sizes.len(), total);
+                tracing::debug!(
+                    requests = sizes.len(),
+                    events = total,
+                    append_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "group committed"
+                );
                 let mut positions = outcome.positions.into_iter();
                 for (size, reply) in sizes.into_iter().zip(replies) {
                     let _ = reply.send(Ok(positions.by_ref().take(size).collect()));
@@ -118,8 +124,4 @@ async fn run(
             }
         }
     }
-}
-
-fn metrics_group(requests: usize, events: usize) {
-    tracing::trace!(requests, events, "group committed");
 }

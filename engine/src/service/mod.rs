@@ -55,6 +55,8 @@ pub struct ServiceConfig {
     pub instance: String,
     /// Per plugin call.
     pub deadline: Duration,
+    /// Where plugin calls run.
+    pub isolation: crate::host::runner::Isolation,
     pub commit: CommitConfig,
 }
 
@@ -120,6 +122,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
             plugins::builtin(),
             HostConfig {
                 deadline: config.deadline,
+                isolation: config.isolation,
                 engine: EngineInfo {
                     version: crate::ENGINE_VERSION.into(),
                     instance: config.instance.clone().into(),

@@ -101,7 +101,8 @@ impl NatsNames {
         format!("{}.acked.>", self.prefix)
     }
 
-    /// The name of the relay's checkpoint in the log.
+    /// The name of the relay's checkpoint in the log: the position of the
+    /// last event acknowledged by the events stream.
     pub fn relay_checkpoint(&self) -> String {
         format!("relay:{}", self.events_stream())
     }

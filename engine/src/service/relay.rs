@@ -1,12 +1,16 @@
 //! The relay: every event of the log, in position order, to JetStream (or,
 //! on the embedded default, to the in-process bus).
 //!
-//! Exactly once into `PROVENANT_EVENTS`: the relay resumes after the later
-//! of its checkpoint in the log and the position of the last message in the
-//! stream (header `Provenant-Position`), so nothing is published twice after
-//! a crash between a publish and its checkpoint; and every message carries
-//! `Nats-Msg-Id: <event_id>`, so a publish retried after a lost
-//! acknowledgment is dropped by the stream's duplicate window.
+//! Exactly once and in order into `PROVENANT_EVENTS`: every message names
+//! the message before it (`Nats-Expected-Last-Msg-Id`), so JetStream stores
+//! a message only right after its predecessor. A message lost with a broken
+//! connection makes every later one fail instead of leaving a gap, so the
+//! stream always holds a gap-free prefix of the log. The relay resumes
+//! (after an error, a NATS outage, a crash or a restart) after the stream's
+//! last message (header `Provenant-Position`): nothing is published twice
+//! and nothing is skipped. Messages also carry `Nats-Msg-Id: <event_id>`.
+//! The checkpoint in the log (`relay:<stream>`) is kept for lag and for an
+//! empty stream (new or purged: the relay starts after the checkpoint).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,8 @@ pub const POSITION_HEADER: &str = "Provenant-Position";
 
 /// Events published before their acknowledgments are awaited.
 const BATCH: usize = 512;
+/// How often the relay's checkpoint is saved while it publishes.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Publishes awaiting their acknowledgment, at most.
 pub const WINDOW: usize = 4096;
 /// After shutdown, how long the relay goes on catching up with the head.
@@ -52,7 +58,13 @@ pub async fn run(
     loop {
         let result = match &sink {
             RelaySink::Nats { js, names } => {
-                relay_nats(&log, js, names, &relayed, &mut shutdown, &mut drain_until).await
+                let pass = Pass {
+                    log: &log,
+                    js,
+                    names,
+                    relayed: &relayed,
+                };
+                pass.run(&mut shutdown, &mut drain_until).await
             }
             RelaySink::Bus(bus) => relay_bus(&log, bus, &relayed, &mut shutdown).await,
         };
@@ -61,7 +73,7 @@ pub async fn run(
             Err(e) => {
                 let text = crate::cli::error_text(&e);
                 tracing::warn!(
-                    "relay interrupted: {text}; resuming from its checkpoint in {wait:?}"
+                    "relay interrupted: {text}; resuming after the last acknowledged event in {wait:?}"
                 );
                 if let Some((deadline, _)) = drain_until
                     && tokio::time::Instant::now() >= deadline
@@ -78,151 +90,219 @@ pub async fn run(
     }
 }
 
-/// Where the relay starts: after the later of its checkpoint and the last
-/// message in the stream.
-pub async fn resume_position(
-    log: &EventLog,
-    js: &jetstream::Context,
-    names: &NatsNames,
-) -> anyhow::Result<Position> {
-    let checkpoint = log
-        .checkpoint(&names.relay_checkpoint())
-        .await
-        .context("cannot read the relay checkpoint")?
-        .unwrap_or(0);
-    let mut stream = js
-        .get_stream(names.events_stream())
-        .await
-        .with_context(|| format!("no stream {}", names.events_stream()))?;
-    let last = stream
-        .info()
-        .await
-        .context("cannot read the events stream")?
-        .state
-        .last_sequence;
-    let published = if last == 0 {
-        0
-    } else {
-        match stream.get_raw_message(last).await {
-            Ok(m) => m
-                .headers
-                .get(POSITION_HEADER)
-                .and_then(|v| v.as_str().parse::<Position>().ok())
-                .unwrap_or(0),
-            // Deleted by a limit: the checkpoint decides.
-            Err(_) => 0,
-        }
-    };
-    Ok(checkpoint.max(published))
+/// The header that makes JetStream refuse a message unless the stream's
+/// last message is the one named: the relay's messages form a chain, so a
+/// message lost with a broken connection stops every later one.
+const EXPECTED_LAST: &str = "Nats-Expected-Last-Msg-Id";
+
+/// One pass of the NATS relay, from where the stream ends to an error or
+/// the stop.
+struct Pass<'a> {
+    log: &'a EventLog,
+    js: &'a jetstream::Context,
+    names: &'a NatsNames,
+    relayed: &'a Arc<std::sync::atomic::AtomicU64>,
 }
 
-async fn relay_nats(
-    log: &EventLog,
-    js: &jetstream::Context,
-    names: &NatsNames,
-    relayed: &Arc<std::sync::atomic::AtomicU64>,
-    shutdown: &mut watch::Receiver<bool>,
-    drain_until: &mut Option<(tokio::time::Instant, Position)>,
-) -> anyhow::Result<()> {
-    let start = resume_position(log, js, names).await?;
-    relayed.store(start, std::sync::atomic::Ordering::Relaxed);
-    let mut tail = log.tail(start).await.context("cannot follow the log")?;
-    let (acks, pending) = mpsc::channel(WINDOW);
-    let failed = Arc::new(tokio::sync::Notify::new());
-    let acker = {
-        let (log, name, relayed, failed) = (
-            log.clone(),
-            names.relay_checkpoint(),
-            relayed.clone(),
-            failed.clone(),
-        );
-        tokio::spawn(async move {
-            let result = acknowledge(log, name, relayed, pending).await;
-            if result.is_err() {
-                failed.notify_one();
-            }
-            result
-        })
-    };
-    loop {
-        if let Some((deadline, head)) = *drain_until {
-            if tail.position() >= head {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    "relay stopped before reaching the head; it resumes at the next start"
-                );
-                return Ok(());
-            }
-        }
-        let first = tokio::select! {
-            e = tail.next() => e.context("cannot read the log")?,
-            _ = failed.notified() => break,
-            _ = super::stopped(shutdown), if drain_until.is_none() => {
-                let head = log.head().await.context("cannot read the head")?.position;
-                *drain_until = Some((tokio::time::Instant::now() + DRAIN, head));
-                continue;
-            }
+impl Pass<'_> {
+    async fn run(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        drain_until: &mut Option<(tokio::time::Instant, Position)>,
+    ) -> anyhow::Result<()> {
+        let (start, mut expected_last) = self.resume_point().await?;
+        self.relayed
+            .store(start, std::sync::atomic::Ordering::Relaxed);
+        let mut tail = self
+            .log
+            .tail(start)
+            .await
+            .context("cannot follow the log")?;
+        let (acks, pending) = mpsc::channel(WINDOW);
+        let failed = Arc::new(tokio::sync::Notify::new());
+        let acker = {
+            let acknowledger = Acknowledger {
+                log: self.log.clone(),
+                checkpoint: self.names.relay_checkpoint(),
+                relayed: self.relayed.clone(),
+            };
+            let failed = failed.clone();
+            tokio::spawn(async move {
+                let result = acknowledger.run(start, pending).await;
+                if result.is_err() {
+                    failed.notify_one();
+                }
+                result
+            })
         };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match tail.next().now_or_never() {
-                Some(Ok(e)) => batch.push(e),
-                _ => break,
+        loop {
+            if let Some((deadline, head)) = *drain_until {
+                if tail.position() >= head {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        "relay stopped before reaching the head; it resumes at the next start"
+                    );
+                    break;
+                }
             }
-        }
-        for event in &batch {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
-            headers.insert(POSITION_HEADER, event.position.to_string().as_str());
-            let body = event.to_json();
-            let ack = js
-                .publish_with_headers(names.event_subject(event), headers, body.into())
-                .await
-                .with_context(|| {
-                    format!("cannot publish the event at position {}", event.position)
-                })?;
-            if acks.send((event.position, ack)).await.is_err() {
-                // The acknowledger stopped: its error says why.
+            let first = tokio::select! {
+                e = tail.next() => e.context("cannot read the log")?,
+                _ = failed.notified() => break,
+                _ = super::stopped(shutdown), if drain_until.is_none() => {
+                    let head = self.log.head().await.context("cannot read the head")?.position;
+                    *drain_until = Some((tokio::time::Instant::now() + DRAIN, head));
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match tail.next().now_or_never() {
+                    Some(Ok(e)) => batch.push(e),
+                    _ => break,
+                }
+            }
+            for event in &batch {
+                let id = event.event_id.to_string();
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", id.as_str());
+                headers.insert(POSITION_HEADER, event.position.to_string().as_str());
+                if let Some(previous) = &expected_last {
+                    headers.insert(EXPECTED_LAST, previous.as_str());
+                }
+                let ack = self
+                    .js
+                    .publish_with_headers(
+                        self.names.event_subject(event),
+                        headers,
+                        event.to_json().into(),
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("cannot publish the event at position {}", event.position)
+                    })?;
+                expected_last = Some(id);
+                if acks.send((event.position, ack)).await.is_err() {
+                    // The acknowledger stopped: its error says why.
+                    break;
+                }
+            }
+            if acker.is_finished() {
                 break;
             }
         }
-        if acker.is_finished() {
-            break;
-        }
+        drop(acks);
+        acker.await.context("the relay's acknowledger failed")?
     }
-    drop(acks);
-    acker.await.context("the relay's acknowledger failed")?
+
+    /// Where to resume: after the stream's last message (the stream holds a
+    /// gap-free prefix of the log), expecting that message's id next; with
+    /// an empty stream (new, or purged), after the checkpoint.
+    async fn resume_point(&self) -> anyhow::Result<(Position, Option<String>)> {
+        let checkpoint = self
+            .log
+            .checkpoint(&self.names.relay_checkpoint())
+            .await
+            .context("cannot read the relay checkpoint")?
+            .unwrap_or(0);
+        let mut stream = self
+            .js
+            .get_stream(self.names.events_stream())
+            .await
+            .with_context(|| format!("no stream {}", self.names.events_stream()))?;
+        let state = stream
+            .info()
+            .await
+            .context("cannot read the events stream")?
+            .state
+            .clone();
+        if state.messages == 0 {
+            return Ok((checkpoint, None));
+        }
+        let last = stream
+            .get_raw_message(state.last_sequence)
+            .await
+            .context("cannot read the events stream's last message")?;
+        let position = last
+            .headers
+            .get(POSITION_HEADER)
+            .and_then(|v| v.as_str().parse::<Position>().ok())
+            .with_context(|| {
+                format!(
+                    "the last message of {} has no {POSITION_HEADER} header: is something else publishing to it?",
+                    self.names.events_stream()
+                )
+            })?;
+        let id = last
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_owned());
+        Ok((position, id))
+    }
 }
 
 /// Awaits the publishes' acknowledgments in order (they overlap with the
-/// next reads and publishes) and saves the checkpoint after each run of
-/// them; an error ends the relay's pass.
-async fn acknowledge(
+/// next reads and publishes) and saves the checkpoint at most every
+/// [`CHECKPOINT_EVERY`] (and when the pass ends); an error ends the pass.
+struct Acknowledger {
     log: EventLog,
-    checkpoint_name: String,
+    checkpoint: String,
     relayed: Arc<std::sync::atomic::AtomicU64>,
-    mut acks: mpsc::Receiver<(Position, jetstream::context::PublishAckFuture)>,
-) -> anyhow::Result<()> {
-    while let Some((position, ack)) = acks.recv().await {
-        let mut last = position;
-        ack.await
-            .with_context(|| format!("JetStream did not store the event at position {position}"))?;
-        // Everything already queued, then one checkpoint.
-        while let Ok((position, ack)) = acks.try_recv() {
-            ack.await.with_context(|| {
-                format!("JetStream did not store the event at position {position}")
-            })?;
-            last = position;
+}
+
+impl Acknowledger {
+    async fn run(
+        self,
+        start: Position,
+        mut acks: mpsc::Receiver<(Position, jetstream::context::PublishAckFuture)>,
+    ) -> anyhow::Result<()> {
+        let mut saved = start;
+        let mut last = start;
+        let mut saved_at = tokio::time::Instant::now();
+        let result = async {
+            loop {
+                let next = if last != saved {
+                    // Something to checkpoint: wait at most until it is due.
+                    let due = saved_at + CHECKPOINT_EVERY;
+                    match tokio::time::timeout_at(due, acks.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            self.save(last).await;
+                            (saved, saved_at) = (last, tokio::time::Instant::now());
+                            continue;
+                        }
+                    }
+                } else {
+                    acks.recv().await
+                };
+                let Some((position, ack)) = next else {
+                    return Ok(());
+                };
+                ack.await.with_context(|| {
+                    format!("JetStream did not store the event at position {position}")
+                })?;
+                last = position;
+                self.relayed
+                    .store(position, std::sync::atomic::Ordering::Relaxed);
+                if saved_at.elapsed() >= CHECKPOINT_EVERY {
+                    self.save(last).await;
+                    (saved, saved_at) = (last, tokio::time::Instant::now());
+                }
+            }
         }
-        relayed.store(last, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = log.save_checkpoint(&checkpoint_name, last).await {
-            // The stream's last message also tells where to resume.
+        .await;
+        if last != saved {
+            self.save(last).await;
+        }
+        result
+    }
+
+    async fn save(&self, position: Position) {
+        if let Err(e) = self.log.save_checkpoint(&self.checkpoint, position).await {
             tracing::warn!(error = %e, "cannot save the relay checkpoint");
         }
     }
-    Ok(())
 }
 
 async fn relay_bus(

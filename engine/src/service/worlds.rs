@@ -241,7 +241,7 @@ enum Planned {
         tick_id: Uuid,
         done: oneshot::Sender<Result<TickOutcome, JobFailure>>,
         range: std::ops::Range<usize>,
-        /// Already in the log at this position, or earlier in this batch.
+        /// Already in the log, or earlier in this batch or the one before.
         duplicate: Option<Duplicate>,
     },
     Configure {
@@ -254,29 +254,86 @@ enum Planned {
     },
 }
 
+#[allow(clippy::enum_variant_names)] // where the first of the tick is
 enum Duplicate {
     InLog(Position),
     /// The marker at this index of this batch.
     InBatch(usize),
+    /// The marker at this index of the batch before (committing while this
+    /// one was evaluated).
+    InPrevious(usize),
+}
+
+/// A batch whose events are being appended.
+struct InFlight {
+    commit: tokio::task::JoinHandle<Result<Vec<Position>, JobFailure>>,
+    planned: Vec<Planned>,
+    /// The tick markers of the batch, by index in its events.
+    markers: HashMap<Uuid, usize>,
+    started: std::time::Instant,
 }
 
 impl Worker {
+    /// Batches are pipelined: while one batch's events are appended, the
+    /// next is looked up and evaluated (on the state that includes the
+    /// first); its append starts only when the first is durable, so a
+    /// world's events reach the log in order.
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(job) = rx.recv().await {
-            let mut jobs = vec![job];
+        let mut in_flight: Option<InFlight> = None;
+        // The positions of the last batch made durable, for duplicates that
+        // pointed into it.
+        let mut previous: Vec<Position> = Vec::new();
+        loop {
+            let first = match &mut in_flight {
+                Some(f) => tokio::select! {
+                    result = &mut f.commit => {
+                        let Some(f) = in_flight.take() else { continue };
+                        previous = self.finish(f.planned, f.started, joined(result), &previous).await;
+                        continue;
+                    }
+                    job = rx.recv() => job,
+                },
+                None => rx.recv().await,
+            };
+            let Some(first) = first else { break };
+            let mut jobs = vec![first];
             while jobs.len() < MAX_JOBS {
                 match rx.try_recv() {
                     Ok(j) => jobs.push(j),
                     Err(_) => break,
                 }
             }
-            self.handle(jobs).await;
+            let pending = in_flight.as_ref().map(|f| &f.markers);
+            let Some((events, planned, markers)) = self.evaluate(jobs, pending).await else {
+                continue;
+            };
+            // One append at a time per world, in order.
+            if let Some(f) = in_flight.take() {
+                let result = joined(f.commit.await);
+                let failed = result.as_ref().err().cloned();
+                previous = self.finish(f.planned, f.started, result, &previous).await;
+                if let Some(failure) = failed {
+                    // This batch was evaluated on events that are not in
+                    // the log: it fails too (finish folded the state again).
+                    answer_failed(planned, failure);
+                    continue;
+                }
+            }
+            in_flight = Some(self.commit(events, planned, markers));
+        }
+        if let Some(f) = in_flight.take() {
+            let result = joined(f.commit.await);
+            self.finish(f.planned, f.started, result, &previous).await;
         }
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(world = %self.world, jobs = jobs.len()))]
-    async fn handle(&mut self, jobs: Vec<Job>) {
-        // 1. Which ticks are already in the log.
+    /// Looks up which ticks are already in the log and evaluates the jobs on
+    /// a blocking thread; None when they were answered already (failed).
+    async fn evaluate(
+        &mut self,
+        jobs: Vec<Job>,
+        pending: Option<&HashMap<Uuid, usize>>,
+    ) -> Option<(Vec<NewEvent>, Vec<Planned>, HashMap<Uuid, usize>)> {
         let markers: Vec<Uuid> = jobs
             .iter()
             .filter_map(|j| match j {
@@ -284,44 +341,90 @@ impl Worker {
                 _ => None,
             })
             .collect();
-        let known = match self.retry(|| self.shared.log.positions_of(&markers)).await {
+        let known = match retry(&self.shared, &self.world, || {
+            self.shared.log.positions_of(&markers)
+        })
+        .await
+        {
             Ok(known) => known,
-            Err(failure) => return fail_all(jobs, failure),
-        };
-
-        // 2. Evaluate, in order, on a blocking thread (plugin code runs there).
-        let host = self.shared.host.clone();
-        let state = self.state.clone();
-        let world = self.world.clone();
-        let evaluated =
-            tokio::task::spawn_blocking(move || plan(&host, state, &world, jobs, &known)).await;
-        let (state, events, planned) = match evaluated {
-            Ok(v) => v,
-            Err(e) => {
-                // Only a bug can get here (plugin panics are caught inside).
-                tracing::error!(world = %self.world, error = %e, "evaluating ticks failed");
-                return self.reload().await;
+            Err(failure) => {
+                fail_all(jobs, failure);
+                return None;
             }
         };
-        self.state = state;
+        let pending = pending.cloned().unwrap_or_default();
+        let host = self.shared.host.clone();
+        // Moved, not shared: a shared Arc would be deep-copied by the first write.
+        let state = std::mem::take(&mut self.state);
+        let world = self.world.clone();
+        let evaluated =
+            tokio::task::spawn_blocking(move || plan(&host, state, &world, jobs, &known, &pending))
+                .await;
+        match evaluated {
+            Ok((state, events, planned, markers)) => {
+                self.state = state;
+                Some((events, planned, markers))
+            }
+            Err(e) => {
+                // Only a bug can get here (plugin panics are caught inside);
+                // the jobs' answers are dropped, which callers see as a stop.
+                tracing::error!(world = %self.world, error = %e, "evaluating ticks failed");
+                self.reload().await;
+                None
+            }
+        }
+    }
 
-        // 3. Append everything, retrying while the log is unreachable.
-        let positions = if events.is_empty() {
-            Ok(Vec::new())
-        } else {
-            let committer = self.shared.committer.clone();
-            self.retry(|| committer.append(events.clone())).await
-        };
-        let positions = match positions {
+    /// Starts appending a batch's events (retrying while the log is
+    /// unreachable).
+    fn commit(
+        &self,
+        events: Vec<NewEvent>,
+        planned: Vec<Planned>,
+        markers: HashMap<Uuid, usize>,
+    ) -> InFlight {
+        let shared = self.shared.clone();
+        let world = self.world.clone();
+        let commit = tokio::spawn(async move {
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            let committer = shared.committer.clone();
+            retry(&shared, &world, || committer.append(events.clone())).await
+        });
+        InFlight {
+            commit,
+            planned,
+            markers,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Answers a batch whose append ended; the positions of its events (empty
+    /// when it failed, after the state was folded again from the log).
+    async fn finish(
+        &mut self,
+        planned: Vec<Planned>,
+        started: std::time::Instant,
+        result: Result<Vec<Position>, JobFailure>,
+        previous: &[Position],
+    ) -> Vec<Position> {
+        let positions = match result {
             Ok(p) => p,
             Err(failure) => {
                 answer_failed(planned, failure);
                 // The state holds events that are not in the log.
-                return self.reload().await;
+                self.reload().await;
+                return Vec::new();
             }
         };
-
-        // 4. Answer.
+        tracing::debug!(
+            world = %self.world,
+            jobs = planned.len(),
+            events = positions.len(),
+            append_ms = started.elapsed().as_secs_f64() * 1e3,
+            "batch durable"
+        );
         for p in planned {
             match p {
                 Planned::Tick {
@@ -331,60 +434,31 @@ impl Worker {
                     duplicate,
                 } => {
                     let position = match duplicate {
-                        Some(Duplicate::InLog(pos)) => pos,
-                        Some(Duplicate::InBatch(i)) => positions[i],
-                        None => positions[range.end - 1],
+                        Some(Duplicate::InLog(pos)) => Some(pos),
+                        Some(Duplicate::InBatch(i)) => positions.get(i).copied(),
+                        Some(Duplicate::InPrevious(i)) => previous.get(i).copied(),
+                        None => range
+                            .end
+                            .checked_sub(1)
+                            .and_then(|i| positions.get(i).copied()),
                     };
                     let _ = done.send(Ok(TickOutcome {
                         tick_id,
                         world_id: self.world.clone(),
                         duplicate: duplicate.is_some(),
                         events: range.len(),
-                        position,
+                        position: position.unwrap_or_default(),
                     }));
                 }
                 Planned::Configure { done, index } => {
-                    let _ = done.send(Ok(positions[index]));
+                    let _ = done.send(Ok(positions.get(index).copied().unwrap_or_default()));
                 }
                 Planned::Describe { done, answer } => {
                     let _ = done.send(Ok(answer));
                 }
             }
         }
-    }
-
-    /// Runs `op` until it works, the error is not one that waiting cures, or
-    /// the engine stops.
-    async fn retry<T, E, F, Fut>(&self, mut op: F) -> Result<T, JobFailure>
-    where
-        E: std::borrow::Borrow<LogError>,
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, E>>,
-    {
-        let mut wait = Duration::from_millis(50);
-        let mut shutdown = self.shared.shutdown.clone();
-        loop {
-            let e = match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let e: &LogError = e.borrow();
-            match e {
-                e if transient(e) => {
-                    self.shared.health.log_failed(&e);
-                    tracing::warn!(world = %self.world, error = %e, retry_in = ?wait, "log unreachable; the world's ticks wait");
-                    if *shutdown.borrow() {
-                        return Err(JobFailure::ShuttingDown);
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = super::stopped(&mut shutdown) => return Err(JobFailure::ShuttingDown),
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-                e => return Err(JobFailure::Refused(e.to_string())),
-            }
-        }
+        positions
     }
 
     /// Folds the world's state again from the log, after events it holds
@@ -397,9 +471,10 @@ impl Worker {
         let mut state = GameState::default();
         let mut after = 0;
         loop {
-            let page = match self
-                .retry(|| self.shared.log.read_filtered(after, 2048, &filter))
-                .await
+            let page = match retry(&self.shared, &self.world, || {
+                self.shared.log.read_filtered(after, 2048, &filter)
+            })
+            .await
             {
                 Ok(page) => page,
                 Err(_) => return,
@@ -414,6 +489,45 @@ impl Worker {
     }
 }
 
+/// A commit task's result (a task that died is a refusal).
+fn joined(
+    result: Result<Result<Vec<Position>, JobFailure>, tokio::task::JoinError>,
+) -> Result<Vec<Position>, JobFailure> {
+    result.unwrap_or_else(|e| Err(JobFailure::Refused(format!("the append task failed: {e}"))))
+}
+
+/// Runs `op` until it works, the error is not one that waiting cures, or the
+/// engine stops.
+async fn retry<T, E, F, Fut>(shared: &Shared, world: &WorldId, mut op: F) -> Result<T, JobFailure>
+where
+    E: std::borrow::Borrow<LogError>,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut wait = Duration::from_millis(50);
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let e = match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let e: &LogError = e.borrow();
+        if !transient(e) {
+            return Err(JobFailure::Refused(e.to_string()));
+        }
+        shared.health.log_failed(&e);
+        tracing::warn!(%world, error = %e, retry_in = ?wait, "log unreachable; the world's ticks wait");
+        if *shutdown.borrow() {
+            return Err(JobFailure::ShuttingDown);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = super::stopped(&mut shutdown) => return Err(JobFailure::ShuttingDown),
+        }
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// Evaluates `jobs` in order against `state`: the new state, the events to
 /// append, and how to answer each job from their positions.
 fn plan(
@@ -422,7 +536,13 @@ fn plan(
     world: &WorldId,
     jobs: Vec<Job>,
     known: &HashMap<Uuid, Position>,
-) -> (Arc<GameState>, Vec<NewEvent>, Vec<Planned>) {
+    pending: &HashMap<Uuid, usize>,
+) -> (
+    Arc<GameState>,
+    Vec<NewEvent>,
+    Vec<Planned>,
+    HashMap<Uuid, usize>,
+) {
     let mut events: Vec<NewEvent> = Vec::new();
     let mut planned = Vec::with_capacity(jobs.len());
     let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
@@ -433,7 +553,8 @@ fn plan(
                 let duplicate = known
                     .get(&marker)
                     .map(|&p| Duplicate::InLog(p))
-                    .or_else(|| in_batch.get(&marker).map(|&i| Duplicate::InBatch(i)));
+                    .or_else(|| in_batch.get(&marker).map(|&i| Duplicate::InBatch(i)))
+                    .or_else(|| pending.get(&marker).map(|&i| Duplicate::InPrevious(i)));
                 let start = events.len();
                 if duplicate.is_none() {
                     let produced = evaluate_tick(host, &mut state, &tick);
@@ -463,7 +584,7 @@ fn plan(
             }
         }
     }
-    (state, events, planned)
+    (state, events, planned, in_batch)
 }
 
 /// The last event of a processed tick.

@@ -500,7 +500,7 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
         count_kind(s, "TickProcessed") >= 20
     })
     .await;
-    server.kill();
+    server.stop();
     // While NATS is away the HTTP side goes on, and its events wait for the relay.
     let during = tick("r1", "s2", 1, &["a"]);
     let (status, body) = engine.post("/v1/ticks", during.to_string().as_bytes());

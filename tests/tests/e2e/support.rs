@@ -132,10 +132,14 @@ impl PrivateNats {
         wait_for_port(self.port);
     }
 
-    /// Kills the server (SIGKILL).
-    pub fn kill(&mut self) {
+    /// Stops the server as an operator would (SIGTERM: it flushes its
+    /// store), and waits for it to exit. (A SIGKILLed nats-server may lose
+    /// messages it acknowledged but had not written out yet.)
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
     }
@@ -143,7 +147,10 @@ impl PrivateNats {
 
 impl Drop for PrivateNats {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -180,7 +187,7 @@ impl EngineProcess {
                 "PROVENANT_HTTP_ADDR",
                 options.http_addr.as_deref().unwrap_or("127.0.0.1:0"),
             )
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,provenant_engine::service=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some((url, prefix)) = &options.nats {
@@ -280,6 +287,9 @@ impl EngineProcess {
 impl Drop for EngineProcess {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- engine stderr ---\n{}", self.stderr());
+        }
     }
 }
 
