@@ -126,6 +126,7 @@ async fn measure_relay(
                 names: relay_names.clone(),
             },
             relayed.clone(),
+            Arc::new(crate::service::health::Health::starting()),
             stopped,
         ));
         let bar = progress(head, "relay");
@@ -366,6 +367,7 @@ async fn load_runs(
         args.full_rate, args.duration
     );
     let full = crate::sim::run(&sim(args.full_rate, "full")).await?;
+    settle(&scratch.url, &args.nats_url, names).await?;
     let half_rate = (full.ticks_per_second / 2.0).max(1.0);
     println!(
         "half load: offering {half_rate:.0} ticks/s for {} s …",
@@ -380,6 +382,45 @@ async fn load_runs(
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(30), engine.wait()).await;
     Ok((full, half, rss))
+}
+
+/// Waits until the relay has published the whole log (the events stream's
+/// last message is at the head), so that one run's backlog does not weigh
+/// on the next.
+async fn settle(database_url: &str, nats_url: &str, names: &NatsNames) -> anyhow::Result<()> {
+    let log = EventLog::open(&LogConfig {
+        migrate: false,
+        ..LogConfig::new(database_url)
+    })
+    .await?;
+    let head = log.head().await?.position;
+    log.close().await;
+    let client = async_nats::connect(nats_url).await?;
+    let js = async_nats::jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut stream = js.get_stream(names.events_stream()).await?;
+        let last = stream.info().await?.state.last_sequence;
+        let at = if last == 0 {
+            0
+        } else {
+            stream
+                .get_raw_message(last)
+                .await?
+                .headers
+                .get(POSITION_HEADER)
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if at >= head {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the relay did not catch up with the log"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `VmHWM` of a process, in KiB (Linux).

@@ -18,7 +18,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show what provenant does, on the embedded log (no server needed).
+    /// Show what provenant does, through the engine service: on the embedded
+    /// log with no server by default, on PostgreSQL and NATS when their URLs
+    /// are given.
     Demo(DemoArgs),
     /// Run the engine: ticks in (NATS JetStream and POST /v1/ticks), events
     /// durable in the log and relayed to NATS, the HTTP API. Stops
@@ -129,8 +131,19 @@ pub struct ServeArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Number of game ticks to simulate (each for two sessions of the tavern).
-    #[arg(long, default_value_t = 1_000)]
+    /// NATS with JetStream, e.g. nats://127.0.0.1:4222: ticks are published
+    /// to <prefix>.ticks.<world_id> and the log is relayed to the events
+    /// stream. Without it ticks are handed to the engine in-process.
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+    /// Prefix of the NATS subjects, streams and consumer, as `provenant
+    /// serve`'s: `provenant` gives provenant.ticks.<world>, PROVENANT_TICKS
+    /// and PROVENANT_EVENTS.
+    #[arg(long, env = "PROVENANT_NATS_PREFIX", default_value = "provenant")]
+    pub nats_prefix: String,
+    /// Number of game ticks to simulate (each for two sessions of the
+    /// tavern, and every 100th for the cellar).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub ticks: u64,
 }
 
@@ -223,6 +236,8 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Demo(args) => report(
             demo::run(&demo::DemoConfig {
                 database_url: args.db.database_url,
+                nats_url: args.nats_url.filter(|u| !u.is_empty()),
+                nats_prefix: args.nats_prefix,
                 ticks: args.ticks,
             })
             .await,

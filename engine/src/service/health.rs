@@ -20,6 +20,8 @@ struct Parts {
     consumer: Option<String>,
     /// Why NATS is not usable; None when connected or not used.
     nats: Option<String>,
+    /// Why the relay is not relaying; None when it is.
+    relay: Option<String>,
     shutting_down: bool,
 }
 
@@ -40,6 +42,7 @@ impl Health {
                 plugins_loaded: false,
                 consumer: None,
                 nats: None,
+                relay: None,
                 shutting_down: false,
             }),
         }
@@ -70,6 +73,10 @@ impl Health {
         self.with(|p| p.nats = problem);
     }
 
+    pub fn relay(&self, problem: Option<String>) {
+        self.with(|p| p.relay = problem);
+    }
+
     pub fn shutting_down(&self) {
         self.with(|p| p.shutting_down = true);
     }
@@ -86,6 +93,7 @@ impl Health {
         }
         reasons.extend(parts.nats);
         reasons.extend(parts.consumer);
+        reasons.extend(parts.relay);
         Readiness {
             ready: reasons.is_empty(),
             reasons,

@@ -178,7 +178,13 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         bus,
         admin_token: config.admin_token.clone(),
     });
-    let relay = tokio::spawn(relay::run(log.clone(), sink, relayed, shutdown_rx.clone()));
+    let relay = tokio::spawn(relay::run(
+        log.clone(),
+        sink,
+        relayed,
+        health.clone(),
+        shutdown_rx.clone(),
+    ));
     let consumer = js.map(|js| {
         tokio::spawn(nats::consume_ticks(
             engine.clone(),

@@ -244,7 +244,7 @@ async fn open_consumer(
                 description: Some("provenant engine: evaluates ticks".into()),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
-                max_ack_pending: 10_000,
+                max_ack_pending: 4096,
                 filter_subject: names.ticks_wildcard(),
                 ..Default::default()
             },

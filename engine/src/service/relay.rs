@@ -51,6 +51,7 @@ pub async fn run(
     log: EventLog,
     sink: RelaySink,
     relayed: Arc<std::sync::atomic::AtomicU64>,
+    health: Arc<super::health::Health>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut wait = Duration::from_millis(100);
@@ -63,6 +64,7 @@ pub async fn run(
                     js,
                     names,
                     relayed: &relayed,
+                    health: &health,
                 };
                 pass.run(&mut shutdown, &mut drain_until).await
             }
@@ -72,18 +74,24 @@ pub async fn run(
             Ok(()) => return,
             Err(e) => {
                 let text = crate::cli::error_text(&e);
+                health.relay(Some(format!("relay interrupted: {text}")));
                 tracing::warn!(
                     "relay interrupted: {text}; resuming after the last acknowledged event in {wait:?}"
                 );
-                if let Some((deadline, _)) = drain_until
-                    && tokio::time::Instant::now() >= deadline
+                let stopping = *shutdown.borrow();
+                if stopping
+                    && drain_until
+                        .is_none_or(|(deadline, _)| tokio::time::Instant::now() >= deadline)
                 {
                     tracing::warn!(
                         "relay stopped before reaching the head; it resumes at the next start"
                     );
                     return;
                 }
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = super::stopped(&mut shutdown), if !stopping => {}
+                }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
@@ -102,6 +110,7 @@ struct Pass<'a> {
     js: &'a jetstream::Context,
     names: &'a NatsNames,
     relayed: &'a Arc<std::sync::atomic::AtomicU64>,
+    health: &'a Arc<super::health::Health>,
 }
 
 impl Pass<'_> {
@@ -111,6 +120,7 @@ impl Pass<'_> {
         drain_until: &mut Option<(tokio::time::Instant, Position)>,
     ) -> anyhow::Result<()> {
         let (start, mut expected_last) = self.resume_point().await?;
+        self.health.relay(None);
         self.relayed
             .store(start, std::sync::atomic::Ordering::Relaxed);
         let mut tail = self
@@ -238,6 +248,24 @@ impl Pass<'_> {
             .headers
             .get("Nats-Msg-Id")
             .map(|v| v.as_str().to_owned());
+        // The stream must be this log's: its last message is this log's
+        // event at that position (else resuming there would skip events).
+        let ours = match id.as_deref().map(uuid::Uuid::parse_str) {
+            Some(Ok(event_id)) => self
+                .log
+                .positions_of(&[event_id])
+                .await
+                .context("cannot look up the stream's last event in the log")?
+                .get(&event_id)
+                .is_some_and(|&p| p == position),
+            _ => false,
+        };
+        anyhow::ensure!(
+            ours,
+            "the stream {} holds events of another log: its last message (position {position}, id {}) is not this log's event; use another --nats-prefix, or delete the stream to relay this log from the start",
+            self.names.events_stream(),
+            id.as_deref().unwrap_or("none")
+        );
         Ok((position, id))
     }
 }

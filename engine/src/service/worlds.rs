@@ -99,9 +99,9 @@ enum Job {
 }
 
 /// Jobs a worker takes at once.
-const MAX_JOBS: usize = 256;
+const MAX_JOBS: usize = 128;
 /// Jobs queued per world before senders wait.
-const QUEUE: usize = 1024;
+const QUEUE: usize = 256;
 
 impl Worlds {
     /// Workers start on first use, with the state folded at start-up.

@@ -24,6 +24,24 @@ fn provenant_on(url: &str, args: &[&str]) -> Output {
         .expect("run provenant")
 }
 
+/// `provenant demo` on the embedded path (in-process ticks), whatever the
+/// environment says (CI sets NATS_URL); in `dir` when given, on `url` when
+/// given. The demo over NATS has its own test, in `demo.rs`.
+fn demo(dir: Option<&Path>, url: Option<&str>, ticks: &str) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"));
+    cmd.args(["demo", "--ticks", ticks])
+        .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
+        .env_remove("PROVENANT_NATS_PREFIX");
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    if let Some(url) = url {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd.output().expect("run provenant demo")
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -68,7 +86,7 @@ fn help_documents_the_commands_and_exit_codes() {
 #[test]
 fn demo_runs_on_the_embedded_default_and_the_log_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let out = provenant(dir.path(), &["demo", "--ticks", "100"]);
+    let out = demo(Some(dir.path()), None, "100");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -76,10 +94,41 @@ fn demo_runs_on_the_embedded_default_and_the_log_verifies() {
         "{text}"
     );
     assert!(
+        text.contains("ticks: handed to the engine in this process"),
+        "{text}"
+    );
+    // 100 ticks for each of the tavern's two sessions, 1 for the cellar.
+    assert!(text.contains("201 ticks sent"), "{text}");
+    assert!(
+        text.contains("recorded as TickRejected at position"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sent again: answered duplicate: true")
+            && text.contains("0 events added, the log's head unchanged"),
+        "{text}"
+    );
+    assert!(
         text.contains("0 events written, same positions: yes"),
         "{text}"
     );
     assert!(text.contains("refused: concurrency conflict"), "{text}");
+    assert!(text.contains("engine stopped gracefully"), "{text}");
+    for plugin in [
+        "example-flaky",
+        "example-nosy",
+        "game-romance",
+        "game-stealth",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(plugin)),
+            "{plugin} missing from the table:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("exactly once: 201 TickProcessed events for 201 ticks sent"),
+        "{text}"
+    );
     assert!(text.contains("chain verified:"), "{text}");
     assert!(dir.path().join("provenant.db").exists());
 
@@ -109,7 +158,7 @@ fn demo_runs_on_the_embedded_default_and_the_log_verifies() {
 #[tokio::test]
 async fn demo_runs_on_postgres_when_given_its_url() {
     let t = TestLog::postgres().await;
-    let out = provenant_on(&t.url, &["demo", "--ticks", "50"]);
+    let out = demo(None, Some(&t.url), "50");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(
         stdout(&out).contains("log: PostgreSQL at postgres://"),
@@ -125,7 +174,7 @@ async fn demo_runs_on_postgres_when_given_its_url() {
 
 async fn demo_log(backend: Backend) -> TestLog {
     let t = TestLog::new(backend).await;
-    let out = provenant_on(&t.url, &["demo", "--ticks", "40"]);
+    let out = demo(None, Some(&t.url), "40");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     t
 }

@@ -7,6 +7,7 @@
 
 mod cli;
 mod conformance;
+mod demo;
 mod host;
 mod service;
 mod sim;

@@ -526,3 +526,50 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
     assert_eq!(counts.len(), expected);
     assert_stream_matches_log(&js, &nats, &events).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_events_stream_of_another_log_is_refused_not_skipped_over() {
+    let nats = TestNats::new();
+    let first_db = TestLog::postgres().await;
+    let mut first = EngineProcess::start(&EngineOptions {
+        database_url: first_db.url.clone(),
+        nats: Some((nats.url.clone(), nats.prefix.clone())),
+        ..Default::default()
+    });
+    for n in 1..=5 {
+        let t = tick("w", "s", n, &["a"]);
+        assert_eq!(first.post("/v1/ticks", t.to_string().as_bytes()).0, 200);
+    }
+    let js = nats.jetstream().await;
+    let head = all_events(&first_db.open().await).await.len();
+    read_events_until(&js, &nats.events_stream(), |s| s.len() >= head).await;
+    assert!(first.terminate().success());
+
+    // A new, empty log on the same streams: resuming after the stream's
+    // last message would skip this log's first events.
+    let second_db = TestLog::postgres().await;
+    let mut second = EngineProcess::start(&EngineOptions {
+        database_url: second_db.url.clone(),
+        nats: Some((nats.url.clone(), nats.prefix.clone())),
+        ..Default::default()
+    });
+    let t = tick("w", "s", 1, &["a"]);
+    assert_eq!(second.post("/v1/ticks", t.to_string().as_bytes()).0, 200);
+    let (status, ready) = second.get("/readyz");
+    // The relay may not have looked yet: ask until it has.
+    let mut ready = (status, ready);
+    for _ in 0..100 {
+        if ready.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ready = second.get("/readyz");
+    }
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    let reasons = ready.1["reasons"].to_string();
+    assert!(reasons.contains("holds events of another log"), "{reasons}");
+    let mut stream = js.get_stream(nats.events_stream()).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages as usize, head);
+    let status = second.terminate();
+    assert!(status.success(), "{status}: {}", second.stderr());
+}
