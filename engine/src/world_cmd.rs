@@ -10,9 +10,8 @@ use provenant_events::{
     AppendBatch, EventKind, EventLog, LogConfig, NewEvent, StreamName, WorldId,
 };
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::host::context::Scene;
 use crate::host::kinds;
 use crate::host::state::GameState;
 use crate::host::tick::Activity;
@@ -95,37 +94,28 @@ pub async fn show(database_url: &str, world: &str, as_json: bool) -> anyhow::Res
     })
     .await?;
     let state = world_state(&log, &world).await?;
-    let Some(w) = state.world(&world) else {
+    let host = PluginHost::start(plugins::builtin(), HostConfig::default())?;
+    let Some(description) = crate::service::worlds::describe(&host, &Arc::new(state), &world)
+    else {
         bail!("world {world} has never been configured");
     };
-    let config = json!({"name": w.name, "description": w.description, "meta": w.meta});
-    let host = PluginHost::start(plugins::builtin(), HostConfig::default())?;
-    let scene = Arc::new(Scene {
-        world: world.clone(),
-        session: provenant_events::SessionId::new("_")?,
-        tick_id: uuid::Uuid::nil(),
-        tick: 0,
-        at: provenant_events::event::now(),
-        npcs: Arc::new(Vec::new()),
-        npc: None,
-        context: Value::Null,
-        memo: Default::default(),
-    });
-    let (effective, providers) = host
-        .simulation_config(&Arc::new(state.clone()), &scene, 0)
-        .value;
     if as_json {
-        println!(
-            "{}",
-            json!({"world_id": world, "config": config, "effective_simulation_config": effective, "providers": providers})
-        );
+        println!("{description}");
     } else {
-        println!("world {world}: {}", w.name);
-        println!("config: {}", serde_json::to_string_pretty(&config)?);
+        let config = &description["config"];
+        let providers: Vec<&str> = description["providers"]
+            .as_array()
+            .map(|p| p.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "world {world}: {}",
+            config["name"].as_str().unwrap_or_default()
+        );
+        println!("config: {}", serde_json::to_string_pretty(config)?);
         println!("providers: {}", providers.join(", "));
         println!(
             "effective simulation config: {}",
-            serde_json::to_string_pretty(&effective)?
+            serde_json::to_string_pretty(&description["effective_simulation_config"])?
         );
     }
     Ok(())
@@ -150,6 +140,7 @@ async fn world_state(log: &EventLog, world: &WorldId) -> anyhow::Result<GameStat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn configurations_are_checked_field_by_field() {

@@ -409,15 +409,7 @@ async fn nats_ticks_reach_the_log_and_the_events_stream_exactly_once() {
     assert_stream_matches_log(&js, &nats, &events).await;
 
     // Every tick acknowledged or terminated; nothing waits for redelivery.
-    let mut consumer: consumer::PullConsumer = js
-        .get_stream(nats.ticks_stream())
-        .await
-        .unwrap()
-        .get_consumer(&format!("{}-engine", nats.prefix))
-        .await
-        .unwrap();
-    let info = consumer.info().await.unwrap();
-    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
+    nats.assert_all_ticks_answered(&js).await;
 }
 
 /// Publishes `per_world` ticks to each of `worlds`, returning them.
@@ -555,16 +547,13 @@ async fn an_events_stream_of_another_log_is_refused_not_skipped_over() {
     });
     let t = tick("w", "s", 1, &["a"]);
     assert_eq!(second.post("/v1/ticks", t.to_string().as_bytes()).0, 200);
-    let (status, ready) = second.get("/readyz");
-    // The relay may not have looked yet: ask until it has.
-    let mut ready = (status, ready);
-    for _ in 0..100 {
-        if ready.0 == 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        ready = second.get("/readyz");
-    }
+    // The relay says so in its log, then /readyz gives the reason.
+    assert!(
+        second.wait_for_stderr("holds events of another log", Duration::from_secs(30)),
+        "{}",
+        second.stderr()
+    );
+    let ready = second.get("/readyz");
     assert_eq!(ready.0, 503, "{}", ready.1);
     let reasons = ready.1["reasons"].to_string();
     assert!(reasons.contains("holds events of another log"), "{reasons}");

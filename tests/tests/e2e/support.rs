@@ -46,6 +46,20 @@ impl TestNats {
         format!("{}_TICKS", self.prefix.to_ascii_uppercase())
     }
 
+    /// Asserts that the engine's consumer has every tick acknowledged or
+    /// terminated: nothing pending, nothing waiting for redelivery.
+    pub async fn assert_all_ticks_answered(&self, js: &jetstream::Context) {
+        let mut consumer: jetstream::consumer::PullConsumer = js
+            .get_stream(self.ticks_stream())
+            .await
+            .unwrap()
+            .get_consumer(&format!("{}-engine", self.prefix))
+            .await
+            .unwrap();
+        let info = consumer.info().await.unwrap();
+        assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
+    }
+
     pub async fn jetstream(&self) -> jetstream::Context {
         let client = async_nats::connect(&self.url)
             .await
@@ -125,11 +139,31 @@ impl PrivateNats {
             ])
             .arg(self.store.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+        // nats-server logs "Server is ready" once it accepts clients (and
+        // JetStream has recovered its streams).
+        let mut child = child;
+        let err = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(err).lines();
+        let mut seen = String::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    let ready = line.contains("Server is ready");
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if ready {
+                        break;
+                    }
+                }
+                _ => panic!("nats-server stopped before it was ready:\n{seen}"),
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
-        wait_for_port(self.port);
     }
 
     /// Stops the server as an operator would (SIGTERM: it flushes its
@@ -167,7 +201,8 @@ pub struct EngineOptions {
 pub struct EngineProcess {
     pub addr: SocketAddr,
     child: Option<Child>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What the engine wrote on stderr so far, and a signal for each write.
+    stderr: std::sync::Arc<(std::sync::Mutex<String>, std::sync::Condvar)>,
 }
 
 impl EngineProcess {
@@ -200,30 +235,38 @@ impl EngineProcess {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the engine: {e}"))?;
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = std::sync::Arc::new((
+            std::sync::Mutex::new(String::new()),
+            std::sync::Condvar::new(),
+        ));
+        let mut reader = None;
         if let Some(mut err) = child.stderr.take() {
             let sink = stderr.clone();
-            std::thread::spawn(move || {
+            reader = Some(std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = err.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
-                    sink.lock()
+                    sink.0
+                        .lock()
                         .unwrap()
                         .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    sink.1.notify_all();
                 }
-            });
+            }));
         }
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let Some(Ok(first)) = lines.next() else {
             let status = child.wait().map_err(|e| e.to_string())?;
-            // Let the stderr reader finish.
-            std::thread::sleep(Duration::from_millis(50));
+            // The reader ends at the end of stderr.
+            if let Some(reader) = reader {
+                let _ = reader.join();
+            }
             return Err(format!(
                 "the engine exited ({status}) before listening: {}",
-                stderr.lock().unwrap()
+                stderr.0.lock().unwrap()
             ));
         };
         // Keep draining stdout so the engine never blocks on it.
@@ -262,7 +305,18 @@ impl EngineProcess {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.0.lock().unwrap().clone()
+    }
+
+    /// Waits (at most `timeout`) until the engine has written `needle` on
+    /// stderr; whether it did.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let (text, written) = &*self.stderr;
+        let guard = text.lock().unwrap();
+        let (guard, _) = written
+            .wait_timeout_while(guard, timeout, |t| !t.contains(needle))
+            .unwrap();
+        guard.contains(needle)
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
@@ -358,19 +412,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// Waits until something accepts connections on the port (a server
-/// starting up); gives up after 10 s.
-fn wait_for_port(port: u16) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing listens on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A tick as the game sends it; NPCs wear a disguise on even ticks.
