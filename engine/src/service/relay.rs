@@ -57,6 +57,7 @@ pub async fn run(
     let mut wait = Duration::from_millis(100);
     let mut drain_until: Option<(tokio::time::Instant, Position)> = None;
     loop {
+        let before = relayed.load(std::sync::atomic::Ordering::Relaxed);
         let result = match &sink {
             RelaySink::Nats { js, names } => {
                 let pass = Pass {
@@ -73,6 +74,10 @@ pub async fn run(
         match result {
             Ok(()) => return,
             Err(e) => {
+                if relayed.load(std::sync::atomic::Ordering::Relaxed) > before {
+                    // The pass got somewhere: this is a new interruption.
+                    wait = Duration::from_millis(100);
+                }
                 let text = crate::cli::error_text(&e);
                 health.relay(Some(format!("relay interrupted: {text}")));
                 tracing::warn!(

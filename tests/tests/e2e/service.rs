@@ -562,3 +562,87 @@ async fn an_events_stream_of_another_log_is_refused_not_skipped_over() {
     let status = second.terminate();
     assert!(status.success(), "{status}: {}", second.stderr());
 }
+
+/// Runs SQL on the PostgreSQL server (not in the test's database).
+async fn on_server(sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&provenant_tests::postgres_server_url())
+        .await
+        .expect("connect to the server");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers() {
+    let db = TestLog::postgres().await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let nats = TestNats::new();
+    let mut engine = EngineProcess::start(&EngineOptions {
+        database_url: db.url.clone(),
+        nats: Some((nats.url.clone(), nats.prefix.clone())),
+        ..Default::default()
+    });
+    let js = nats.jetstream().await;
+    let mut ticks = publish_ticks(&js, &nats, &["p1"], 1, 10).await;
+    read_events_until(&js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= 10
+    })
+    .await;
+
+    // The database goes away: its connections are cut and new ones refused.
+    on_server(&format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+    ticks.extend(publish_ticks(&js, &nats, &["p1"], 11, 10).await);
+    assert!(
+        engine.wait_for_stderr("log unreachable", Duration::from_secs(30)),
+        "{}",
+        engine.stderr()
+    );
+    let (status, ready) = engine.get("/readyz");
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["reasons"].to_string().contains("log unreachable"),
+        "{ready}"
+    );
+    // None of the ticks sent meanwhile is acknowledged.
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream(nats.ticks_stream())
+        .await
+        .unwrap()
+        .get_consumer(&format!("{}-engine", nats.prefix))
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap().clone();
+    assert_eq!(
+        info.num_pending + info.num_ack_pending as u64,
+        10,
+        "{info:?}"
+    );
+
+    // It comes back: the engine carries on by itself.
+    on_server(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    read_events_until(&js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= 20
+    })
+    .await;
+    let (status, ready) = engine.get("/readyz");
+    assert_eq!(status, 200, "{ready}");
+    let status = engine.terminate();
+    assert!(status.success(), "{status}: {}", engine.stderr());
+
+    let log = db.open().await;
+    let events = all_events(&log).await;
+    let counts = processed(&events);
+    for t in &ticks {
+        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
+    }
+    assert_eq!(counts.len(), 20);
+    assert_stream_matches_log(&js, &nats, &events).await;
+    nats.assert_all_ticks_answered(&js).await;
+}
