@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use futures_util::FutureExt as _;
 use provenant_events::{Event, EventLog, Position};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -133,6 +132,19 @@ impl Pass<'_> {
             .tail(start)
             .await
             .context("cannot follow the log")?;
+        // The log is read ahead by a task of its own, so reading the next
+        // page overlaps with publishing this one.
+        let (read, mut events) = mpsc::channel::<Result<Event, provenant_events::LogError>>(WINDOW);
+        let reader = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                let next = tail.next().await;
+                let stop = next.is_err();
+                if read.send(next).await.is_err() || stop {
+                    return;
+                }
+            }
+        }));
+        let mut published = start;
         let (acks, pending) = mpsc::channel(WINDOW);
         let failed = Arc::new(tokio::sync::Notify::new());
         let acker = {
@@ -152,7 +164,7 @@ impl Pass<'_> {
         };
         loop {
             if let Some((deadline, head)) = *drain_until {
-                if tail.position() >= head {
+                if published >= head {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -163,7 +175,7 @@ impl Pass<'_> {
                 }
             }
             let first = tokio::select! {
-                e = tail.next() => e.context("cannot read the log")?,
+                e = events.recv() => e.context("the log reader stopped")?.context("cannot read the log")?,
                 _ = failed.notified() => break,
                 _ = super::stopped(shutdown), if drain_until.is_none() => {
                     let head = self.log.head().await.context("cannot read the head")?.position;
@@ -173,12 +185,13 @@ impl Pass<'_> {
             };
             let mut batch = vec![first];
             while batch.len() < BATCH {
-                match tail.next().now_or_never() {
-                    Some(Ok(e)) => batch.push(e),
-                    _ => break,
+                match events.try_recv() {
+                    Ok(e) => batch.push(e.context("cannot read the log")?),
+                    Err(_) => break,
                 }
             }
             for event in &batch {
+                published = event.position;
                 let id = event.event_id.to_string();
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Nats-Msg-Id", id.as_str());
@@ -208,6 +221,7 @@ impl Pass<'_> {
             }
         }
         drop(acks);
+        drop(reader);
         acker.await.context("the relay's acknowledger failed")?
     }
 
@@ -359,5 +373,14 @@ async fn relay_bus(
         relayed.store(event.position, std::sync::atomic::Ordering::Relaxed);
         // No subscriber is not an error.
         let _ = bus.send(Arc::new(event));
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
