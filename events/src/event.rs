@@ -36,7 +36,12 @@ impl EventHash {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = [0u8; 64];
+        // 64 bytes hold 32 bytes as hex, so this cannot fail.
+        if hex::encode_to_slice(self.0, &mut out).is_err() {
+            return hex::encode(self.0);
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
@@ -387,9 +392,9 @@ impl Event {
         out.push_str(",\"schema_version\":");
         out.push_str(&self.schema_version.to_string());
         out.push(',');
-        str_field(&mut out, "prev_hash", &self.prev_hash.to_string());
+        str_field(&mut out, "prev_hash", &self.prev_hash.to_hex());
         out.push_str("\"hash\":");
-        canonical::write_str(&mut out, &self.hash.to_string());
+        canonical::write_str(&mut out, &self.hash.to_hex());
         out.push('}');
         out.into_bytes()
     }
