@@ -291,6 +291,33 @@ fn count_kind(seen: &[(String, u64, String, Value)], kind: &str) -> usize {
     seen.iter().filter(|m| m.3["kind"] == kind).count()
 }
 
+/// Waits until the events stream holds `n` `TickProcessed` events.
+async fn wait_processed(js: &jetstream::Context, nats: &TestNats, n: usize) {
+    read_events_until(js, &nats.events_stream(), |s| {
+        count_kind(s, "TickProcessed") >= n
+    })
+    .await;
+}
+
+/// The log holds each tick sent exactly once (and no other), and the events
+/// stream holds the log; the log's events.
+async fn assert_each_tick_once(
+    db: &TestLog,
+    js: &jetstream::Context,
+    nats: &TestNats,
+    ticks: &[Value],
+) -> Vec<Event> {
+    let log = db.open().await;
+    let events = all_events(&log).await;
+    let counts = processed(&events);
+    for t in ticks {
+        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
+    }
+    assert_eq!(counts.len(), ticks.len());
+    assert_stream_matches_log(js, nats, &events).await;
+    events
+}
+
 /// The log and the events stream agree: each event once, in position order,
 /// with its id and subject.
 async fn assert_stream_matches_log(js: &jetstream::Context, nats: &TestNats, events: &[Event]) {
@@ -375,13 +402,8 @@ async fn nats_ticks_reach_the_log_and_the_events_stream_exactly_once() {
     let status = engine.terminate();
     assert!(status.success(), "{status}: {}", engine.stderr());
 
-    let log = db.open().await;
-    let events = all_events(&log).await;
-    let counts = processed(&events);
-    assert_eq!(counts.len(), expected);
-    for t in &ticks {
-        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
-    }
+    assert_eq!(ticks.len(), expected);
+    let events = assert_each_tick_once(&db, &js, &nats, &ticks).await;
     // Rejections are recorded concurrently: in either order.
     let mut reasons: Vec<&str> = events
         .iter()
@@ -406,7 +428,6 @@ async fn nats_ticks_reach_the_log_and_the_events_stream_exactly_once() {
             .collect();
         assert_eq!(order, (1..=41).collect::<Vec<_>>(), "{world}");
     }
-    assert_stream_matches_log(&js, &nats, &events).await;
 
     // Every tick acknowledged or terminated; nothing waits for redelivery.
     nats.assert_all_ticks_answered(&js).await;
@@ -447,30 +468,22 @@ async fn sigkill_in_the_middle_of_a_stream_loses_and_duplicates_nothing() {
     let js = nats.jetstream().await;
     let mut ticks = publish_ticks(&js, &nats, &["k1", "k2", "k3"], 1, 100).await;
     // Kill once some, not all, ticks are through.
-    read_events_until(&js, &nats.events_stream(), |s| {
-        count_kind(s, "TickProcessed") >= 30
-    })
-    .await;
+    wait_processed(&js, &nats, 30).await;
     engine.kill();
     ticks.extend(publish_ticks(&js, &nats, &["k1", "k2", "k3"], 101, 50).await);
     let mut engine = EngineProcess::start(&options);
     let expected = ticks.len();
-    read_events_until(&js, &nats.events_stream(), |s| {
-        count_kind(s, "TickProcessed") >= expected
-    })
-    .await;
+    wait_processed(&js, &nats, expected).await;
     let status = engine.terminate();
     assert!(status.success(), "{status}: {}", engine.stderr());
 
-    let log = db.open().await;
-    let events = all_events(&log).await;
-    let counts = processed(&events);
-    for t in &ticks {
-        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
-    }
-    assert_eq!(counts.len(), expected);
-    assert_stream_matches_log(&js, &nats, &events).await;
-    let report = log.verify(&Default::default(), &mut |_| {}).await.unwrap();
+    assert_each_tick_once(&db, &js, &nats, &ticks).await;
+    let report = db
+        .open()
+        .await
+        .verify(&Default::default(), &mut |_| {})
+        .await
+        .unwrap();
     assert!(report.intact(), "{report:?}");
 }
 
@@ -488,10 +501,7 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
     assert_eq!(engine.put("/v1/worlds/r1", &tavern()).0, 200);
     let js = nats.jetstream().await;
     let mut ticks = publish_ticks(&js, &nats, &["r1", "r2"], 1, 60).await;
-    read_events_until(&js, &nats.events_stream(), |s| {
-        count_kind(s, "TickProcessed") >= 20
-    })
-    .await;
+    wait_processed(&js, &nats, 20).await;
     server.stop();
     // While NATS is away the HTTP side goes on, and its events wait for the relay.
     let during = tick("r1", "s2", 1, &["a"]);
@@ -502,21 +512,11 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
     let js = nats.jetstream().await;
     ticks.extend(publish_ticks(&js, &nats, &["r1", "r2"], 61, 20).await);
     let expected = ticks.len();
-    read_events_until(&js, &nats.events_stream(), |s| {
-        count_kind(s, "TickProcessed") >= expected
-    })
-    .await;
+    wait_processed(&js, &nats, expected).await;
     let status = engine.terminate();
     assert!(status.success(), "{status}: {}", engine.stderr());
 
-    let log = db.open().await;
-    let events = all_events(&log).await;
-    let counts = processed(&events);
-    for t in &ticks {
-        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
-    }
-    assert_eq!(counts.len(), expected);
-    assert_stream_matches_log(&js, &nats, &events).await;
+    assert_each_tick_once(&db, &js, &nats, &ticks).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -587,10 +587,7 @@ async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers
     });
     let js = nats.jetstream().await;
     let mut ticks = publish_ticks(&js, &nats, &["p1"], 1, 10).await;
-    read_events_until(&js, &nats.events_stream(), |s| {
-        count_kind(s, "TickProcessed") >= 10
-    })
-    .await;
+    wait_processed(&js, &nats, 10).await;
 
     // The database goes away: its connections are cut and new ones refused.
     on_server(&format!(
@@ -627,22 +624,13 @@ async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers
 
     // It comes back: the engine carries on by itself.
     on_server(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
-    read_events_until(&js, &nats.events_stream(), |s| {
-        count_kind(s, "TickProcessed") >= 20
-    })
-    .await;
+    wait_processed(&js, &nats, 20).await;
     let (status, ready) = engine.get("/readyz");
     assert_eq!(status, 200, "{ready}");
     let status = engine.terminate();
     assert!(status.success(), "{status}: {}", engine.stderr());
 
-    let log = db.open().await;
-    let events = all_events(&log).await;
-    let counts = processed(&events);
-    for t in &ticks {
-        assert_eq!(counts.get(t["tick_id"].as_str().unwrap()), Some(&1), "{t}");
-    }
-    assert_eq!(counts.len(), 20);
-    assert_stream_matches_log(&js, &nats, &events).await;
+    assert_eq!(ticks.len(), 20);
+    assert_each_tick_once(&db, &js, &nats, &ticks).await;
     nats.assert_all_ticks_answered(&js).await;
 }
