@@ -39,60 +39,87 @@ pub struct RelayBenchArgs {
     /// Events relayed (and published by the raw loop).
     #[arg(long, default_value_t = 200_000)]
     pub events: usize,
+    /// Rounds of each (alternating which goes first); the median is
+    /// reported.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
 }
 
-/// The relay beside the raw publish loop.
+/// The relay beside the raw publish loop: the median of the rounds.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RelayFigure {
     pub events: usize,
     pub relay_events_per_s: f64,
     pub raw_events_per_s: f64,
-}
-
-impl RelayFigure {
-    pub fn ratio(&self) -> f64 {
-        self.relay_events_per_s / self.raw_events_per_s
-    }
+    /// The median of the rounds' ratios.
+    pub ratio: f64,
+    /// Each round's (relay, raw) events/s.
+    pub rounds: Vec<(f64, f64)>,
 }
 
 pub async fn relay_command(args: &RelayBenchArgs) -> anyhow::Result<()> {
     println!("provenant bench relay");
-    let figure = relay_figures(&args.database_url, &args.nats_url, args.events).await?;
+    let figure =
+        relay_figures(&args.database_url, &args.nats_url, args.events, args.rounds).await?;
     print_relay(&figure);
     Ok(())
 }
 
 fn print_relay(f: &RelayFigure) {
+    for (i, (relay, raw)) in f.rounds.iter().enumerate() {
+        println!(
+            "  round {}: relay {relay:>9.0} events/s, raw loop {raw:>9.0} events/s, ratio {:.2}",
+            i + 1,
+            relay / raw
+        );
+    }
     println!(
-        "relay   {:>9.0} events/s   raw async-nats publish loop {:>9.0} events/s   ratio {:.2}   ({} events)",
+        "relay   {:>9.0} events/s   raw async-nats publish loop {:>9.0} events/s   ratio {:.2}   ({} events, median of {} rounds)",
         f.relay_events_per_s,
         f.raw_events_per_s,
-        f.ratio(),
-        f.events
+        f.ratio,
+        f.events,
+        f.rounds.len()
     );
 }
 
-/// Measures the relay and the raw loop on `events` events.
+/// Measures the relay and the raw loop on `events` events, `rounds` times
+/// each, alternating which goes first.
 pub async fn relay_figures(
     server: &str,
     nats_url: &str,
     events: usize,
+    rounds: usize,
 ) -> anyhow::Result<RelayFigure> {
     anyhow::ensure!(
         server.starts_with("postgres"),
         "bench relay needs a PostgreSQL server (got {})",
         redact_url(server)
     );
+    anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
     let scratch = Scratch::create(server).await?;
-    let result = measure_relay(&scratch, nats_url, events).await;
+    let result = measure_relay(&scratch, nats_url, events, rounds).await;
     scratch.drop_database().await;
     result
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 async fn measure_relay(
     scratch: &Scratch,
     nats_url: &str,
     events: usize,
+    rounds: usize,
 ) -> anyhow::Result<RelayFigure> {
     let log = EventLog::open(&LogConfig::new(&scratch.url)).await?;
     let bar = progress(events as u64, "appending the events");
@@ -108,118 +135,165 @@ async fn measure_relay(
         .await
         .with_context(|| format!("cannot connect to NATS at {nats_url}"))?;
     let js = async_nats::jetstream::new(client.clone());
-    let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
-    let relay_names = NatsNames::new(&format!("bench-relay-{tag}"))?;
-    let raw_names = NatsNames::new(&format!("bench-raw-{tag}"))?;
-    let result = async {
-        nats_names::ensure_streams(&js, &relay_names).await?;
-        nats_names::ensure_streams(&js, &raw_names).await?;
 
-        // The relay, from position 0 to the head.
-        let relayed = Arc::new(AtomicU64::new(0));
-        let (stop, stopped) = watch::channel(false);
-        let started = Instant::now();
-        let task = tokio::spawn(relay::run(
-            log.clone(),
-            RelaySink::Nats {
-                js: Box::new(js.clone()),
-                names: relay_names.clone(),
-            },
-            relayed.clone(),
-            Arc::new(crate::service::health::Health::starting()),
-            stopped,
-        ));
-        let bar = progress(head, "relay");
-        loop {
-            let done = relayed.load(Ordering::Relaxed);
-            bar.set_position(done);
-            if done >= head {
-                break;
-            }
-            anyhow::ensure!(!task.is_finished(), "the relay stopped early");
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    // The raw loop's messages: the relay's, prepared before any clock starts
+    // (how long reading and serialising takes is shown for comparison).
+    let raw_prefix = "bench-raw";
+    let template = NatsNames::new(raw_prefix)?;
+    let mut messages = Vec::with_capacity(head as usize);
+    let mut after = 0;
+    let prepare = Instant::now();
+    loop {
+        let page = log.read_forward_json(after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in page {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", e.event_id.to_string().as_str());
+            headers.insert(POSITION_HEADER, e.position.to_string().as_str());
+            let subject = template.subject_of(e.world_id.as_ref(), e.plugin_id.as_ref(), &e.kind);
+            messages.push((subject, headers, bytes::Bytes::from(e.json)));
         }
-        let relay_time = started.elapsed();
-        bar.finish_and_clear();
-        let _ = stop.send(true);
-        task.await.context("the relay task failed")?;
-
-        // The raw loop: the same messages, prepared before the clock starts
-        // (how long reading and serialising takes is shown for comparison).
-        let mut messages = Vec::with_capacity(head as usize);
-        let mut after = 0;
-        let prepare = Instant::now();
-        loop {
-            let page = log.read_forward(after, 5000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.position;
-            for e in &page {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", e.event_id.to_string().as_str());
-                headers.insert(POSITION_HEADER, e.position.to_string().as_str());
-                let body = bytes::Bytes::from(e.to_json());
-                let subject = relay_names
-                    .event_subject(e)
-                    .replacen(relay_names.prefix(), raw_names.prefix(), 1);
-                messages.push((subject, headers, body));
-            }
-        }
-        let prepare_time = prepare.elapsed();
-        println!(
-            "(reading the {head} events from the log and serialising them alone: {:.0} events/s)",
-            head as f64 / prepare_time.as_secs_f64()
-        );
-        let bar = progress(head, "raw publish loop");
-        let started = Instant::now();
-        // Publishes go out while earlier acknowledgments are awaited by a
-        // second task, at most WINDOW in flight: the relay's pipeline.
-        let (acks, mut pending) = tokio::sync::mpsc::channel(relay::WINDOW);
-        let awaiting = tokio::spawn(async move {
-            while let Some(ack) = pending.recv().await {
-                let ack: async_nats::jetstream::context::PublishAckFuture = ack;
-                ack.await?;
-            }
-            anyhow::Ok(())
-        });
-        for (i, (subject, headers, body)) in messages.into_iter().enumerate() {
-            let ack = js.publish_with_headers(subject, headers, body).await?;
-            if acks.send(ack).await.is_err() {
-                break;
-            }
-            if i % 1024 == 0 {
-                bar.set_position(i as u64);
-            }
-        }
-        drop(acks);
-        awaiting.await.context("the raw loop's acknowledgments")??;
-        let raw_time = started.elapsed();
-        bar.finish_and_clear();
-        let count = |names: &NatsNames| {
-            let js = js.clone();
-            let name = names.events_stream();
-            async move {
-                let mut s = js.get_stream(&name).await?;
-                anyhow::Ok(s.info().await?.state.messages)
-            }
-        };
-        let (relay_count, raw_count) = (count(&relay_names).await?, count(&raw_names).await?);
-        anyhow::ensure!(
-            relay_count == head && raw_count == head,
-            "expected {head} messages in each stream, found {relay_count} (relay) and {raw_count} (raw)"
-        );
-        Ok(RelayFigure {
-            events: head as usize,
-            relay_events_per_s: head as f64 / relay_time.as_secs_f64(),
-            raw_events_per_s: head as f64 / raw_time.as_secs_f64(),
-        })
     }
-    .await;
-    for names in [&relay_names, &raw_names] {
-        let _ = js.delete_stream(names.events_stream()).await;
-        let _ = js.delete_stream(names.ticks_stream()).await;
+    println!(
+        "(reading the {head} events from the log and serialising them alone: {:.0} events/s)",
+        head as f64 / prepare.elapsed().as_secs_f64()
+    );
+
+    let mut figures = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
+        let relay_names = NatsNames::new(&format!("bench-relay-{tag}"))?;
+        let raw_names = NatsNames::new(&format!("bench-raw-{tag}"))?;
+        let result = async {
+            nats_names::ensure_streams(&js, &relay_names).await?;
+            nats_names::ensure_streams(&js, &raw_names).await?;
+            let (relay, raw) = if round % 2 == 0 {
+                let relay = relay_round(&log, &js, &relay_names, head).await?;
+                let raw = raw_round(&js, &messages, raw_prefix, &raw_names, head).await?;
+                (relay, raw)
+            } else {
+                let raw = raw_round(&js, &messages, raw_prefix, &raw_names, head).await?;
+                let relay = relay_round(&log, &js, &relay_names, head).await?;
+                (relay, raw)
+            };
+            let count = |names: &NatsNames| {
+                let js = js.clone();
+                let name = names.events_stream();
+                async move {
+                    let mut s = js.get_stream(&name).await?;
+                    anyhow::Ok(s.info().await?.state.messages)
+                }
+            };
+            let (relay_count, raw_count) = (count(&relay_names).await?, count(&raw_names).await?);
+            anyhow::ensure!(
+                relay_count == head && raw_count == head,
+                "expected {head} messages in each stream, found {relay_count} (relay) and {raw_count} (raw)"
+            );
+            anyhow::Ok((
+                head as f64 / relay.as_secs_f64(),
+                head as f64 / raw.as_secs_f64(),
+            ))
+        }
+        .await;
+        for names in [&relay_names, &raw_names] {
+            let _ = js.delete_stream(names.events_stream()).await;
+            let _ = js.delete_stream(names.ticks_stream()).await;
+        }
+        figures.push(result?);
     }
     log.close().await;
-    result
+    Ok(RelayFigure {
+        events: head as usize,
+        relay_events_per_s: median(figures.iter().map(|f| f.0).collect()),
+        raw_events_per_s: median(figures.iter().map(|f| f.1).collect()),
+        ratio: median(figures.iter().map(|f| f.0 / f.1).collect()),
+        rounds: figures,
+    })
+}
+
+/// The relay, from position 0 to the head, into `names`' events stream.
+async fn relay_round(
+    log: &EventLog,
+    js: &async_nats::jetstream::Context,
+    names: &NatsNames,
+    head: u64,
+) -> anyhow::Result<Duration> {
+    let relayed = Arc::new(AtomicU64::new(0));
+    let (stop, stopped) = watch::channel(false);
+    let started = Instant::now();
+    let task = tokio::spawn(relay::run(
+        log.clone(),
+        RelaySink::Nats {
+            js: Box::new(js.clone()),
+            names: names.clone(),
+        },
+        relayed.clone(),
+        Arc::new(crate::service::health::Health::starting()),
+        stopped,
+    ));
+    let bar = progress(head, "relay");
+    loop {
+        let done = relayed.load(Ordering::Relaxed);
+        bar.set_position(done);
+        if done >= head {
+            break;
+        }
+        anyhow::ensure!(!task.is_finished(), "the relay stopped early");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let _ = stop.send(true);
+    task.await.context("the relay task failed")?;
+    Ok(elapsed)
+}
+
+/// The raw loop: `messages` (subjects under `template_prefix`) published
+/// into `names`' events stream, at most [`relay::WINDOW`] awaiting their
+/// acknowledgment (awaited by a second task): the relay's pipeline.
+async fn raw_round(
+    js: &async_nats::jetstream::Context,
+    messages: &[(String, async_nats::HeaderMap, bytes::Bytes)],
+    template_prefix: &str,
+    names: &NatsNames,
+    head: u64,
+) -> anyhow::Result<Duration> {
+    // Subjects and headers are cloned before the clock starts.
+    let prepared: Vec<_> = messages
+        .iter()
+        .map(|(subject, headers, body)| {
+            (
+                subject.replacen(template_prefix, names.prefix(), 1),
+                headers.clone(),
+                body.clone(),
+            )
+        })
+        .collect();
+    let bar = progress(head, "raw publish loop");
+    let started = Instant::now();
+    let (acks, mut pending) = tokio::sync::mpsc::channel(relay::WINDOW);
+    let awaiting = tokio::spawn(async move {
+        while let Some(ack) = pending.recv().await {
+            let ack: async_nats::jetstream::context::PublishAckFuture = ack;
+            ack.await?;
+        }
+        anyhow::Ok(())
+    });
+    for (i, (subject, headers, body)) in prepared.into_iter().enumerate() {
+        let ack = js.publish_with_headers(subject, headers, body).await?;
+        if acks.send(ack).await.is_err() {
+            break;
+        }
+        if i % 1024 == 0 {
+            bar.set_position(i as u64);
+        }
+    }
+    drop(acks);
+    awaiting.await.context("the raw loop's acknowledgments")??;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok(elapsed)
 }
 
 /// Arguments of `provenant bench service`.
@@ -249,6 +323,9 @@ pub struct ServiceBenchArgs {
     /// Events of the relay measurement.
     #[arg(long, default_value_t = 200_000)]
     pub relay_events: usize,
+    /// Rounds of the relay measurement.
+    #[arg(long, default_value_t = 3)]
+    pub relay_rounds: usize,
 }
 
 /// `provenant bench service`.
@@ -270,7 +347,13 @@ pub async fn service_command(args: &ServiceBenchArgs) -> anyhow::Result<()> {
         let _ = js.delete_stream(names.ticks_stream()).await;
     }
     let (full, half, rss_kib) = result?;
-    let relay = relay_figures(&args.database_url, &args.nats_url, args.relay_events).await?;
+    let relay = relay_figures(
+        &args.database_url,
+        &args.nats_url,
+        args.relay_events,
+        args.relay_rounds,
+    )
+    .await?;
 
     println!();
     println!(

@@ -35,6 +35,20 @@ impl EventHash {
         <[u8; 32]>::try_from(bytes).ok().map(EventHash)
     }
 
+    /// Appends the 64 lowercase hex digits to `out`.
+    pub fn write_hex(&self, out: &mut String) {
+        let mut hex = [0u8; 64];
+        // 64 bytes hold 32 bytes as hex, so this cannot fail; hex digits are
+        // ASCII.
+        if hex::encode_to_slice(self.0, &mut hex).is_ok()
+            && let Ok(text) = std::str::from_utf8(&hex)
+        {
+            out.push_str(text);
+        } else {
+            out.push_str(&hex::encode(self.0));
+        }
+    }
+
     pub fn to_hex(&self) -> String {
         let mut out = [0u8; 64];
         // 64 bytes hold 32 bytes as hex, so this cannot fail.
@@ -324,79 +338,28 @@ pub struct Event {
 
 impl Event {
     /// The event as JSON, the same value its `Serialize` gives, written
-    /// without a detour: payload and provenance go in as their stored
-    /// canonical text. This is the body the relay publishes.
+    /// without a detour: payload and provenance go in as their canonical
+    /// text. The log's relay path ([`crate::log::EventJson`]) writes the same
+    /// bytes straight from a stored row.
     pub fn to_json(&self) -> Vec<u8> {
-        fn str_field(out: &mut String, key: &str, value: &str) {
-            out.push('"');
-            out.push_str(key);
-            out.push_str("\":");
-            canonical::write_str(out, value);
-            out.push(',');
+        JsonParts {
+            position: self.position,
+            event_id: &self.event_id,
+            stream: self.stream.as_str(),
+            stream_version: self.stream_version,
+            kind: self.kind.as_str(),
+            plugin_id: self.plugin_id.as_ref().map(|v| v.as_str()),
+            world_id: self.world_id.as_ref().map(|v| v.as_str()),
+            session_id: self.session_id.as_ref().map(|v| v.as_str()),
+            occurred_at: &self.occurred_at,
+            recorded_at: &self.recorded_at,
+            provenance: &self.provenance.canonical(),
+            payload: self.payload.text(),
+            schema_version: self.schema_version,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
         }
-        fn opt_field(out: &mut String, key: &str, value: Option<&str>) {
-            match value {
-                Some(v) => str_field(out, key, v),
-                None => {
-                    out.push('"');
-                    out.push_str(key);
-                    out.push_str("\":null,");
-                }
-            }
-        }
-        let provenance = self.provenance.canonical();
-        let payload = self.payload.text();
-        let mut out = String::with_capacity(payload.len() + provenance.len() + 512);
-        out.push_str("{\"position\":");
-        out.push_str(&self.position.to_string());
-        out.push(',');
-        str_field(
-            &mut out,
-            "event_id",
-            &self.event_id.hyphenated().to_string(),
-        );
-        str_field(&mut out, "stream", self.stream.as_str());
-        out.push_str("\"stream_version\":");
-        out.push_str(&self.stream_version.to_string());
-        out.push(',');
-        str_field(&mut out, "kind", self.kind.as_str());
-        opt_field(
-            &mut out,
-            "plugin_id",
-            self.plugin_id.as_ref().map(|v| v.as_str()),
-        );
-        opt_field(
-            &mut out,
-            "world_id",
-            self.world_id.as_ref().map(|v| v.as_str()),
-        );
-        opt_field(
-            &mut out,
-            "session_id",
-            self.session_id.as_ref().map(|v| v.as_str()),
-        );
-        str_field(
-            &mut out,
-            "occurred_at",
-            &format_timestamp(&self.occurred_at),
-        );
-        str_field(
-            &mut out,
-            "recorded_at",
-            &format_timestamp(&self.recorded_at),
-        );
-        out.push_str("\"provenance\":");
-        out.push_str(&provenance);
-        out.push_str(",\"payload\":");
-        out.push_str(payload);
-        out.push_str(",\"schema_version\":");
-        out.push_str(&self.schema_version.to_string());
-        out.push(',');
-        str_field(&mut out, "prev_hash", &self.prev_hash.to_hex());
-        out.push_str("\"hash\":");
-        canonical::write_str(&mut out, &self.hash.to_hex());
-        out.push('}');
-        out.into_bytes()
+        .write()
     }
 
     /// The canonical bytes of the immutable fields, the input of the hash
@@ -501,6 +464,90 @@ impl CanonicalFields<'_> {
         opt(&mut out, self.world_id.map(|w| w.as_str()));
         out.push('}');
         out
+    }
+}
+
+/// An event's fields, borrowed, as its JSON form writes them: one writer
+/// for [`Event::to_json`] and for the log's row-to-JSON path, so the two
+/// give the same bytes.
+pub(crate) struct JsonParts<'a> {
+    pub position: Position,
+    pub event_id: &'a Uuid,
+    pub stream: &'a str,
+    pub stream_version: u64,
+    pub kind: &'a str,
+    pub plugin_id: Option<&'a str>,
+    pub world_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub occurred_at: &'a DateTime<Utc>,
+    pub recorded_at: &'a DateTime<Utc>,
+    /// JSON text, written as is.
+    pub provenance: &'a str,
+    /// JSON text, written as is.
+    pub payload: &'a str,
+    pub schema_version: u32,
+    pub prev_hash: &'a EventHash,
+    pub hash: &'a EventHash,
+}
+
+impl JsonParts<'_> {
+    pub fn write(&self) -> Vec<u8> {
+        use std::fmt::Write as _;
+        fn key(out: &mut String, key: &str) {
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":");
+        }
+        fn str_field(out: &mut String, name: &str, value: &str) {
+            key(out, name);
+            canonical::write_str(out, value);
+            out.push(',');
+        }
+        fn opt_field(out: &mut String, name: &str, value: Option<&str>) {
+            match value {
+                Some(v) => str_field(out, name, v),
+                None => {
+                    key(out, name);
+                    out.push_str("null,");
+                }
+            }
+        }
+        // Writing to a String cannot fail.
+        let mut out = String::with_capacity(self.payload.len() + self.provenance.len() + 512);
+        let _ = write!(out, "{{\"position\":{},", self.position);
+        let mut id = Uuid::encode_buffer();
+        key(&mut out, "event_id");
+        out.push('"');
+        out.push_str(self.event_id.hyphenated().encode_lower(&mut id));
+        out.push_str("\",");
+        str_field(&mut out, "stream", self.stream);
+        let _ = write!(out, "\"stream_version\":{},", self.stream_version);
+        str_field(&mut out, "kind", self.kind);
+        opt_field(&mut out, "plugin_id", self.plugin_id);
+        opt_field(&mut out, "world_id", self.world_id);
+        opt_field(&mut out, "session_id", self.session_id);
+        for (name, t) in [
+            ("occurred_at", self.occurred_at),
+            ("recorded_at", self.recorded_at),
+        ] {
+            key(&mut out, name);
+            out.push('"');
+            write_timestamp(&mut out, t);
+            out.push_str("\",");
+        }
+        out.push_str("\"provenance\":");
+        out.push_str(self.provenance);
+        out.push_str(",\"payload\":");
+        out.push_str(self.payload);
+        let _ = write!(out, ",\"schema_version\":{},", self.schema_version);
+        for (name, hash, end) in [("prev_hash", self.prev_hash, ","), ("hash", self.hash, "}")] {
+            key(&mut out, name);
+            out.push('"');
+            hash.write_hex(&mut out);
+            out.push('"');
+            out.push_str(end);
+        }
+        out.into_bytes()
     }
 }
 

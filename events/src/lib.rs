@@ -16,8 +16,8 @@ pub mod text;
 pub use event::{Event, EventHash, NewEvent, Position, Provenance};
 pub use ids::{EventKind, IdError, PluginId, SessionId, StreamName, WorldId};
 pub use log::{
-    AppendBatch, AppendOutcome, EventFilter, EventLog, ExpectedVersion, Head, LogConfig, LogError,
-    Tail, VerifyConfig, VerifyReport,
+    AppendBatch, AppendOutcome, EventFilter, EventJson, EventLog, ExpectedVersion, Head, LogConfig,
+    LogError, Tail, VerifyConfig, VerifyReport,
 };
 pub use payload::Payload;
 pub use text::Text;

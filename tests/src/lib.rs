@@ -86,6 +86,14 @@ impl TestLog {
             .expect("open log")
     }
 
+    /// The PostgreSQL database of this log (None for SQLite).
+    pub fn database_name(&self) -> Option<&str> {
+        match &self.guard {
+            Guard::Postgres { name, .. } => Some(name),
+            Guard::Sqlite(_) => None,
+        }
+    }
+
     /// The events table's name in SQL.
     pub fn events_table(&self) -> &'static str {
         match self.backend {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_util::StreamExt;
-use provenant_events::Event;
+use provenant_events::{Event, EventKind, PluginId, WorldId};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -77,12 +77,26 @@ impl NatsNames {
 
     /// `<prefix>.events.<world_id or _>.<plugin_id or engine>.<kind>`.
     pub fn event_subject(&self, event: &Event) -> String {
+        self.subject_of(
+            event.world_id.as_ref(),
+            event.plugin_id.as_ref(),
+            &event.kind,
+        )
+    }
+
+    /// [`event_subject`](Self::event_subject) from the routing fields.
+    pub fn subject_of(
+        &self,
+        world: Option<&WorldId>,
+        plugin: Option<&PluginId>,
+        kind: &EventKind,
+    ) -> String {
         format!(
             "{}.events.{}.{}.{}",
             self.prefix,
-            event.world_id.as_ref().map_or("_", |w| w.as_str()),
-            event.plugin_id.as_ref().map_or("engine", |p| p.as_str()),
-            event.kind.as_str()
+            world.map_or("_", |w| w.as_str()),
+            plugin.map_or("engine", |p| p.as_str()),
+            kind.as_str()
         )
     }
 
@@ -166,6 +180,17 @@ pub async fn ensure_streams(js: &jetstream::Context, names: &NatsNames) -> anyho
     Ok(())
 }
 
+/// How long NATS waits for a delivered tick's acknowledgment before it
+/// delivers the tick again: after an engine dies, its ticks go to the next
+/// one after this long. Ticks still being worked on are kept from it by
+/// progress acknowledgments every [`PROGRESS_EVERY`].
+const ACK_WAIT: Duration = Duration::from_secs(10);
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+/// How long one pull request lasts. The server goes on delivering to the
+/// request of an engine that died until it expires (and those ticks then
+/// wait [`ACK_WAIT`]), so it is short.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
 /// Consumes ticks until `shutdown`; each is acknowledged once its events are
 /// durable, a bad one is recorded and terminated. Returns when it has
 /// stopped taking ticks and every tick taken is answered.
@@ -243,7 +268,7 @@ async fn open_consumer(
                 durable_name: Some(names.consumer()),
                 description: Some("provenant engine: evaluates ticks".into()),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                ack_wait: ACK_WAIT,
                 max_ack_pending: 4096,
                 filter_subject: names.ticks_wildcard(),
                 ..Default::default()
@@ -254,7 +279,8 @@ async fn open_consumer(
     let messages = consumer
         .stream()
         .max_messages_per_batch(1000)
-        .heartbeat(Duration::from_secs(5))
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_EXPIRES / 2)
         .messages()
         .await
         .context("cannot pull ticks")?;
@@ -293,7 +319,26 @@ async fn take(
                     let client = js.client();
                     let acked = names.acked_subject(&subject_world_or_tick(names, &subject));
                     in_flight.spawn(async move {
-                        match answer.await {
+                        // While the tick waits for its world and the log,
+                        // NATS is told it is still being worked on, so a
+                        // short ack wait redelivers only ticks of an engine
+                        // that is gone.
+                        let mut answer = answer;
+                        let mut progress = tokio::time::interval_at(
+                            tokio::time::Instant::now() + PROGRESS_EVERY,
+                            PROGRESS_EVERY,
+                        );
+                        let result = loop {
+                            tokio::select! {
+                                result = &mut answer => break result,
+                                _ = progress.tick() => {
+                                    if let Err(e) = message.ack_with(AckKind::Progress).await {
+                                        tracing::debug!(%tick_id, error = %e, "cannot extend a tick's ack wait");
+                                    }
+                                }
+                            }
+                        };
+                        match result {
                             Ok(Ok(outcome)) => {
                                 if let Err(e) = message.ack().await {
                                     tracing::warn!(%tick_id, error = %e, "cannot acknowledge a tick; it will be redelivered and recognised");

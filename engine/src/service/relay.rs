@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use provenant_events::{Event, EventLog, Position};
+use provenant_events::{Event, EventJson, EventLog, Position};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::nats::NatsNames;
@@ -37,6 +37,8 @@ pub const POSITION_HEADER: &str = "Provenant-Position";
 
 /// Events published before their acknowledgments are awaited.
 const BATCH: usize = 512;
+/// Pages of the log read ahead of the messages being built.
+const READ_AHEAD: usize = 4;
 /// How often the relay's checkpoint is saved while it publishes.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Publishes awaiting their acknowledgment, at most.
@@ -107,6 +109,40 @@ pub async fn run(
 /// message lost with a broken connection stops every later one.
 const EXPECTED_LAST: &str = "Nats-Expected-Last-Msg-Id";
 
+/// One event as a JetStream message, built ahead of its publish.
+struct Outgoing {
+    position: Position,
+    /// The event id: this message's `Nats-Msg-Id`, and the next one's
+    /// `Nats-Expected-Last-Msg-Id`.
+    id: String,
+    subject: String,
+    headers: async_nats::HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Outgoing {
+    fn of(event: EventJson, names: &NatsNames, expected_last: Option<&str>) -> Self {
+        let id = event.event_id.to_string();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        headers.insert(POSITION_HEADER, event.position.to_string().as_str());
+        if let Some(previous) = expected_last {
+            headers.insert(EXPECTED_LAST, previous);
+        }
+        Outgoing {
+            position: event.position,
+            subject: names.subject_of(
+                event.world_id.as_ref(),
+                event.plugin_id.as_ref(),
+                &event.kind,
+            ),
+            headers,
+            body: event.json.into(),
+            id,
+        }
+    }
+}
+
 /// One pass of the NATS relay, from where the stream ends to an error or
 /// the stop.
 struct Pass<'a> {
@@ -123,7 +159,7 @@ impl Pass<'_> {
         shutdown: &mut watch::Receiver<bool>,
         drain_until: &mut Option<(tokio::time::Instant, Position)>,
     ) -> anyhow::Result<()> {
-        let (start, mut expected_last) = self.resume_point().await?;
+        let (start, expected_last) = self.resume_point().await?;
         self.health.relay(None);
         self.relayed
             .store(start, std::sync::atomic::Ordering::Relaxed);
@@ -132,15 +168,40 @@ impl Pass<'_> {
             .tail(start)
             .await
             .context("cannot follow the log")?;
-        // The log is read ahead by a task of its own, so reading the next
-        // page overlaps with publishing this one.
-        let (read, mut events) = mpsc::channel::<Result<Event, provenant_events::LogError>>(WINDOW);
+        // The log is read by one task and each message built by another:
+        // on two cores reading, building and publishing overlap, and this
+        // loop does no more per event than a bare publish loop.
+        let (pages, mut to_build) = mpsc::channel::<anyhow::Result<Vec<EventJson>>>(READ_AHEAD);
         let reader = AbortOnDrop(tokio::spawn(async move {
             loop {
-                let next = tail.next().await;
+                let next = tail
+                    .next_json_batch()
+                    .await
+                    .map_err(|e| anyhow::Error::new(e).context("cannot read the log"));
                 let stop = next.is_err();
-                if read.send(next).await.is_err() || stop {
+                if pages.send(next).await.is_err() || stop {
                     return;
+                }
+            }
+        }));
+        let (built, mut events) = mpsc::channel::<anyhow::Result<Outgoing>>(WINDOW);
+        let names = self.names.clone();
+        let builder = AbortOnDrop(tokio::spawn(async move {
+            let mut previous = expected_last;
+            while let Some(page) = to_build.recv().await {
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = built.send(Err(e)).await;
+                        return;
+                    }
+                };
+                for event in page {
+                    let message = Outgoing::of(event, &names, previous.as_deref());
+                    previous = Some(message.id.clone());
+                    if built.send(Ok(message)).await.is_err() {
+                        return;
+                    }
                 }
             }
         }));
@@ -175,7 +236,7 @@ impl Pass<'_> {
                 }
             }
             let first = tokio::select! {
-                e = events.recv() => e.context("the log reader stopped")?.context("cannot read the log")?,
+                e = events.recv() => e.context("the log reader stopped")??,
                 _ = failed.notified() => break,
                 _ = super::stopped(shutdown), if drain_until.is_none() => {
                     let head = self.log.head().await.context("cannot read the head")?.position;
@@ -186,32 +247,20 @@ impl Pass<'_> {
             let mut batch = vec![first];
             while batch.len() < BATCH {
                 match events.try_recv() {
-                    Ok(e) => batch.push(e.context("cannot read the log")?),
+                    Ok(e) => batch.push(e?),
                     Err(_) => break,
                 }
             }
-            for event in &batch {
-                published = event.position;
-                let id = event.event_id.to_string();
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", id.as_str());
-                headers.insert(POSITION_HEADER, event.position.to_string().as_str());
-                if let Some(previous) = &expected_last {
-                    headers.insert(EXPECTED_LAST, previous.as_str());
-                }
+            for message in batch {
+                published = message.position;
                 let ack = self
                     .js
-                    .publish_with_headers(
-                        self.names.event_subject(event),
-                        headers,
-                        event.to_json().into(),
-                    )
+                    .publish_with_headers(message.subject, message.headers, message.body)
                     .await
                     .with_context(|| {
-                        format!("cannot publish the event at position {}", event.position)
+                        format!("cannot publish the event at position {}", message.position)
                     })?;
-                expected_last = Some(id);
-                if acks.send((event.position, ack)).await.is_err() {
+                if acks.send((message.position, ack)).await.is_err() {
                     // The acknowledger stopped: its error says why.
                     break;
                 }
@@ -221,6 +270,7 @@ impl Pass<'_> {
             }
         }
         drop(acks);
+        drop(builder);
         drop(reader);
         acker.await.context("the relay's acknowledger failed")?
     }

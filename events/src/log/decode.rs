@@ -5,9 +5,28 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{Event, EventHash, Position};
+use crate::event::{Event, EventHash, JsonParts, Position};
 use crate::ids::{EventKind, PluginId, SessionId, StreamName, WorldId};
 use crate::payload::Payload;
+
+use super::EventJson;
+
+/// An event id as the backend gives it.
+pub(crate) enum Id {
+    Parsed(uuid::Uuid),
+    Text(String),
+}
+
+impl Id {
+    fn get(self) -> Result<uuid::Uuid, String> {
+        match self {
+            Id::Parsed(id) => Ok(id),
+            Id::Text(s) => {
+                uuid::Uuid::parse_str(&s).map_err(|e| format!("event_id {s:?} is not a UUID: {e}"))
+            }
+        }
+    }
+}
 
 pub(crate) enum Time {
     Parsed(DateTime<Utc>),
@@ -27,7 +46,7 @@ impl Time {
 
 pub(crate) struct Parts {
     pub position: Position,
-    pub event_id: String,
+    pub event_id: Id,
     pub stream: String,
     pub stream_version: i64,
     pub kind: String,
@@ -57,8 +76,7 @@ impl Parts {
         };
         Ok(Event {
             position: self.position,
-            event_id: uuid::Uuid::parse_str(&self.event_id)
-                .map_err(|e| format!("event_id {:?} is not a UUID: {e}", self.event_id))?,
+            event_id: self.event_id.get()?,
             stream: StreamName::new(self.stream).map_err(|e| e.to_string())?,
             stream_version: u64::try_from(self.stream_version)
                 .map_err(|_| format!("stream_version {} is negative", self.stream_version))?,
@@ -76,6 +94,73 @@ impl Parts {
                 .map_err(|_| format!("schema_version {} is out of range", self.schema_version))?,
             prev_hash: hash(&self.prev_hash, "prev_hash")?,
             hash: hash(&self.hash, "hash")?,
+        })
+    }
+}
+
+impl Parts {
+    /// The event's JSON form (the bytes [`Event::to_json`] gives) and the
+    /// fields a publisher routes by, without building the event: the ids,
+    /// times, version and hashes are checked as [`into_event`](Self::into_event)
+    /// checks them, the payload and provenance only for being JSON (the
+    /// provenance an object), and both are written as stored.
+    pub fn into_json(self) -> Result<EventJson, String> {
+        fn id<T>(
+            v: Option<String>,
+            f: impl FnOnce(String) -> Result<T, crate::ids::IdError>,
+        ) -> Result<Option<T>, String> {
+            v.map(f).transpose().map_err(|e| e.to_string())
+        }
+        let hash = |bytes: &[u8], field: &str| {
+            EventHash::from_slice(bytes)
+                .ok_or_else(|| format!("{field} is {} bytes, not 32", bytes.len()))
+        };
+        let event_id = self.event_id.get()?;
+        let stream = StreamName::new(self.stream).map_err(|e| e.to_string())?;
+        let stream_version = u64::try_from(self.stream_version)
+            .map_err(|_| format!("stream_version {} is negative", self.stream_version))?;
+        let kind = EventKind::new(self.kind).map_err(|e| e.to_string())?;
+        let plugin_id = id(self.plugin_id, PluginId::new)?;
+        let world_id = id(self.world_id, WorldId::new)?;
+        let session_id = id(self.session_id, SessionId::new)?;
+        let occurred_at = self.occurred_at.get("occurred_at")?;
+        let recorded_at = self.recorded_at.get("recorded_at")?;
+        if !self.provenance.trim_start().starts_with('{') {
+            return Err("provenance is not valid: not a JSON object".into());
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&self.provenance)
+            .map_err(|e| format!("provenance is not valid: {e}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&self.payload)
+            .map_err(|e| format!("payload is not valid JSON: {e}"))?;
+        let schema_version = u32::try_from(self.schema_version)
+            .map_err(|_| format!("schema_version {} is out of range", self.schema_version))?;
+        let prev_hash = hash(&self.prev_hash, "prev_hash")?;
+        let hash = hash(&self.hash, "hash")?;
+        let json = JsonParts {
+            position: self.position,
+            event_id: &event_id,
+            stream: stream.as_str(),
+            stream_version,
+            kind: kind.as_str(),
+            plugin_id: plugin_id.as_ref().map(|v| v.as_str()),
+            world_id: world_id.as_ref().map(|v| v.as_str()),
+            session_id: session_id.as_ref().map(|v| v.as_str()),
+            occurred_at: &occurred_at,
+            recorded_at: &recorded_at,
+            provenance: &self.provenance,
+            payload: &self.payload,
+            schema_version,
+            prev_hash: &prev_hash,
+            hash: &hash,
+        }
+        .write();
+        Ok(EventJson {
+            position: self.position,
+            event_id,
+            kind,
+            plugin_id,
+            world_id,
+            json,
         })
     }
 }

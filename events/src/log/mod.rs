@@ -440,6 +440,23 @@ impl EventLog {
         }
     }
 
+    /// Up to `limit` events after `after`, in position order, in their
+    /// JSON form ([`EventJson`]): what the relay publishes, read without
+    /// building the events.
+    pub async fn read_forward_json(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<EventJson>, LogError> {
+        let rows = match &self.backend {
+            Backend::Postgres(b) => b.read_rows_json(after, limit).await?,
+            Backend::Sqlite(b) => b.read_rows_json(after, limit).await?,
+        };
+        rows.into_iter()
+            .map(|(position, row)| row.map_err(|reason| LogError::Corrupt { position, reason }))
+            .collect()
+    }
+
     /// The position of the event whose stored hash is `hash`, if any.
     pub(crate) async fn position_of_hash(
         &self,
@@ -473,10 +490,42 @@ pub fn redact_url(url: &str) -> String {
 
 /// A stored row: its position, and the event or why it could not be read.
 pub(crate) type RawRow = (Position, Result<Event, String>);
+/// A stored row in its JSON form, or why it could not be read.
+pub(crate) type RawJson = (Position, Result<EventJson, String>);
+
+/// An event in its JSON form, read straight from its row, with the fields a
+/// publisher routes by. `json` is the bytes [`Event::to_json`] gives for the
+/// event, except that the payload and provenance are written as stored
+/// (the log stores their canonical text, so this differs only for a row
+/// changed by hand, which `audit verify` reports). They are checked for
+/// being JSON, not parsed: this is the relay's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventJson {
+    pub position: Position,
+    pub event_id: Uuid,
+    pub kind: EventKind,
+    pub plugin_id: Option<PluginId>,
+    pub world_id: Option<WorldId>,
+    pub json: Vec<u8>,
+}
 
 /// A position as the databases store it (`bigint`, `INTEGER`).
 fn stored_position(p: Position) -> i64 {
     i64::try_from(p).unwrap_or(i64::MAX)
+}
+
+impl EventJson {
+    /// The JSON form of an event already read.
+    pub fn of(event: Event) -> Self {
+        EventJson {
+            position: event.position,
+            event_id: event.event_id,
+            json: event.to_json(),
+            kind: event.kind,
+            plugin_id: event.plugin_id,
+            world_id: event.world_id,
+        }
+    }
 }
 
 /// A stored checkpoint position; the tables refuse negative ones.
@@ -530,6 +579,28 @@ impl Tail {
             if !batch.is_empty() {
                 self.buffer.extend(batch);
                 continue;
+            }
+            let _ = tokio::time::timeout(TAIL_FALLBACK, self.wake.changed()).await;
+        }
+    }
+
+    /// The next events after the last one returned, in their JSON form
+    /// ([`EventJson`]): at least one, at most a page, in order. Waits like
+    /// [`next`](Self::next).
+    pub async fn next_json_batch(&mut self) -> Result<Vec<EventJson>, LogError> {
+        if !self.buffer.is_empty() {
+            let batch: Vec<EventJson> = self.buffer.drain(..).map(EventJson::of).collect();
+            if let Some(last) = batch.last() {
+                self.after = last.position;
+            }
+            return Ok(batch);
+        }
+        loop {
+            self.wake.borrow_and_update();
+            let batch = self.log.read_forward_json(self.after, TAIL_BATCH).await?;
+            if let Some(last) = batch.last() {
+                self.after = last.position;
+                return Ok(batch);
             }
             let _ = tokio::time::timeout(TAIL_FALLBACK, self.wake.changed()).await;
         }

@@ -20,9 +20,10 @@ use tokio::sync::watch;
 
 use super::plan::Placer;
 use super::{
-    AppendOutcome, EventFilter, EventRow, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts,
+    AppendOutcome, EventFilter, EventRow, Head, LogConfig, LogError, PreparedBatch, RawJson,
+    RawRow, Texts,
 };
-use crate::event::{Event, EventHash, NewEvent, Position, write_timestamp};
+use crate::event::{EventHash, NewEvent, Position, write_timestamp};
 use crate::ids::StreamName;
 
 /// The key of the advisory lock that serialises appends. Advisory locks are
@@ -69,6 +70,13 @@ impl PgLog {
                     url: super::redact_url(&config.url),
                     reason: e.to_string(),
                 })?;
+        // A connection keeps its plan of a prepared statement; after five
+        // executions PostgreSQL may settle on a generic plan, and keeps it
+        // until the table is analyzed again. Planned while the log was
+        // nearly empty, that plan is a sequential scan, and where autovacuum
+        // is off or behind, every lookup by id would then read the whole,
+        // growing table. Planning each execution costs microseconds.
+        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         PgConnection::connect_with(&options).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(2))
@@ -179,6 +187,23 @@ impl PgLog {
         .await
         .map_err(|e| self.map_err(e))?;
         rows.iter().map(decode).collect()
+    }
+
+    pub async fn read_rows_json(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RawJson>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE position > $1 \
+             ORDER BY position LIMIT $2"
+        )))
+        .bind(to_i64(after))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode_json).collect()
     }
 
     /// One statement for every filter: a field not given is bound as NULL
@@ -510,32 +535,40 @@ fn is_duplicate_event_id(e: &LogError) -> bool {
 }
 
 fn decode(row: &PgRow) -> Result<RawRow, LogError> {
-    let position = row.try_get::<i64, _>("position")? as Position;
-    let event = (|| -> Result<Event, String> {
-        let get_err = |e: sqlx::Error| e.to_string();
-        super::decode::Parts {
+    let (position, parts) = parts(row)?;
+    Ok((position, parts.and_then(super::decode::Parts::into_event)))
+}
+
+fn decode_json(row: &PgRow) -> Result<RawJson, LogError> {
+    let (position, parts) = parts(row)?;
+    Ok((position, parts.and_then(super::decode::Parts::into_json)))
+}
+
+/// A row of [`SELECT_COLUMNS`], by column index.
+fn parts(row: &PgRow) -> Result<(Position, Result<super::decode::Parts, String>), LogError> {
+    use super::decode::{Id, Parts, Time};
+    let position = row.try_get::<i64, _>(0)? as Position;
+    let parts = (|| -> Result<Parts, sqlx::Error> {
+        Ok(Parts {
             position,
-            event_id: row
-                .try_get::<uuid::Uuid, _>("event_id")
-                .map_err(get_err)?
-                .to_string(),
-            stream: row.try_get("stream").map_err(get_err)?,
-            stream_version: row.try_get("stream_version").map_err(get_err)?,
-            kind: row.try_get("kind").map_err(get_err)?,
-            plugin_id: row.try_get("plugin_id").map_err(get_err)?,
-            world_id: row.try_get("world_id").map_err(get_err)?,
-            session_id: row.try_get("session_id").map_err(get_err)?,
-            occurred_at: super::decode::Time::Parsed(row.try_get("occurred_at").map_err(get_err)?),
-            recorded_at: super::decode::Time::Parsed(row.try_get("recorded_at").map_err(get_err)?),
-            provenance: row.try_get("provenance").map_err(get_err)?,
-            payload: row.try_get("payload").map_err(get_err)?,
-            schema_version: row.try_get::<i32, _>("schema_version").map_err(get_err)? as i64,
-            prev_hash: row.try_get("prev_hash").map_err(get_err)?,
-            hash: row.try_get("hash").map_err(get_err)?,
-        }
-        .into_event()
-    })();
-    Ok((position, event))
+            event_id: Id::Parsed(row.try_get(1)?),
+            stream: row.try_get(2)?,
+            stream_version: row.try_get(3)?,
+            kind: row.try_get(4)?,
+            plugin_id: row.try_get(5)?,
+            world_id: row.try_get(6)?,
+            session_id: row.try_get(7)?,
+            occurred_at: Time::Parsed(row.try_get(8)?),
+            recorded_at: Time::Parsed(row.try_get(9)?),
+            provenance: row.try_get(10)?,
+            payload: row.try_get(11)?,
+            schema_version: row.try_get::<i32, _>(12)? as i64,
+            prev_hash: row.try_get(13)?,
+            hash: row.try_get(14)?,
+        })
+    })()
+    .map_err(|e| e.to_string());
+    Ok((position, parts))
 }
 
 fn to_i64(v: u64) -> i64 {

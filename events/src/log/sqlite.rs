@@ -19,9 +19,11 @@ use sqlx::sqlite::{
 };
 use tokio::sync::watch;
 
-use super::decode::{Parts, Time};
-use super::{AppendOutcome, EventFilter, Head, LogConfig, LogError, PreparedBatch, RawRow, Texts};
-use crate::event::{Event, EventHash, Position, format_timestamp, now};
+use super::decode::{Id, Parts, Time};
+use super::{
+    AppendOutcome, EventFilter, Head, LogConfig, LogError, PreparedBatch, RawJson, RawRow, Texts,
+};
+use crate::event::{EventHash, Position, format_timestamp, now};
 use crate::ids::StreamName;
 
 const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, plugin_id, \
@@ -157,6 +159,22 @@ impl SqliteLog {
         .await
         .map_err(|e| self.map_err(e))?;
         rows.iter().map(decode).collect()
+    }
+
+    pub async fn read_rows_json(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RawJson>, LogError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        )))
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.iter().map(decode_json).collect()
     }
 
     /// One statement for every filter: a field not given is bound as NULL
@@ -335,27 +353,37 @@ async fn versions_in(
 }
 
 fn decode(row: &SqliteRow) -> Result<RawRow, LogError> {
-    let position = row.try_get::<i64, _>("position")? as Position;
-    let event = (|| -> Result<Event, String> {
-        let get_err = |e: sqlx::Error| e.to_string();
-        Parts {
+    let (position, parts) = parts(row)?;
+    Ok((position, parts.and_then(Parts::into_event)))
+}
+
+fn decode_json(row: &SqliteRow) -> Result<RawJson, LogError> {
+    let (position, parts) = parts(row)?;
+    Ok((position, parts.and_then(Parts::into_json)))
+}
+
+/// A row of [`SELECT_COLUMNS`], by column index.
+fn parts(row: &SqliteRow) -> Result<(Position, Result<Parts, String>), LogError> {
+    let position = row.try_get::<i64, _>(0)? as Position;
+    let parts = (|| -> Result<Parts, sqlx::Error> {
+        Ok(Parts {
             position,
-            event_id: row.try_get("event_id").map_err(get_err)?,
-            stream: row.try_get("stream").map_err(get_err)?,
-            stream_version: row.try_get("stream_version").map_err(get_err)?,
-            kind: row.try_get("kind").map_err(get_err)?,
-            plugin_id: row.try_get("plugin_id").map_err(get_err)?,
-            world_id: row.try_get("world_id").map_err(get_err)?,
-            session_id: row.try_get("session_id").map_err(get_err)?,
-            occurred_at: Time::Text(row.try_get("occurred_at").map_err(get_err)?),
-            recorded_at: Time::Text(row.try_get("recorded_at").map_err(get_err)?),
-            provenance: row.try_get("provenance").map_err(get_err)?,
-            payload: row.try_get("payload").map_err(get_err)?,
-            schema_version: row.try_get("schema_version").map_err(get_err)?,
-            prev_hash: row.try_get("prev_hash").map_err(get_err)?,
-            hash: row.try_get("hash").map_err(get_err)?,
-        }
-        .into_event()
-    })();
-    Ok((position, event))
+            event_id: Id::Text(row.try_get(1)?),
+            stream: row.try_get(2)?,
+            stream_version: row.try_get(3)?,
+            kind: row.try_get(4)?,
+            plugin_id: row.try_get(5)?,
+            world_id: row.try_get(6)?,
+            session_id: row.try_get(7)?,
+            occurred_at: Time::Text(row.try_get(8)?),
+            recorded_at: Time::Text(row.try_get(9)?),
+            provenance: row.try_get(10)?,
+            payload: row.try_get(11)?,
+            schema_version: row.try_get(12)?,
+            prev_hash: row.try_get(13)?,
+            hash: row.try_get(14)?,
+        })
+    })()
+    .map_err(|e| e.to_string());
+    Ok((position, parts))
 }

@@ -4,11 +4,13 @@
 //! - `cli`: the real `provenant` binary.
 //! - `service`: `provenant serve` with PostgreSQL, SQLite and NATS JetStream,
 //!   including SIGKILL and NATS restarts.
+//! - `plans`: PostgreSQL's query plans stay right as the log grows.
 
 mod cli;
 mod conformance;
 mod demo;
 mod host;
+mod plans;
 mod service;
 mod sim;
 mod support;
