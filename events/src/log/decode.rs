@@ -62,8 +62,28 @@ pub(crate) struct Parts {
     pub hash: Vec<u8>,
 }
 
+/// A row's fields, checked and typed; payload and provenance still text.
+struct Checked {
+    position: Position,
+    event_id: uuid::Uuid,
+    stream: StreamName,
+    stream_version: u64,
+    kind: EventKind,
+    plugin_id: Option<PluginId>,
+    world_id: Option<WorldId>,
+    session_id: Option<SessionId>,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    provenance: String,
+    payload: String,
+    schema_version: u32,
+    prev_hash: EventHash,
+    hash: EventHash,
+}
+
 impl Parts {
-    pub fn into_event(self) -> Result<Event, String> {
+    /// Everything but the payload and provenance, checked.
+    fn check(self) -> Result<Checked, String> {
         fn id<T>(
             v: Option<String>,
             f: impl FnOnce(String) -> Result<T, crate::ids::IdError>,
@@ -74,7 +94,7 @@ impl Parts {
             EventHash::from_slice(bytes)
                 .ok_or_else(|| format!("{field} is {} bytes, not 32", bytes.len()))
         };
-        Ok(Event {
+        Ok(Checked {
             position: self.position,
             event_id: self.event_id.get()?,
             stream: StreamName::new(self.stream).map_err(|e| e.to_string())?,
@@ -86,80 +106,76 @@ impl Parts {
             session_id: id(self.session_id, SessionId::new)?,
             occurred_at: self.occurred_at.get("occurred_at")?,
             recorded_at: self.recorded_at.get("recorded_at")?,
-            provenance: serde_json::from_str(&self.provenance)
-                .map_err(|e| format!("provenance is not valid: {e}"))?,
-            payload: Payload::from_stored(self.payload)
-                .map_err(|e| format!("payload is not valid JSON: {e}"))?,
             schema_version: u32::try_from(self.schema_version)
                 .map_err(|_| format!("schema_version {} is out of range", self.schema_version))?,
             prev_hash: hash(&self.prev_hash, "prev_hash")?,
             hash: hash(&self.hash, "hash")?,
+            provenance: self.provenance,
+            payload: self.payload,
         })
     }
-}
 
-impl Parts {
+    pub fn into_event(self) -> Result<Event, String> {
+        let c = self.check()?;
+        Ok(Event {
+            position: c.position,
+            event_id: c.event_id,
+            stream: c.stream,
+            stream_version: c.stream_version,
+            kind: c.kind,
+            plugin_id: c.plugin_id,
+            world_id: c.world_id,
+            session_id: c.session_id,
+            occurred_at: c.occurred_at,
+            recorded_at: c.recorded_at,
+            provenance: serde_json::from_str(&c.provenance)
+                .map_err(|e| format!("provenance is not valid: {e}"))?,
+            payload: Payload::from_stored(c.payload)
+                .map_err(|e| format!("payload is not valid JSON: {e}"))?,
+            schema_version: c.schema_version,
+            prev_hash: c.prev_hash,
+            hash: c.hash,
+        })
+    }
+
     /// The event's JSON form (the bytes [`Event::to_json`] gives) and the
     /// fields a publisher routes by, without building the event: the ids,
     /// times, version and hashes are checked as [`into_event`](Self::into_event)
     /// checks them, the payload and provenance only for being JSON (the
     /// provenance an object), and both are written as stored.
     pub fn into_json(self) -> Result<EventJson, String> {
-        fn id<T>(
-            v: Option<String>,
-            f: impl FnOnce(String) -> Result<T, crate::ids::IdError>,
-        ) -> Result<Option<T>, String> {
-            v.map(f).transpose().map_err(|e| e.to_string())
-        }
-        let hash = |bytes: &[u8], field: &str| {
-            EventHash::from_slice(bytes)
-                .ok_or_else(|| format!("{field} is {} bytes, not 32", bytes.len()))
-        };
-        let event_id = self.event_id.get()?;
-        let stream = StreamName::new(self.stream).map_err(|e| e.to_string())?;
-        let stream_version = u64::try_from(self.stream_version)
-            .map_err(|_| format!("stream_version {} is negative", self.stream_version))?;
-        let kind = EventKind::new(self.kind).map_err(|e| e.to_string())?;
-        let plugin_id = id(self.plugin_id, PluginId::new)?;
-        let world_id = id(self.world_id, WorldId::new)?;
-        let session_id = id(self.session_id, SessionId::new)?;
-        let occurred_at = self.occurred_at.get("occurred_at")?;
-        let recorded_at = self.recorded_at.get("recorded_at")?;
-        if !self.provenance.trim_start().starts_with('{') {
+        let c = self.check()?;
+        if !c.provenance.trim_start().starts_with('{') {
             return Err("provenance is not valid: not a JSON object".into());
         }
-        serde_json::from_str::<serde::de::IgnoredAny>(&self.provenance)
+        serde_json::from_str::<serde::de::IgnoredAny>(&c.provenance)
             .map_err(|e| format!("provenance is not valid: {e}"))?;
-        serde_json::from_str::<serde::de::IgnoredAny>(&self.payload)
+        serde_json::from_str::<serde::de::IgnoredAny>(&c.payload)
             .map_err(|e| format!("payload is not valid JSON: {e}"))?;
-        let schema_version = u32::try_from(self.schema_version)
-            .map_err(|_| format!("schema_version {} is out of range", self.schema_version))?;
-        let prev_hash = hash(&self.prev_hash, "prev_hash")?;
-        let hash = hash(&self.hash, "hash")?;
         let json = JsonParts {
-            position: self.position,
-            event_id: &event_id,
-            stream: stream.as_str(),
-            stream_version,
-            kind: kind.as_str(),
-            plugin_id: plugin_id.as_ref().map(|v| v.as_str()),
-            world_id: world_id.as_ref().map(|v| v.as_str()),
-            session_id: session_id.as_ref().map(|v| v.as_str()),
-            occurred_at: &occurred_at,
-            recorded_at: &recorded_at,
-            provenance: &self.provenance,
-            payload: &self.payload,
-            schema_version,
-            prev_hash: &prev_hash,
-            hash: &hash,
+            position: c.position,
+            event_id: &c.event_id,
+            stream: c.stream.as_str(),
+            stream_version: c.stream_version,
+            kind: c.kind.as_str(),
+            plugin_id: c.plugin_id.as_ref().map(|v| v.as_str()),
+            world_id: c.world_id.as_ref().map(|v| v.as_str()),
+            session_id: c.session_id.as_ref().map(|v| v.as_str()),
+            occurred_at: &c.occurred_at,
+            recorded_at: &c.recorded_at,
+            provenance: &c.provenance,
+            payload: &c.payload,
+            schema_version: c.schema_version,
+            prev_hash: &c.prev_hash,
+            hash: &c.hash,
         }
         .write();
         Ok(EventJson {
-            position: self.position,
-            event_id,
-            kind,
-            plugin_id,
-            world_id,
+            position: c.position,
+            event_id: c.event_id,
+            kind: c.kind,
+            plugin_id: c.plugin_id,
+            world_id: c.world_id,
             json,
         })
     }

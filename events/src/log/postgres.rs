@@ -177,16 +177,11 @@ impl PgLog {
     }
 
     pub async fn read_rows(&self, after: Position, limit: usize) -> Result<Vec<RawRow>, LogError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE position > $1 \
-             ORDER BY position LIMIT $2"
-        )))
-        .bind(to_i64(after))
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.map_err(e))?;
-        rows.iter().map(decode).collect()
+        self.forward(after, limit)
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
     }
 
     pub async fn read_rows_json(
@@ -194,7 +189,16 @@ impl PgLog {
         after: Position,
         limit: usize,
     ) -> Result<Vec<RawJson>, LogError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        self.forward(after, limit)
+            .await?
+            .iter()
+            .map(decode_json)
+            .collect()
+    }
+
+    /// Up to `limit` rows after `after`, in position order.
+    async fn forward(&self, after: Position, limit: usize) -> Result<Vec<PgRow>, LogError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE position > $1 \
              ORDER BY position LIMIT $2"
         )))
@@ -202,8 +206,7 @@ impl PgLog {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.map_err(e))?;
-        rows.iter().map(decode_json).collect()
+        .map_err(|e| self.map_err(e))
     }
 
     /// One statement for every filter: a field not given is bound as NULL

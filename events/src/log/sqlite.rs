@@ -150,15 +150,11 @@ impl SqliteLog {
     }
 
     pub async fn read_rows(&self, after: Position, limit: usize) -> Result<Vec<RawRow>, LogError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        )))
-        .bind(after as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.map_err(e))?;
-        rows.iter().map(decode).collect()
+        self.forward(after, limit)
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
     }
 
     pub async fn read_rows_json(
@@ -166,15 +162,23 @@ impl SqliteLog {
         after: Position,
         limit: usize,
     ) -> Result<Vec<RawJson>, LogError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        self.forward(after, limit)
+            .await?
+            .iter()
+            .map(decode_json)
+            .collect()
+    }
+
+    /// Up to `limit` rows after `after`, in position order.
+    async fn forward(&self, after: Position, limit: usize) -> Result<Vec<SqliteRow>, LogError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
         )))
         .bind(after as i64)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.map_err(e))?;
-        rows.iter().map(decode_json).collect()
+        .map_err(|e| self.map_err(e))
     }
 
     /// One statement for every filter: a field not given is bound as NULL
