@@ -197,26 +197,32 @@ impl Drop for TestLog {
     fn drop(&mut self) {
         if let Guard::Postgres { server, name } = &self.guard {
             let (server, name) = (server.clone(), name.clone());
-            // Drop runs inside the test's runtime: clean up from a thread of
-            // its own with a runtime of its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
-                rt.block_on(async {
-                    let mut conn = PgConnection::connect(&server).await.ok()?;
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-                })
-            })
-            .join();
+            on_own_runtime(async move {
+                let mut conn = PgConnection::connect(&server).await.ok()?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            });
         }
     }
+}
+
+/// Runs `cleanup` to its end on a thread and runtime of its own: `Drop`
+/// runs inside the test's runtime, which cannot be blocked on.
+pub fn on_own_runtime<T: Send + 'static>(
+    cleanup: impl std::future::Future<Output = Option<T>> + Send + 'static,
+) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?
+            .block_on(cleanup)
+    })
+    .join();
 }
 
 /// `server` with its database name replaced by `name`.

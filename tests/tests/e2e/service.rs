@@ -360,11 +360,7 @@ async fn assert_stream_matches_log(js: &jetstream::Context, nats: &TestNats, eve
 async fn nats_ticks_reach_the_log_and_the_events_stream_exactly_once() {
     let db = TestLog::postgres().await;
     let nats = TestNats::new();
-    let options = EngineOptions {
-        database_url: db.url.clone(),
-        nats: Some((nats.url.clone(), nats.prefix.clone())),
-        ..Default::default()
-    };
+    let options = EngineOptions::with_nats(&db.url, &nats);
     let mut engine = EngineProcess::start(&options);
     assert_eq!(engine.put("/v1/worlds/w1", &tavern()).0, 200);
     let js = nats.jetstream().await;
@@ -464,11 +460,7 @@ async fn publish_ticks(
 async fn sigkill_in_the_middle_of_a_stream_loses_and_duplicates_nothing() {
     let db = TestLog::postgres().await;
     let nats = TestNats::new();
-    let options = EngineOptions {
-        database_url: db.url.clone(),
-        nats: Some((nats.url.clone(), nats.prefix.clone())),
-        ..Default::default()
-    };
+    let options = EngineOptions::with_nats(&db.url, &nats);
     let mut engine = EngineProcess::start(&options);
     for w in ["k1", "k2", "k3"] {
         assert_eq!(engine.put(&format!("/v1/worlds/{w}"), &tavern()).0, 200);
@@ -500,11 +492,7 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
     let db = TestLog::postgres().await;
     let mut server = PrivateNats::start();
     let nats = TestNats::on(server.url());
-    let options = EngineOptions {
-        database_url: db.url.clone(),
-        nats: Some((nats.url.clone(), nats.prefix.clone())),
-        ..Default::default()
-    };
+    let options = EngineOptions::with_nats(&db.url, &nats);
     let mut engine = EngineProcess::start(&options);
     assert_eq!(engine.put("/v1/worlds/r1", &tavern()).0, 200);
     let js = nats.jetstream().await;
@@ -531,11 +519,7 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
 async fn an_events_stream_of_another_log_is_refused_not_skipped_over() {
     let nats = TestNats::new();
     let first_db = TestLog::postgres().await;
-    let mut first = EngineProcess::start(&EngineOptions {
-        database_url: first_db.url.clone(),
-        nats: Some((nats.url.clone(), nats.prefix.clone())),
-        ..Default::default()
-    });
+    let mut first = EngineProcess::start(&EngineOptions::with_nats(&first_db.url, &nats));
     for n in 1..=5 {
         let t = tick("w", "s", n, &["a"]);
         assert_eq!(first.post("/v1/ticks", t.to_string().as_bytes()).0, 200);
@@ -548,11 +532,7 @@ async fn an_events_stream_of_another_log_is_refused_not_skipped_over() {
     // A new, empty log on the same streams: resuming after the stream's
     // last message would skip this log's first events.
     let second_db = TestLog::postgres().await;
-    let mut second = EngineProcess::start(&EngineOptions {
-        database_url: second_db.url.clone(),
-        nats: Some((nats.url.clone(), nats.prefix.clone())),
-        ..Default::default()
-    });
+    let mut second = EngineProcess::start(&EngineOptions::with_nats(&second_db.url, &nats));
     let t = tick("w", "s", 1, &["a"]);
     assert_eq!(second.post("/v1/ticks", t.to_string().as_bytes()).0, 200);
     // The relay says so in its log, then /readyz gives the reason.
@@ -588,11 +568,7 @@ async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers
     let db = TestLog::postgres().await;
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let nats = TestNats::new();
-    let mut engine = EngineProcess::start(&EngineOptions {
-        database_url: db.url.clone(),
-        nats: Some((nats.url.clone(), nats.prefix.clone())),
-        ..Default::default()
-    });
+    let mut engine = EngineProcess::start(&EngineOptions::with_nats(&db.url, &nats));
     let js = nats.jetstream().await;
     let mut ticks = publish_ticks(&js, &nats, &["p1"], 1, 10).await;
     wait_processed(&js, &nats, 10).await;

@@ -167,11 +167,7 @@ async fn sim_over_http_on_sqlite() {
 async fn sim_over_nats_on_postgres() {
     let db = TestLog::postgres().await;
     let nats = TestNats::new();
-    let mut engine = EngineProcess::start(&EngineOptions {
-        database_url: db.url.clone(),
-        nats: Some((nats.url.clone(), nats.prefix.clone())),
-        ..Default::default()
-    });
+    let mut engine = EngineProcess::start(&EngineOptions::with_nats(&db.url, &nats));
     let url = format!("http://{}", engine.addr);
     // The engine's address and the prefix from the environment, this time.
     let output = sim(

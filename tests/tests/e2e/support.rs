@@ -74,25 +74,17 @@ impl Drop for TestNats {
             self.url.clone(),
             [self.ticks_stream(), self.events_stream()],
         );
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        provenant_tests::on_own_runtime(async move {
+            let client = tokio::time::timeout(Duration::from_secs(2), async_nats::connect(&url))
+                .await
+                .ok()?
                 .ok()?;
-            rt.block_on(async {
-                let client =
-                    tokio::time::timeout(Duration::from_secs(2), async_nats::connect(&url))
-                        .await
-                        .ok()?
-                        .ok()?;
-                let js = jetstream::new(client);
-                for s in streams {
-                    let _ = js.delete_stream(&s).await;
-                }
-                Some(())
-            })
-        })
-        .join();
+            let js = jetstream::new(client);
+            for s in streams {
+                let _ = js.delete_stream(&s).await;
+            }
+            Some(())
+        });
     }
 }
 
@@ -195,6 +187,17 @@ pub struct EngineOptions {
     pub nats: Option<(String, String)>,
     pub admin_token: Option<String>,
     pub http_addr: Option<String>,
+}
+
+impl EngineOptions {
+    /// The log at `database_url`, ticks and events on `nats`.
+    pub fn with_nats(database_url: &str, nats: &TestNats) -> Self {
+        EngineOptions {
+            database_url: database_url.to_owned(),
+            nats: Some((nats.url.clone(), nats.prefix.clone())),
+            ..Default::default()
+        }
+    }
 }
 
 /// `provenant serve`, running; killed on drop.
