@@ -1,11 +1,67 @@
-//! provenant's projections: state derived from the log (per-plugin metrics,
-//! health, session state), each with a checkpoint that commits in the same
-//! transaction as its state, so a crash neither loses nor double-counts an
-//! event.
+//! provenant's projections: state derived from the log (per-plugin metrics
+//! and health, session state, engine counters), each with a checkpoint that
+//! commits in the same transaction as its state, so a crash neither loses
+//! nor double-counts an event.
 //!
-//! Invariant: a projection reads the log and writes only its own state and
-//! checkpoint; it never appends to the log. Rebuilding from position 0 gives
-//! the same state as catching up.
+//! A [`Projection`] is pure: it folds events into rows (a key and a JSON
+//! text each) and says which rows changed. [`runner`] is the I/O edge: it
+//! loads a projection's rows and checkpoint from the log's database, tails
+//! the log from there and commits the changed rows with the new checkpoint.
 //!
-//! The projections themselves arrive with the projections issue; this crate
-//! holds their place in the workspace and depends only on `provenant-events`.
+//! Invariants: a projection reads the log and writes only its own rows and
+//! checkpoint; it never appends to the log. Its state depends only on the
+//! events applied, in order (no clock, no randomness, no I/O), and every
+//! piece of state that affects a later `apply` is in its rows, so restoring
+//! from rows at a checkpoint and going on gives the same rows as applying
+//! every event from position 0 (rebuild equals live).
+
+pub mod plugin_metrics;
+pub mod runner;
+pub mod session;
+pub mod totals;
+
+use provenant_events::Event;
+
+/// Kinds the projections read (written by the engine; the projections only
+/// match on their names).
+pub mod kinds {
+    pub const PLUGIN_LOADED: &str = "PluginLoaded";
+    pub const CONDITION_EVALUATED: &str = "ConditionEvaluated";
+    pub const EFFECT_APPLIED: &str = "EffectApplied";
+    pub const EVENT_HANDLED: &str = "EventHandled";
+    pub const PLUGIN_CALL_FAILED: &str = "PluginCallFailed";
+    pub const PLUGIN_CALL_PANICKED: &str = "PluginCallPanicked";
+    pub const PLUGIN_DEADLINE_EXCEEDED: &str = "PluginDeadlineExceeded";
+    pub const PERMISSION_DENIED: &str = "PermissionDenied";
+    pub const SESSION_FLAG_SET: &str = "SessionFlagSet";
+    pub const RELATIONSHIP_UPDATED: &str = "RelationshipUpdated";
+    pub const NPC_STATE_SET: &str = "NpcStateSet";
+    pub const TICK_PROCESSED: &str = "TickProcessed";
+    pub const TICK_REJECTED: &str = "TickRejected";
+    /// An operator reset a plugin's metrics, or every plugin's
+    /// (`{plugin_id: <id> | null, requested_by}`).
+    pub const METRICS_RESET: &str = "MetricsReset";
+}
+
+/// A state folded from the log, stored as rows.
+pub trait Projection: Send + 'static {
+    /// Unique among projections: the name of its checkpoint and rows.
+    fn name(&self) -> &'static str;
+
+    /// The version of the rows' format. Rows stored by another version are
+    /// not restored: the projection is rebuilt from position 0.
+    fn version(&self) -> u32;
+
+    /// Restores the state from stored rows (key, JSON text). An error means
+    /// the rows do not decode; the runner then rebuilds.
+    fn restore(&mut self, rows: Vec<(String, String)>) -> Result<(), String>;
+
+    /// Applies the next event of the log. Never fails and never panics:
+    /// an event it cannot read is skipped (the log holds events of kinds
+    /// and shapes a build may not know).
+    fn apply(&mut self, event: &Event);
+
+    /// The rows changed since the last call: `(key, Some(json))` to write,
+    /// `(key, None)` to delete.
+    fn take_changes(&mut self) -> Vec<(String, Option<String>)>;
+}
