@@ -44,6 +44,66 @@ pub enum Command {
     /// A world's configuration: its plugins, simulation config and activities.
     #[command(subcommand)]
     World(WorldCommand),
+    /// State derived from the log (plugin metrics and health, sessions,
+    /// engine totals): run, rebuild, or show how far each has got.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Follow the log with every projection until SIGTERM or Ctrl-C (for an
+    /// engine started with `--projections external`; running beside an
+    /// engine that runs them too is safe, only wasteful).
+    Run {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        health: HealthArgs,
+    },
+    /// Rebuild from position 0 up to the current head: one projection, or
+    /// all; prints the events/s.
+    Rebuild {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        health: HealthArgs,
+        /// plugin_metrics, sessions or totals (default: all).
+        name: Option<String>,
+    },
+    /// Each projection's position and its lag behind the log's head.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The plugin health window. Changing it applies from then on; rebuild
+/// `plugin_metrics` to apply it to the whole log.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// A plugin's health is judged over its calls of the last this many
+    /// seconds of game time (each world's own clock)…
+    #[arg(long, env = "PROVENANT_HEALTH_WINDOW_SECONDS", default_value_t = 300)]
+    pub health_window_seconds: u32,
+    /// …and at most this many of its latest calls.
+    #[arg(long, env = "PROVENANT_HEALTH_WINDOW_CALLS", default_value_t = 200)]
+    pub health_window_calls: usize,
+}
+
+impl HealthArgs {
+    pub fn config(&self) -> provenant_projections::ProjectionsConfig {
+        provenant_projections::ProjectionsConfig {
+            health: provenant_projections::plugin_metrics::HealthConfig {
+                window: chrono::Duration::seconds(i64::from(self.health_window_seconds)),
+                window_calls: self.health_window_calls.max(1),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +185,14 @@ pub struct ServeArgs {
     /// result is discarded all the same).
     #[arg(long, env = "PROVENANT_PLUGIN_ISOLATION", default_value = "thread", value_parser = ["thread", "inline"])]
     pub plugin_isolation: String,
+    /// Where the projections (plugin metrics and health, sessions, totals)
+    /// run: `engine` (in this process) or `external` (another process runs
+    /// `provenant projections run`; the admin API and /metrics read what it
+    /// commits).
+    #[arg(long, env = "PROVENANT_PROJECTIONS", default_value = "engine", value_parser = ["engine", "external"])]
+    pub projections: String,
+    #[command(flatten)]
+    pub health: HealthArgs,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +326,16 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::World(WorldCommand::Show { db, world_id, json }) => {
             report(crate::world_cmd::show(&db.database_url, &world_id, json).await)
         }
+        Command::Projections(ProjectionsCommand::Run { db, health }) => {
+            report(crate::projections_cmd::run(&db.database_url, &health.config()).await)
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { db, health, name }) => report(
+            crate::projections_cmd::rebuild(&db.database_url, name.as_deref(), &health.config())
+                .await,
+        ),
+        Command::Projections(ProjectionsCommand::Status { db, json }) => {
+            report(crate::projections_cmd::status(&db.database_url, json).await)
+        }
     }
 }
 
@@ -283,6 +361,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ => crate::host::runner::Isolation::Thread,
         },
         commit: Default::default(),
+        projections: args.health.config(),
+        run_projections: args.projections == "engine",
     })
     .await
 }

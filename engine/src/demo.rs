@@ -136,6 +136,8 @@ async fn demo(
         deadline: Duration::from_millis(50),
         isolation: Isolation::Thread,
         commit: Default::default(),
+        projections: Default::default(),
+        run_projections: true,
     })
     .await
     .context("the engine did not start")?;

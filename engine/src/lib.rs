@@ -13,6 +13,7 @@ pub mod demo;
 pub mod host;
 pub mod intake;
 pub mod plugins_cmd;
+pub mod projections_cmd;
 pub mod sample;
 pub mod service;
 pub mod sim;

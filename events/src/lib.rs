@@ -17,7 +17,8 @@ pub use event::{Event, EventHash, NewEvent, Position, Provenance};
 pub use ids::{EventKind, IdError, PluginId, SessionId, StreamName, WorldId};
 pub use log::{
     AppendBatch, AppendOutcome, EventFilter, EventJson, EventLog, ExpectedVersion, Head, LogConfig,
-    LogError, Tail, VerifyConfig, VerifyReport,
+    LogError, ProjectionCommit, ProjectionStatus, StoredProjection, Tail, VerifyConfig,
+    VerifyReport,
 };
 pub use payload::Payload;
 pub use text::Text;

@@ -20,7 +20,48 @@ pub mod runner;
 pub mod session;
 pub mod totals;
 
+use std::sync::Arc;
+
 use provenant_events::Event;
+
+pub use runner::{Factory, Runner, RunnerConfig, RunnerError};
+
+/// The projections' names: their checkpoints' and rows' names in the store.
+pub mod names {
+    pub const PLUGIN_METRICS: &str = "plugin_metrics";
+    pub const SESSIONS: &str = "sessions";
+    pub const TOTALS: &str = "totals";
+    /// Every projection the engine runs, in the order they are listed.
+    pub const ALL: &[&str] = &[PLUGIN_METRICS, SESSIONS, TOTALS];
+}
+
+/// What the projections are configured with.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectionsConfig {
+    pub health: plugin_metrics::HealthConfig,
+}
+
+/// The projections the engine runs, by name, each as a [`Factory`].
+pub fn standard(config: &ProjectionsConfig) -> Vec<(&'static str, Factory)> {
+    let health = config.health;
+    vec![
+        (
+            names::PLUGIN_METRICS,
+            Arc::new(move || {
+                Box::new(plugin_metrics::PluginMetricsProjection::new(health))
+                    as Box<dyn Projection>
+            }) as Factory,
+        ),
+        (
+            names::SESSIONS,
+            Arc::new(|| Box::new(session::SessionProjection::new()) as Box<dyn Projection>),
+        ),
+        (
+            names::TOTALS,
+            Arc::new(|| Box::new(totals::TotalsProjection::new()) as Box<dyn Projection>),
+        ),
+    ]
+}
 
 /// Kinds the projections read (written by the engine; the projections only
 /// match on their names).

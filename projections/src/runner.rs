@@ -1,1 +1,281 @@
-//! (being written)
+//! Running a projection against the log: the I/O edge of this crate.
+//!
+//! A [`Runner`] loads a projection's rows and checkpoint, applies the events
+//! after the checkpoint in position order, and commits the changed rows with
+//! the new checkpoint in one transaction ([`EventLog::commit_projection`]).
+//! Positions are dense and commit in order (one append lock per log), so
+//! following the log by position never skips an event. A commit is fenced
+//! on the checkpoint it started from: when another runner or a rebuild moved
+//! it, this runner reloads from the store instead of applying twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use provenant_events::{EventLog, LogError, Position, ProjectionCommit};
+use tokio::sync::watch;
+
+use crate::Projection;
+
+/// Makes a fresh, empty projection (for a start from position 0, and for a
+/// reload).
+pub type Factory = Arc<dyn Fn() -> Box<dyn Projection> + Send + Sync>;
+
+/// How a runner reads and commits.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerConfig {
+    /// Events read per page, and applied between commits at most.
+    pub page: usize,
+    /// While following the log, changes are committed at least this often.
+    pub commit_every: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            page: 2000,
+            commit_every: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Errors at the runner's boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("projection {name}: {source}")]
+    Log {
+        name: &'static str,
+        #[source]
+        source: LogError,
+    },
+}
+
+/// One projection, loaded, following the log.
+pub struct Runner {
+    log: EventLog,
+    factory: Factory,
+    config: RunnerConfig,
+    projection: Box<dyn Projection>,
+    /// The last event applied.
+    applied: Position,
+    /// The checkpoint stored (the last event the stored rows include).
+    committed: Position,
+    /// Where `applied` is published for observers (lag, tests).
+    progress: watch::Sender<Position>,
+}
+
+impl Runner {
+    /// Loads the projection from the store: its rows and checkpoint, or an
+    /// empty projection at position 0 when none is stored, when the stored
+    /// rows are of another version, or when they do not restore (then it is
+    /// rebuilt, and the rows are replaced as it goes).
+    pub async fn load(
+        log: EventLog,
+        factory: Factory,
+        config: RunnerConfig,
+    ) -> Result<Self, RunnerError> {
+        let projection = factory();
+        let name = projection.name();
+        let (progress, _) = watch::channel(0);
+        let mut runner = Runner {
+            log,
+            factory,
+            config,
+            projection,
+            applied: 0,
+            committed: 0,
+            progress,
+        };
+        runner
+            .reload()
+            .await
+            .map_err(|source| RunnerError::Log { name, source })?;
+        Ok(runner)
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// The last event applied.
+    pub fn position(&self) -> Position {
+        self.applied
+    }
+
+    /// The projection as applied so far (committed or not).
+    pub fn projection(&self) -> &dyn Projection {
+        self.projection.as_ref()
+    }
+
+    /// Follows the last event applied.
+    pub fn progress(&self) -> watch::Receiver<Position> {
+        self.progress.subscribe()
+    }
+
+    /// Applies every event up to `until` (or the head, if lower), committing
+    /// every page; `on_page` is told the position reached after each.
+    pub async fn catch_up(
+        &mut self,
+        until: Position,
+        mut on_page: impl FnMut(Position),
+    ) -> Result<(), RunnerError> {
+        let name = self.name();
+        while self.applied < until {
+            let limit = self
+                .config
+                .page
+                .min(usize::try_from(until - self.applied).unwrap_or(usize::MAX));
+            let page = self
+                .log
+                .read_forward(self.applied, limit)
+                .await
+                .map_err(|source| RunnerError::Log { name, source })?;
+            if page.is_empty() {
+                break;
+            }
+            for event in &page {
+                self.projection.apply(event);
+                self.applied = event.position;
+            }
+            self.commit()
+                .await
+                .map_err(|source| RunnerError::Log { name, source })?;
+            on_page(self.applied);
+        }
+        Ok(())
+    }
+
+    /// Follows the log until `shutdown` turns true, then commits what it
+    /// applied and returns. Errors (the database gone, a moved checkpoint)
+    /// are logged and retried from the stored state; they never end it.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.name();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.follow(&mut shutdown).await {
+                Ok(()) => return,
+                Err(LogError::ProjectionMoved { .. }) => {
+                    tracing::info!(
+                        projection = name,
+                        "checkpoint moved by another runner or a rebuild; reloading"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(projection = name, error = %e, "projection interrupted; resuming from its checkpoint in {wait:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+            // Whatever was applied but not committed is dropped: the stored
+            // state is the truth.
+            while let Err(e) = self.reload().await {
+                tracing::warn!(projection = name, error = %e, "cannot reload the projection; retrying in {wait:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    async fn follow(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), LogError> {
+        let mut tail = self.log.tail(self.applied).await?;
+        let mut since_commit = 0usize;
+        let mut last_commit = tokio::time::Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                return self.commit().await;
+            }
+            let due = last_commit + self.config.commit_every;
+            let next = tokio::select! {
+                event = tail.next() => Some(event?),
+                _ = tokio::time::sleep_until(due), if since_commit > 0 => None,
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        // The engine that could stop this runner is gone.
+                        return self.commit().await;
+                    }
+                    continue;
+                }
+            };
+            if let Some(event) = next {
+                self.projection.apply(&event);
+                self.applied = event.position;
+                since_commit += 1;
+            }
+            if since_commit >= self.config.page
+                || (since_commit > 0 && tokio::time::Instant::now() >= due)
+            {
+                self.commit().await?;
+                since_commit = 0;
+                last_commit = tokio::time::Instant::now();
+            }
+        }
+    }
+
+    /// Commits the changed rows with the checkpoint at the last event
+    /// applied.
+    async fn commit(&mut self) -> Result<(), LogError> {
+        if self.applied == self.committed {
+            return Ok(());
+        }
+        let changes = self.projection.take_changes();
+        self.log
+            .commit_projection(&ProjectionCommit {
+                name: self.projection.name(),
+                version: self.projection.version(),
+                from: self.committed,
+                to: self.applied,
+                changes: &changes,
+            })
+            .await?;
+        self.committed = self.applied;
+        self.progress.send_replace(self.applied);
+        Ok(())
+    }
+
+    /// Replaces the state with the stored one (or an empty projection).
+    async fn reload(&mut self) -> Result<(), LogError> {
+        let mut projection = (self.factory)();
+        let name = projection.name();
+        let start = match self.log.load_projection(name).await? {
+            Some(stored) if stored.version != projection.version() => {
+                tracing::info!(
+                    projection = name,
+                    stored = stored.version,
+                    current = projection.version(),
+                    "stored rows are of another version; rebuilding from position 0"
+                );
+                self.log.reset_projection(name).await?;
+                0
+            }
+            Some(stored) => {
+                let position = stored.position;
+                match projection.restore(stored.rows) {
+                    Ok(()) => position,
+                    Err(reason) => {
+                        tracing::warn!(
+                            projection = name,
+                            %reason,
+                            "stored rows do not restore; rebuilding from position 0"
+                        );
+                        projection = (self.factory)();
+                        self.log.reset_projection(name).await?;
+                        0
+                    }
+                }
+            }
+            None => 0,
+        };
+        // Nothing restored is pending.
+        let _ = projection.take_changes();
+        self.projection = projection;
+        self.applied = start;
+        self.committed = start;
+        self.progress.send_replace(start);
+        Ok(())
+    }
+}

@@ -31,6 +31,27 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/ticks", post(post_tick))
         .route("/v1/worlds/{world_id}", get(get_world).put(put_world))
         .route("/v1/events", get(get_events))
+        .route(
+            "/v1/sessions/{world_id}/{session_id}",
+            get(super::admin::session),
+        )
+        .route("/admin/plugins/list", get(super::admin::list))
+        .route("/admin/plugins/metrics", get(super::admin::all_metrics))
+        .route("/admin/plugins/metrics/reset", post(super::admin::reset))
+        .route(
+            "/admin/plugins/metrics/{plugin_id}",
+            get(super::admin::plugin_metrics),
+        )
+        .route("/admin/plugins/health", get(super::admin::health))
+        .route(
+            "/admin/plugins/behavior-extensions",
+            get(super::admin::behavior_extensions),
+        )
+        .route(
+            "/admin/plugins/{plugin_id}/details",
+            get(super::admin::details),
+        )
+        .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -39,13 +60,17 @@ pub fn router(engine: Arc<Engine>) -> Router {
 }
 
 /// An error answer.
-struct ApiError {
+pub struct ApiError {
     status: StatusCode,
     body: Value,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+    pub fn unavailable(error: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error)
+    }
+
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
             body: json!({"error": error.into()}),
@@ -102,6 +127,24 @@ async fn authorize(State(engine): State<Arc<Engine>>, request: Request, next: Ne
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
+    let text = super::prometheus::render(&engine).await.map_err(|e| {
+        ApiError::unavailable(format!(
+            "cannot read the metrics: {}",
+            crate::cli::error_text(&e)
+        ))
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn post_tick(State(engine): State<Arc<Engine>>, body: Body) -> Result<Response, ApiError> {

@@ -8,10 +8,12 @@
 //! after its events are durable; its `TickProcessed` event, with an id
 //! derived from the tick id, makes a second delivery add nothing.
 
+pub mod admin;
 pub mod commit;
 pub mod health;
 pub mod http;
 pub mod nats;
+pub mod prometheus;
 pub mod relay;
 pub mod worlds;
 
@@ -58,6 +60,11 @@ pub struct ServiceConfig {
     /// Where plugin calls run.
     pub isolation: crate::host::runner::Isolation,
     pub commit: CommitConfig,
+    /// The projections' settings (also when another process runs them: the
+    /// admin API reads their rows).
+    pub projections: provenant_projections::ProjectionsConfig,
+    /// Run the projections in this process.
+    pub run_projections: bool,
 }
 
 /// The running engine's parts, shared by its tasks.
@@ -75,6 +82,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Whether the relay publishes to NATS (else to the in-process bus).
+    pub fn relays_to_nats(&self) -> bool {
+        self.bus.is_none()
+    }
+
     /// Appends the `TickRejected` event of a refused tick.
     pub async fn record_rejection(
         &self,
@@ -102,6 +114,7 @@ pub struct Running {
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     consumer: Option<tokio::task::JoinHandle<()>>,
     relay: tokio::task::JoinHandle<()>,
+    projections: Vec<tokio::task::JoinHandle<()>>,
     nats: Option<async_nats::Client>,
 }
 
@@ -185,6 +198,13 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         health.clone(),
         shutdown_rx.clone(),
     ));
+    let projections = if config.run_projections {
+        crate::projections_cmd::spawn_all(&log, &config.projections, shutdown_rx.clone())
+            .await
+            .context("cannot start the projections")?
+    } else {
+        Vec::new()
+    };
     let consumer = js.map(|js| {
         tokio::spawn(nats::consume_ticks(
             engine.clone(),
@@ -212,6 +232,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         http,
         consumer,
         relay,
+        projections,
         nats: nats_client,
     })
 }
@@ -233,6 +254,9 @@ impl Running {
             .context("the HTTP server failed")?;
         self.engine.worlds.close().await;
         self.relay.await.context("the relay ended abnormally")?;
+        for projection in self.projections {
+            projection.await.context("a projection ended abnormally")?;
+        }
         if let Some(client) = self.nats {
             // Acknowledgments are buffered: send them before exiting.
             if let Err(e) = client.flush().await {
@@ -277,7 +301,7 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// SIGTERM or Ctrl-C.
-async fn stop_signal() {
+pub async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

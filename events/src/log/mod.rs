@@ -71,6 +71,17 @@ pub enum LogError {
     /// A stored row cannot be read as an event.
     #[error("event at position {position} is unreadable: {reason}")]
     Corrupt { position: Position, reason: String },
+    /// A projection's stored checkpoint is not where its commit started:
+    /// another runner or a rebuild moved it.
+    #[error(
+        "projection {name:?} moved: the commit started at position {expected} (version {version}) but the stored checkpoint is {actual}"
+    )]
+    ProjectionMoved {
+        name: String,
+        expected: Position,
+        version: u32,
+        actual: String,
+    },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database could not be reached or answered with an error.
@@ -367,6 +378,79 @@ impl EventLog {
         }
     }
 
+    /// A projection's checkpoint, version and rows, read in one snapshot;
+    /// `None` when it has never committed (or was reset).
+    pub async fn load_projection(&self, name: &str) -> Result<Option<StoredProjection>, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.load_projection(name).await,
+            Backend::Sqlite(b) => b.load_projection(name).await,
+        }
+    }
+
+    /// Some rows of a projection (by key), with its checkpoint; for readers
+    /// such as the admin API. Keys without a row are left out.
+    pub async fn projection_rows(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<Option<StoredProjection>, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.projection_rows(name, keys).await,
+            Backend::Sqlite(b) => b.projection_rows(name, keys).await,
+        }
+    }
+
+    /// Writes a projection's changed rows and moves its checkpoint from
+    /// `commit.from` to `commit.to`, in one transaction. Refused with
+    /// [`LogError::ProjectionMoved`] (and nothing written) when the stored
+    /// checkpoint is not at `from` with the same version (none stored counts
+    /// as position 0): two runners never both apply an event.
+    pub async fn commit_projection(&self, commit: &ProjectionCommit<'_>) -> Result<(), LogError> {
+        if commit.to < commit.from {
+            return Err(LogError::Invalid(format!(
+                "projection {:?}: a commit cannot move the checkpoint back from {} to {}",
+                commit.name, commit.from, commit.to
+            )));
+        }
+        let to = i64::try_from(commit.to).map_err(|_| {
+            LogError::Invalid(format!(
+                "projection {:?}: position {} is above the largest a log has",
+                commit.name, commit.to
+            ))
+        })?;
+        for (_, value) in commit.changes {
+            if let Some(value) = value {
+                serde_json::from_str::<serde::de::IgnoredAny>(value).map_err(|e| {
+                    LogError::Invalid(format!(
+                        "projection {:?}: a row is not JSON: {e}",
+                        commit.name
+                    ))
+                })?;
+            }
+        }
+        match &self.backend {
+            Backend::Postgres(b) => b.commit_projection(commit, to).await,
+            Backend::Sqlite(b) => b.commit_projection(commit, to).await,
+        }
+    }
+
+    /// Forgets a projection: its rows and checkpoint. It starts again from
+    /// position 0 (a runner that had it loaded finds it moved and reloads).
+    pub async fn reset_projection(&self, name: &str) -> Result<(), LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.reset_projection(name).await,
+            Backend::Sqlite(b) => b.reset_projection(name).await,
+        }
+    }
+
+    /// Every projection stored, by name.
+    pub async fn projection_statuses(&self) -> Result<Vec<ProjectionStatus>, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.projection_statuses().await,
+            Backend::Sqlite(b) => b.projection_statuses().await,
+        }
+    }
+
     /// Up to `limit` events of one stream with version above `after_version`.
     pub async fn read_stream(
         &self,
@@ -526,6 +610,75 @@ impl EventJson {
             world_id: event.world_id,
         }
     }
+}
+
+/// A projection as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProjection {
+    /// The position of the last event its rows include.
+    pub position: Position,
+    /// The version of the projection's row format.
+    pub version: u32,
+    /// Its rows, `(key, JSON text)`, ordered by key.
+    pub rows: Vec<(String, String)>,
+}
+
+/// One projection's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub position: Position,
+    pub version: u32,
+    /// When it last committed (RFC 3339, UTC).
+    pub updated_at: String,
+}
+
+/// What [`EventLog::commit_projection`] writes.
+#[derive(Debug, Clone)]
+pub struct ProjectionCommit<'a> {
+    pub name: &'a str,
+    pub version: u32,
+    /// The checkpoint this commit continues from (0 for a fresh start).
+    pub from: Position,
+    /// The new checkpoint: the last event the rows include.
+    pub to: Position,
+    /// Rows to write (`Some(json)`) or delete (`None`).
+    pub changes: &'a [(String, Option<String>)],
+}
+
+/// Refuses a commit whose start is not the stored checkpoint (`None`: no
+/// checkpoint stored, which is position 0 of any version).
+fn check_projection_start(
+    commit: &ProjectionCommit<'_>,
+    stored: Option<(i64, i32)>,
+) -> Result<(), LogError> {
+    let matches = match stored {
+        None => commit.from == 0,
+        Some((position, version)) => {
+            i64::try_from(commit.from).is_ok_and(|from| from == position)
+                && i64::from(version) == i64::from(commit.version)
+        }
+    };
+    if matches {
+        return Ok(());
+    }
+    Err(LogError::ProjectionMoved {
+        name: commit.name.to_owned(),
+        expected: commit.from,
+        version: commit.version,
+        actual: match stored {
+            None => "none (reset)".to_owned(),
+            Some((position, version)) => format!("{position} (version {version})"),
+        },
+    })
+}
+
+/// A stored projection version; the tables refuse negative ones.
+fn projection_version(name: &str, stored: i32) -> Result<u32, LogError> {
+    u32::try_from(stored).map_err(|_| LogError::Corrupt {
+        position: 0,
+        reason: format!("projection {name:?} has the negative version {stored}"),
+    })
 }
 
 /// A stored checkpoint position; the tables refuse negative ones.

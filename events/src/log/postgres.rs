@@ -20,8 +20,9 @@ use tokio::sync::watch;
 
 use super::plan::Placer;
 use super::{
-    AppendOutcome, EventFilter, EventRow, Head, LogConfig, LogError, PreparedBatch, RawJson,
-    RawRow, Texts,
+    AppendOutcome, EventFilter, EventRow, Head, LogConfig, LogError, PreparedBatch,
+    ProjectionCommit, ProjectionStatus, RawJson, RawRow, StoredProjection, Texts,
+    projection_version,
 };
 use crate::event::{EventHash, NewEvent, Position, write_timestamp};
 use crate::ids::StreamName;
@@ -279,6 +280,184 @@ impl PgLog {
         .await
         .map_err(|e| self.map_err(e))?;
         Ok(())
+    }
+
+    pub async fn load_projection(&self, name: &str) -> Result<Option<StoredProjection>, LogError> {
+        self.read_projection(name, None).await
+    }
+
+    pub async fn projection_rows(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<Option<StoredProjection>, LogError> {
+        self.read_projection(name, Some(keys)).await
+    }
+
+    /// The checkpoint and the rows (all, or those of `keys`) in one snapshot.
+    async fn read_projection(
+        &self,
+        name: &str,
+        keys: Option<&[String]>,
+    ) -> Result<Option<StoredProjection>, LogError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let checkpoint: Option<(i64, i32)> =
+            sqlx::query_as("SELECT position, version FROM provenant.projections WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        let Some((position, version)) = checkpoint else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, String)> = match keys {
+            None => {
+                sqlx::query_as(
+                    "SELECT key, value::text FROM provenant.projection_rows \
+                     WHERE projection = $1 ORDER BY key",
+                )
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await
+            }
+            Some(keys) => {
+                sqlx::query_as(
+                    "SELECT key, value::text FROM provenant.projection_rows \
+                     WHERE projection = $1 AND key = ANY($2) ORDER BY key",
+                )
+                .bind(name)
+                .bind(keys)
+                .fetch_all(&mut *tx)
+                .await
+            }
+        }
+        .map_err(|e| self.map_err(e))?;
+        tx.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(Some(StoredProjection {
+            position: super::checkpoint_position(name, position)?,
+            version: projection_version(name, version)?,
+            rows,
+        }))
+    }
+
+    pub async fn commit_projection(
+        &self,
+        commit: &ProjectionCommit<'_>,
+        to: i64,
+    ) -> Result<(), LogError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        let stored: Option<(i64, i32)> = sqlx::query_as(
+            "SELECT position, version FROM provenant.projections WHERE name = $1 FOR UPDATE",
+        )
+        .bind(commit.name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        super::check_projection_start(commit, stored)?;
+        // A first commit inserts the checkpoint, and a concurrent first
+        // commit that got there before this one makes the insert do nothing:
+        // this one is then refused like any commit from a moved checkpoint.
+        let moved = if stored.is_none() {
+            sqlx::query(
+                "INSERT INTO provenant.projections (name, position, version) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+        } else {
+            sqlx::query(
+                "UPDATE provenant.projections SET position = $2, version = $3, updated_at = now() \
+                 WHERE name = $1",
+            )
+        }
+        .bind(commit.name)
+        .bind(to)
+        .bind(commit.version as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.map_err(e))?
+        .rows_affected()
+            != 1;
+        if moved {
+            return Err(LogError::ProjectionMoved {
+                name: commit.name.to_owned(),
+                expected: commit.from,
+                version: commit.version,
+                actual: "committed by another runner meanwhile".to_owned(),
+            });
+        }
+        let (mut put_keys, mut put_values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in commit.changes {
+            match value {
+                Some(v) => {
+                    put_keys.push(key.as_str());
+                    put_values.push(v.as_str());
+                }
+                None => gone.push(key.as_str()),
+            }
+        }
+        if !gone.is_empty() {
+            sqlx::query(
+                "DELETE FROM provenant.projection_rows WHERE projection = $1 AND key = ANY($2)",
+            )
+            .bind(commit.name)
+            .bind(&gone)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        }
+        if !put_keys.is_empty() {
+            sqlx::query(
+                "INSERT INTO provenant.projection_rows (projection, key, value) \
+                 SELECT $1, k, v::json FROM UNNEST($2::text[], $3::text[]) AS t(k, v) \
+                 ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(commit.name)
+            .bind(&put_keys)
+            .bind(&put_values)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    pub async fn reset_projection(&self, name: &str) -> Result<(), LogError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        for sql in [
+            "DELETE FROM provenant.projection_rows WHERE projection = $1",
+            "DELETE FROM provenant.projections WHERE name = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    pub async fn projection_statuses(&self) -> Result<Vec<ProjectionStatus>, LogError> {
+        let rows: Vec<(String, i64, i32, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT name, position, version, updated_at FROM provenant.projections ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.into_iter()
+            .map(|(name, position, version, updated_at)| {
+                Ok(ProjectionStatus {
+                    position: super::checkpoint_position(&name, position)?,
+                    version: projection_version(&name, version)?,
+                    updated_at: crate::event::format_timestamp(&updated_at),
+                    name,
+                })
+            })
+            .collect()
     }
 
     pub async fn read_stream(

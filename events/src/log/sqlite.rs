@@ -21,7 +21,8 @@ use tokio::sync::watch;
 
 use super::decode::{Id, Parts, Time};
 use super::{
-    AppendOutcome, EventFilter, Head, LogConfig, LogError, PreparedBatch, RawJson, RawRow, Texts,
+    AppendOutcome, EventFilter, Head, LogConfig, LogError, PreparedBatch, ProjectionCommit,
+    ProjectionStatus, RawJson, RawRow, StoredProjection, Texts, projection_version,
 };
 use crate::event::{EventHash, Position, format_timestamp, now};
 use crate::ids::StreamName;
@@ -245,6 +246,152 @@ impl SqliteLog {
         stored
             .map(|p| super::checkpoint_position(name, p))
             .transpose()
+    }
+
+    pub async fn load_projection(&self, name: &str) -> Result<Option<StoredProjection>, LogError> {
+        self.read_projection(name, None).await
+    }
+
+    pub async fn projection_rows(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<Option<StoredProjection>, LogError> {
+        self.read_projection(name, Some(keys)).await
+    }
+
+    /// The checkpoint and the rows (all, or those of `keys`) in one snapshot
+    /// (a read transaction).
+    async fn read_projection(
+        &self,
+        name: &str,
+        keys: Option<&[String]>,
+    ) -> Result<Option<StoredProjection>, LogError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        let checkpoint: Option<(i64, i64)> =
+            sqlx::query_as("SELECT position, version FROM projections WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        let Some((position, version)) = checkpoint else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, String)> = match keys {
+            None => {
+                sqlx::query_as(
+                    "SELECT key, value FROM projection_rows WHERE projection = ? ORDER BY key",
+                )
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await
+            }
+            Some(keys) => {
+                sqlx::query_as(
+                    "SELECT key, value FROM projection_rows WHERE projection = ? \
+                     AND key IN (SELECT value FROM json_each(?)) ORDER BY key",
+                )
+                .bind(name)
+                .bind(serde_json::to_string(keys).unwrap_or_default())
+                .fetch_all(&mut *tx)
+                .await
+            }
+        }
+        .map_err(|e| self.map_err(e))?;
+        tx.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(Some(StoredProjection {
+            position: super::checkpoint_position(name, position)?,
+            version: projection_version(name, i32::try_from(version).unwrap_or(-1))?,
+            rows,
+        }))
+    }
+
+    pub async fn commit_projection(
+        &self,
+        commit: &ProjectionCommit<'_>,
+        to: i64,
+    ) -> Result<(), LogError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let stored: Option<(i64, i64)> =
+            sqlx::query_as("SELECT position, version FROM projections WHERE name = ?")
+                .bind(commit.name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        let stored = stored.map(|(p, v)| (p, i32::try_from(v).unwrap_or(-1)));
+        super::check_projection_start(commit, stored)?;
+        sqlx::query(
+            "INSERT INTO projections (name, position, version, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+             version = excluded.version, updated_at = excluded.updated_at",
+        )
+        .bind(commit.name)
+        .bind(to)
+        .bind(i64::from(commit.version))
+        .bind(format_timestamp(&now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        for (key, value) in commit.changes {
+            let query = match value {
+                Some(value) => sqlx::query(
+                    "INSERT INTO projection_rows (projection, key, value) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (projection, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(commit.name)
+                .bind(key.as_str())
+                .bind(value.as_str()),
+                None => sqlx::query("DELETE FROM projection_rows WHERE projection = ? AND key = ?")
+                    .bind(commit.name)
+                    .bind(key.as_str()),
+            };
+            query.execute(&mut *tx).await.map_err(|e| self.map_err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    pub async fn reset_projection(&self, name: &str) -> Result<(), LogError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.map_err(e))?;
+        for sql in [
+            "DELETE FROM projection_rows WHERE projection = ?",
+            "DELETE FROM projections WHERE name = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.map_err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    pub async fn projection_statuses(&self) -> Result<Vec<ProjectionStatus>, LogError> {
+        let rows: Vec<(String, i64, i64, String)> = sqlx::query_as(
+            "SELECT name, position, version, updated_at FROM projections ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        rows.into_iter()
+            .map(|(name, position, version, updated_at)| {
+                Ok(ProjectionStatus {
+                    position: super::checkpoint_position(&name, position)?,
+                    version: projection_version(&name, i32::try_from(version).unwrap_or(-1))?,
+                    updated_at,
+                    name,
+                })
+            })
+            .collect()
     }
 
     /// An upsert that leaves a higher stored position as it is.

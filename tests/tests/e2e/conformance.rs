@@ -8,7 +8,8 @@ use std::time::Duration;
 use provenant_events::log::{Fault, VerifyConfig};
 use provenant_events::{
     AppendBatch, Event, EventFilter, EventHash, EventKind, EventLog, ExpectedVersion, Head,
-    LogError, NewEvent, PluginId, Provenance, SessionId, WorldId,
+    LogError, NewEvent, PluginId, ProjectionCommit, Provenance, SessionId, StoredProjection,
+    WorldId,
 };
 use provenant_tests::{Backend, TestLog, stream};
 use serde_json::{Value, json};
@@ -64,6 +65,9 @@ conformance!(
     checkpoints_survive_reopening_the_log,
     json_reads_give_the_bytes_of_to_json,
     json_reads_report_an_unreadable_row,
+    projections_commit_rows_with_their_checkpoint,
+    projection_commits_are_refused_when_the_checkpoint_moved,
+    projections_reset_and_read_by_key,
 );
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -996,4 +1000,242 @@ async fn json_reads_report_an_unreadable_row(t: TestLog) {
     }
     assert_eq!(log.read_forward_json(0, 1).await.unwrap().len(), 1);
     assert_eq!(log.read_forward_json(3, 10).await.unwrap().len(), 1);
+}
+
+fn changes(rows: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+    rows.iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+        .collect()
+}
+
+async fn commit(
+    log: &EventLog,
+    name: &str,
+    from: u64,
+    to: u64,
+    rows: &[(&str, Option<&str>)],
+) -> Result<(), LogError> {
+    log.commit_projection(&ProjectionCommit {
+        name,
+        version: 1,
+        from,
+        to,
+        changes: &changes(rows),
+    })
+    .await
+}
+
+async fn projections_commit_rows_with_their_checkpoint(t: TestLog) {
+    let log = t.open().await;
+    assert_eq!(log.load_projection("metrics").await.unwrap(), None);
+    commit(
+        &log,
+        "metrics",
+        0,
+        3,
+        &[("a", Some(r#"{"n":1}"#)), ("b", Some("[1,2]"))],
+    )
+    .await
+    .unwrap();
+    // Written, updated, deleted and kept, each with the checkpoint.
+    commit(
+        &log,
+        "metrics",
+        3,
+        7,
+        &[("a", Some(r#"{"n":2}"#)), ("b", None), ("c", Some("\"x\""))],
+    )
+    .await
+    .unwrap();
+    let stored = log.load_projection("metrics").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        StoredProjection {
+            position: 7,
+            version: 1,
+            rows: vec![
+                ("a".into(), r#"{"n":2}"#.into()),
+                ("c".into(), "\"x\"".into()),
+            ],
+        }
+    );
+    // A commit with no changed rows still moves the checkpoint.
+    commit(&log, "metrics", 7, 9, &[]).await.unwrap();
+    assert_eq!(
+        log.load_projection("metrics")
+            .await
+            .unwrap()
+            .unwrap()
+            .position,
+        9
+    );
+    // Projections are independent, and not events.
+    assert_eq!(log.load_projection("sessions").await.unwrap(), None);
+    assert_eq!(log.head().await.unwrap(), Head::EMPTY);
+    // The text is kept as written (PostgreSQL json, not jsonb).
+    commit(
+        &log,
+        "metrics",
+        9,
+        10,
+        &[("spaced", Some(r#"{"b": 1, "a": 2}"#))],
+    )
+    .await
+    .unwrap();
+    let stored = log
+        .projection_rows("metrics", &["spaced".into()])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.rows,
+        vec![("spaced".into(), r#"{"b": 1, "a": 2}"#.into())]
+    );
+    let statuses = log.projection_statuses().await.unwrap();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(
+        (
+            statuses[0].name.as_str(),
+            statuses[0].position,
+            statuses[0].version
+        ),
+        ("metrics", 10, 1)
+    );
+    assert!(
+        statuses[0].updated_at.ends_with('Z'),
+        "{}",
+        statuses[0].updated_at
+    );
+    // Survives reopening.
+    drop(log);
+    let log = t.open().await;
+    assert_eq!(
+        log.load_projection("metrics")
+            .await
+            .unwrap()
+            .unwrap()
+            .rows
+            .len(),
+        3
+    );
+}
+
+async fn projection_commits_are_refused_when_the_checkpoint_moved(t: TestLog) {
+    let log = t.open().await;
+    commit(&log, "p", 0, 5, &[("k", Some("1"))]).await.unwrap();
+    // A second runner that loaded the projection at 0 (or a stale start).
+    for from in [0, 3, 6] {
+        let err = commit(
+            &log,
+            "p",
+            from,
+            8,
+            &[("k", Some("2")), ("other", Some("3"))],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, LogError::ProjectionMoved { expected, .. } if expected == from),
+            "{err:?}"
+        );
+    }
+    // Another version of the projection's rows.
+    let err = log
+        .commit_projection(&ProjectionCommit {
+            name: "p",
+            version: 2,
+            from: 5,
+            to: 8,
+            changes: &[],
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::ProjectionMoved { .. }), "{err:?}");
+    // Nothing of the refused commits was written.
+    let stored = log.load_projection("p").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.position, stored.rows),
+        (5, vec![("k".into(), "1".into())])
+    );
+    // Never backwards, and rows must be JSON.
+    let err = commit(&log, "p", 5, 4, &[]).await.unwrap_err();
+    assert!(matches!(err, LogError::Invalid(_)), "{err:?}");
+    let err = commit(&log, "p", 5, 6, &[("k", Some("{not json"))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::Invalid(_)), "{err:?}");
+    assert_eq!(log.load_projection("p").await.unwrap().unwrap().position, 5);
+    // Two runners racing from the same start: exactly one wins.
+    let (a, b) = tokio::join!(
+        commit(&log, "p", 5, 9, &[("k", Some("\"a\""))]),
+        commit(&log, "p", 5, 9, &[("k", Some("\"b\""))]),
+    );
+    assert!(a.is_ok() != b.is_ok(), "{a:?} {b:?}");
+    let stored = log.load_projection("p").await.unwrap().unwrap();
+    let winner = if a.is_ok() { "\"a\"" } else { "\"b\"" };
+    assert_eq!(
+        (stored.position, stored.rows),
+        (9, vec![("k".into(), winner.into())])
+    );
+    // The same for two first commits of a new projection.
+    let (a, b) = tokio::join!(
+        commit(&log, "fresh", 0, 3, &[("k", Some("\"a\""))]),
+        commit(&log, "fresh", 0, 3, &[("k", Some("\"b\""))]),
+    );
+    assert!(a.is_ok() != b.is_ok(), "{a:?} {b:?}");
+    let stored = log.load_projection("fresh").await.unwrap().unwrap();
+    let winner = if a.is_ok() { "\"a\"" } else { "\"b\"" };
+    assert_eq!(stored.rows, vec![("k".into(), winner.into())]);
+}
+
+async fn projections_reset_and_read_by_key(t: TestLog) {
+    let log = t.open().await;
+    commit(
+        &log,
+        "p",
+        0,
+        4,
+        &[
+            ("w1/s1", Some("1")),
+            ("w1/s2", Some("2")),
+            ("it's", Some("3")),
+        ],
+    )
+    .await
+    .unwrap();
+    commit(&log, "q", 0, 2, &[("w1/s1", Some("9"))])
+        .await
+        .unwrap();
+    let some = log
+        .projection_rows("p", &["w1/s2".into(), "it's".into(), "missing".into()])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(some.position, 4);
+    assert_eq!(
+        some.rows,
+        vec![("it's".into(), "3".into()), ("w1/s2".into(), "2".into())]
+    );
+    assert_eq!(
+        log.projection_rows("none", &["a".into()]).await.unwrap(),
+        None
+    );
+    log.reset_projection("p").await.unwrap();
+    assert_eq!(log.load_projection("p").await.unwrap(), None);
+    // The other projection is untouched.
+    assert_eq!(
+        log.load_projection("q").await.unwrap().unwrap().rows.len(),
+        1
+    );
+    // A runner that had it loaded finds it moved; a fresh start works.
+    let err = commit(&log, "p", 4, 6, &[]).await.unwrap_err();
+    assert!(matches!(err, LogError::ProjectionMoved { .. }), "{err:?}");
+    commit(&log, "p", 0, 6, &[("w1/s1", Some("5"))])
+        .await
+        .unwrap();
+    let stored = log.load_projection("p").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.position, stored.rows),
+        (6, vec![("w1/s1".into(), "5".into())])
+    );
 }

@@ -11,6 +11,7 @@ mod conformance;
 mod demo;
 mod host;
 mod plans;
+mod projections;
 mod service;
 mod sim;
 mod support;

@@ -187,6 +187,8 @@ pub struct EngineOptions {
     pub nats: Option<(String, String)>,
     pub admin_token: Option<String>,
     pub http_addr: Option<String>,
+    /// More arguments of `provenant serve`.
+    pub args: Vec<String>,
 }
 
 impl EngineOptions {
@@ -217,6 +219,7 @@ impl EngineProcess {
     pub fn try_start(options: &EngineOptions) -> Result<Self, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"));
         cmd.arg("serve")
+            .args(&options.args)
             .env_remove("DATABASE_URL")
             .env_remove("NATS_URL")
             .env_remove("PROVENANT_ADMIN_TOKEN")
@@ -359,6 +362,18 @@ pub fn http(
     body: Option<&[u8]>,
     bearer: Option<&str>,
 ) -> (u16, Value) {
+    let (status, body) = http_text(addr, method, path, body, bearer);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// One HTTP/1.1 request (Connection: close); the status and the body.
+pub fn http_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    bearer: Option<&str>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -392,7 +407,7 @@ pub fn http(
     } else {
         body.to_owned()
     };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    (status, body)
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -1,0 +1,249 @@
+//! `GET /metrics`: Prometheus text, rendered by metrics-exporter-prometheus
+//! from the projections' rows.
+//!
+//! Every scrape builds a fresh recorder (never a process-wide one) and fills
+//! it with the totals the projections hold, so a restarted engine, or a
+//! second engine on the same database, reports the same values. Counters
+//! are lifetime totals: a metrics reset (`MetricsReset`) restarts the admin
+//! API's counters, never these, since Prometheus counters only go up. Labels
+//! are bounded: plugin ids, call kinds, outcomes, permission strings and
+//! projection names; never world, session, NPC or event ids.
+
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use metrics::{Key, Label, Metadata, Recorder as _, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use provenant_projections::names;
+use provenant_projections::plugin_metrics::{DURATION_BUCKETS, PluginMetrics};
+use provenant_projections::totals::Totals;
+
+use super::Engine;
+
+const CALLS: &str = "provenant_plugin_calls_total";
+const DURATION: &str = "provenant_plugin_call_duration_seconds";
+const HEALTH: &str = "provenant_plugin_health";
+const DENIALS: &str = "provenant_permission_denials_total";
+const HEAD: &str = "provenant_log_head_position";
+const RELAYED: &str = "provenant_relay_position";
+const RELAY_LAG: &str = "provenant_relay_lag_events";
+const PROJECTION_POSITION: &str = "provenant_projection_position";
+const PROJECTION_LAG: &str = "provenant_projection_lag_events";
+const TICKS: &str = "provenant_ticks_processed_total";
+const REJECTED: &str = "provenant_ticks_rejected_total";
+const RESETS: &str = "provenant_metrics_resets_total";
+const BUILD: &str = "provenant_build_info";
+
+/// The Prometheus text of the engine's metrics now.
+pub async fn render(engine: &Engine) -> anyhow::Result<String> {
+    let head = engine
+        .log
+        .head()
+        .await
+        .context("cannot read the log's head")?
+        .position;
+    let plugins = load::<PluginMetrics>(engine, names::PLUGIN_METRICS).await?;
+    let totals = load::<Totals>(engine, names::TOTALS)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let statuses = engine
+        .log
+        .projection_statuses()
+        .await
+        .context("cannot read the projections' checkpoints")?;
+
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(DURATION.into()), &DURATION_BUCKETS)
+        .context("invalid histogram buckets")?
+        .build_recorder();
+    let r = Registry(&recorder);
+    r.describe_all();
+
+    for m in &plugins {
+        let plugin = m.plugin_id().to_owned();
+        for (kind, outcome, count) in m.lifetime_calls() {
+            r.counter(
+                CALLS,
+                vec![
+                    Label::new("plugin", plugin.clone()),
+                    Label::new("kind", kind.as_str()),
+                    Label::new("outcome", outcome.as_str()),
+                ],
+            )
+            .absolute(count);
+        }
+        for (kind, histogram) in m.histograms() {
+            let h = r.histogram(
+                DURATION,
+                vec![
+                    Label::new("plugin", plugin.clone()),
+                    Label::new("kind", kind.as_str()),
+                ],
+            );
+            // Each bucket's observations, at their mean: the mean of the
+            // values in a bucket lies in that bucket, so every bucket count
+            // and the sum come out as the projection holds them.
+            for (count, sum) in histogram.buckets() {
+                if count > 0 {
+                    h.record_many(
+                        sum / count as f64,
+                        usize::try_from(count).unwrap_or(usize::MAX),
+                    );
+                }
+            }
+        }
+        for (permission, count) in m.lifetime_denials() {
+            r.counter(
+                DENIALS,
+                vec![
+                    Label::new("plugin", plugin.clone()),
+                    Label::new("permission", permission.to_owned()),
+                ],
+            )
+            .absolute(count);
+        }
+        r.gauge(HEALTH, vec![Label::new("plugin", plugin)])
+            .set(m.health_state().as_gauge());
+    }
+
+    r.gauge(HEAD, vec![]).set(head as f64);
+    if engine.relays_to_nats() {
+        let relayed = engine.relayed.load(Ordering::Relaxed);
+        r.gauge(RELAYED, vec![]).set(relayed as f64);
+        r.gauge(RELAY_LAG, vec![])
+            .set(head.saturating_sub(relayed) as f64);
+    }
+    for status in statuses
+        .iter()
+        .filter(|s| names::ALL.contains(&s.name.as_str()))
+    {
+        let label = vec![Label::new("projection", status.name.clone())];
+        r.gauge(PROJECTION_POSITION, label.clone())
+            .set(status.position as f64);
+        r.gauge(PROJECTION_LAG, label)
+            .set(head.saturating_sub(status.position) as f64);
+    }
+    for name in names::ALL {
+        if !statuses.iter().any(|s| s.name == *name) {
+            // Never run yet: all of the log is ahead of it.
+            let label = vec![Label::new("projection", name.to_string())];
+            r.gauge(PROJECTION_POSITION, label.clone()).set(0.0);
+            r.gauge(PROJECTION_LAG, label).set(head as f64);
+        }
+    }
+    r.counter(TICKS, vec![]).absolute(totals.ticks_processed);
+    r.counter(REJECTED, vec![]).absolute(totals.ticks_rejected);
+    r.counter(RESETS, vec![]).absolute(totals.metrics_resets);
+    r.gauge(
+        BUILD,
+        vec![Label::new("version", crate::ENGINE_VERSION.to_string())],
+    )
+    .set(1.0);
+    Ok(recorder.handle().render())
+}
+
+/// The rows of a projection, decoded.
+async fn load<T: serde::de::DeserializeOwned>(
+    engine: &Engine,
+    name: &'static str,
+) -> anyhow::Result<Vec<T>> {
+    let stored = engine
+        .log
+        .load_projection(name)
+        .await
+        .with_context(|| format!("cannot read the {name} projection"))?;
+    stored
+        .map(|s| s.rows)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, json)| {
+            serde_json::from_str(&json).with_context(|| {
+                format!("the {name} row {key:?} does not read; rebuild it with `provenant projections rebuild {name}`")
+            })
+        })
+        .collect()
+}
+
+/// Registers metrics on one recorder, without installing it anywhere.
+struct Registry<'a>(&'a PrometheusRecorder);
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+impl Registry<'_> {
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> metrics::Counter {
+        self.0
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>) -> metrics::Gauge {
+        self.0
+            .register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn histogram(&self, name: &'static str, labels: Vec<Label>) -> metrics::Histogram {
+        self.0
+            .register_histogram(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn describe_all(&self) {
+        let describe = |name: &'static str, unit: Option<Unit>, help: &'static str| {
+            self.0.describe_gauge(name.into(), unit, help.into());
+        };
+        let describe_counter = |name: &'static str, help: &'static str| {
+            self.0.describe_counter(name.into(), None, help.into());
+        };
+        describe_counter(
+            CALLS,
+            "Plugin calls by plugin, kind (condition, effect, event_handler, simulation_config) and outcome (ok, error, timeout, denied), since the log began",
+        );
+        self.0.describe_histogram(
+            DURATION.into(),
+            Some(Unit::Seconds),
+            "Duration of plugin calls (a timed-out call counts the time waited)".into(),
+        );
+        describe(
+            HEALTH,
+            None,
+            "Plugin health over its sliding window: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy",
+        );
+        describe_counter(
+            DENIALS,
+            "Capability requests refused, by plugin and permission",
+        );
+        describe(HEAD, None, "Position of the last event in the log");
+        describe(
+            RELAYED,
+            None,
+            "Position of the last event the relay published to NATS",
+        );
+        describe(
+            RELAY_LAG,
+            None,
+            "Events in the log not yet published to NATS",
+        );
+        describe(
+            PROJECTION_POSITION,
+            None,
+            "Position of the last event a projection has committed",
+        );
+        describe(
+            PROJECTION_LAG,
+            None,
+            "Events in the log a projection has not committed yet",
+        );
+        describe_counter(TICKS, "Ticks processed (TickProcessed events)");
+        describe_counter(
+            REJECTED,
+            "Ticks rejected as bad input (TickRejected events)",
+        );
+        describe_counter(RESETS, "Plugin metrics resets (MetricsReset events)");
+        describe(
+            BUILD,
+            None,
+            "Build information: always 1, with the version as a label",
+        );
+    }
+}
