@@ -73,6 +73,7 @@ fn unknown_plugin(plugin_id: &str) -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/admin/plugins/list", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "The loaded plugins: {feature_plugins: [{id, name, version, enabled, kind, description}], route_plugins, total, skipped_plugins}"), (status = 401, description = "An admin token is set and was not given")))]
 /// `GET /admin/plugins/list`
 pub async fn list(State(engine): State<Arc<Engine>>) -> Response {
     let mut feature = Vec::new();
@@ -103,6 +104,7 @@ pub async fn list(State(engine): State<Arc<Engine>>) -> Response {
     .into_response()
 }
 
+#[utoipa::path(get, path = "/admin/plugins/metrics", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{summary: {total_plugins, total_requests, total_errors, overall_error_rate, unhealthy_plugins, unhealthy_count}, plugins: {id: metrics}}, counted since the last reset, from the plugin_metrics projection"), (status = 401, description = "Missing or wrong admin token"), (status = 503, description = "The projection cannot be read")))]
 /// `GET /admin/plugins/metrics`
 pub async fn all_metrics(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
     let rows = metrics_rows(&engine).await?;
@@ -132,6 +134,7 @@ pub async fn all_metrics(State(engine): State<Arc<Engine>>) -> Result<Response, 
     .into_response())
 }
 
+#[utoipa::path(get, path = "/admin/plugins/metrics/{plugin_id}", tag = "admin", security(("admin_token" = [])), params(("plugin_id" = String, Path, description = "A plugin id")), responses((status = 200, description = "{plugin_id, requests: {total, errors, error_rate, average_time_ms, last_request}, behavior_extensions: {condition_evaluations, condition_failures, condition_failure_rate, effect_applications, effect_failures, effect_failure_rate}, event_handlers: {calls, failures, failure_rate}, health: {is_healthy, last_check, recent_errors, state, reason, since}, timeouts, panics, permission_denials, latency_ms: {p50, p95, p99}}"), (status = 404, description = "Unknown plugin"), (status = 401, description = "Missing or wrong admin token")))]
 /// `GET /admin/plugins/metrics/{plugin_id}`
 pub async fn plugin_metrics(
     State(engine): State<Arc<Engine>>,
@@ -140,6 +143,7 @@ pub async fn plugin_metrics(
     Ok(axum::Json(metrics_of(&engine, &plugin_id).await?.admin_metrics()).into_response())
 }
 
+#[utoipa::path(get, path = "/admin/plugins/health", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{overall_healthy, unhealthy_plugins, health_status: {id: {is_healthy, last_check, error_count, request_error_rate, condition_failure_rate, effect_failure_rate, event_handler_failure_rate, state, reason, since}}} over each plugin's sliding window"), (status = 401, description = "Missing or wrong admin token")))]
 /// `GET /admin/plugins/health`
 pub async fn health(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
     let rows = metrics_rows(&engine).await?;
@@ -159,6 +163,7 @@ pub async fn health(State(engine): State<Arc<Engine>>) -> Result<Response, ApiEr
     .into_response())
 }
 
+#[utoipa::path(get, path = "/admin/plugins/behavior-extensions", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{registry_locked, conditions: {total, by_plugin, list}, effects: {total, by_plugin, list}, simulation_configs: {total, by_plugin, providers}}"), (status = 401, description = "Missing or wrong admin token")))]
 /// `GET /admin/plugins/behavior-extensions`
 pub async fn behavior_extensions(State(engine): State<Arc<Engine>>) -> Response {
     let registry = engine.host.registry();
@@ -219,6 +224,7 @@ pub async fn behavior_extensions(State(engine): State<Arc<Engine>>) -> Response 
     .into_response()
 }
 
+#[utoipa::path(get, path = "/admin/plugins/{plugin_id}/details", tag = "admin", security(("admin_token" = [])), params(("plugin_id" = String, Path, description = "A plugin id")), responses((status = 200, description = "{plugin_id, name, version, description, author, kind, enabled, permissions, granted_permissions, dependencies, metrics, behavior_extensions: {conditions, effects}}"), (status = 404, description = "Unknown plugin"), (status = 401, description = "Missing or wrong admin token")))]
 /// `GET /admin/plugins/{plugin_id}/details`
 pub async fn details(
     State(engine): State<Arc<Engine>>,
@@ -269,6 +275,7 @@ pub struct ResetQuery {
     plugin_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/admin/plugins/metrics/reset", tag = "admin", security(("admin_token" = [])), params(("plugin_id" = Option<String>, Query, description = "The plugin to reset; all plugins when absent")), responses((status = 200, description = "{status: \"ok\", message, position}: a MetricsReset event was appended"), (status = 404, description = "Unknown plugin"), (status = 401, description = "Missing or wrong admin token")))]
 /// `POST /admin/plugins/metrics/reset[?plugin_id=]`: appends a
 /// `MetricsReset` event; the counters restart from it (the history stays in
 /// the log, and Prometheus counters, which never go down, are not reset).
@@ -313,6 +320,7 @@ pub async fn reset(
     )
 }
 
+#[utoipa::path(get, path = "/v1/sessions/{world_id}/{session_id}", tag = "game", params(("world_id" = String, Path), ("session_id" = String, Path)), responses((status = 200, description = "{world_id, session_id, flags, relationships, npcs, last_tick, updated_position, updated_at, projection_position} from the sessions projection"), (status = 404, description = "No such session (yet)")))]
 /// `GET /v1/sessions/{world_id}/{session_id}`
 pub async fn session(
     State(engine): State<Arc<Engine>>,

@@ -10,11 +10,12 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use futures_util::StreamExt;
 use provenant_events::{EventFilter, EventKind, PluginId, SessionId, WorldId};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Engine;
 use super::worlds::JobFailure;
@@ -27,36 +28,60 @@ const TICK_WAIT: Duration = Duration::from_secs(30);
 const MAX_EVENTS_PAGE: usize = 1000;
 
 pub fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
-        .route("/v1/ticks", post(post_tick))
-        .route("/v1/worlds/{world_id}", get(get_world).put(put_world))
-        .route("/v1/events", get(get_events))
-        .route(
-            "/v1/sessions/{world_id}/{session_id}",
-            get(super::admin::session),
-        )
-        .route("/admin/plugins/list", get(super::admin::list))
-        .route("/admin/plugins/metrics", get(super::admin::all_metrics))
-        .route("/admin/plugins/metrics/reset", post(super::admin::reset))
-        .route(
-            "/admin/plugins/metrics/{plugin_id}",
-            get(super::admin::plugin_metrics),
-        )
-        .route("/admin/plugins/health", get(super::admin::health))
-        .route(
-            "/admin/plugins/behavior-extensions",
-            get(super::admin::behavior_extensions),
-        )
-        .route(
-            "/admin/plugins/{plugin_id}/details",
-            get(super::admin::details),
-        )
-        .route("/metrics", get(metrics))
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
+    let (router, _) = api().split_for_parts();
+    router
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(engine.clone(), authorize))
         .with_state(engine)
+}
+
+/// The OpenAPI document of the HTTP API, made from the same routes the
+/// router serves (so the two cannot drift apart).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api().split_for_parts();
+    doc.info = utoipa::openapi::InfoBuilder::new()
+        .title("provenant")
+        .version(crate::ENGINE_VERSION)
+        .description(Some(
+            "The engine service: ticks in, the log, worlds, sessions, the admin API (when an admin token is set, every POST, PUT and DELETE and every /admin/ request needs `Authorization: Bearer <token>`), Prometheus metrics and health. Every error is a JSON object {\"error\": \"...\"}.",
+        ))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "admin_token",
+        utoipa::openapi::security::SecurityScheme::Http(
+            utoipa::openapi::security::HttpBuilder::new()
+                .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                .build(),
+        ),
+    );
+    doc
+}
+
+/// Every route, with its OpenAPI description.
+fn api() -> OpenApiRouter<Arc<Engine>> {
+    use super::admin;
+    OpenApiRouter::new()
+        .routes(routes!(post_tick))
+        .routes(routes!(get_world, put_world))
+        .routes(routes!(get_events))
+        .routes(routes!(admin::session))
+        .routes(routes!(admin::list))
+        .routes(routes!(admin::all_metrics))
+        .routes(routes!(admin::reset))
+        .routes(routes!(admin::plugin_metrics))
+        .routes(routes!(admin::health))
+        .routes(routes!(admin::behavior_extensions))
+        .routes(routes!(admin::details))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document (OpenAPI 3.1)")))]
+async fn openapi_json() -> Response {
+    axum::Json(openapi()).into_response()
 }
 
 /// An error answer.
@@ -129,6 +154,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format (version 0.0.4), from the projections", content_type = "text/plain"), (status = 503, description = "The projections cannot be read")))]
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
     let text = super::prometheus::render(&engine).await.map_err(|e| {
@@ -147,6 +173,7 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError
         .into_response())
 }
 
+#[utoipa::path(post, path = "/v1/ticks", tag = "game", request_body(description = "A tick: {tick_id, world_id, session_id, tick, at, npcs: [{npc_id, location_id, state}], session_updates?, context?}, at most 1 MiB", content_type = "application/json"), responses((status = 200, description = "The tick's events are durable: {tick_id, duplicate, events, position}"), (status = 400, description = "Not a valid tick (recorded as TickRejected)"), (status = 413, description = "Larger than 1 MiB (recorded as TickRejected)"), (status = 401, description = "An admin token is set and was not given"), (status = 503, description = "Not durable in time, or shutting down; resending is safe")))]
 async fn post_tick(State(engine): State<Arc<Engine>>, body: Body) -> Result<Response, ApiError> {
     let bytes = match read_limited(body, MAX_TICK_BYTES).await {
         Ok(bytes) => bytes,
@@ -221,6 +248,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, Oversized> {
     Ok(bytes)
 }
 
+#[utoipa::path(put, path = "/v1/worlds/{world_id}", tag = "game", params(("world_id" = String, Path)), request_body(description = "{name, description?, locations?, meta: {behavior: {enabledPlugins?, simulationConfig?, activities?}}}", content_type = "application/json"), responses((status = 200, description = "Recorded as a WorldConfigured event"), (status = 400, description = "Not a valid world configuration"), (status = 401, description = "An admin token is set and was not given")))]
 async fn put_world(
     State(engine): State<Arc<Engine>>,
     Path(world_id): Path<String>,
@@ -246,6 +274,7 @@ async fn put_world(
     Ok(axum::Json(json!({"world_id": world, "position": position})).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/worlds/{world_id}", tag = "game", params(("world_id" = String, Path)), responses((status = 200, description = "The current configuration and the effective simulation config"), (status = 404, description = "Never configured")))]
 async fn get_world(
     State(engine): State<Arc<Engine>>,
     Path(world_id): Path<String>,
@@ -273,6 +302,7 @@ struct EventsQuery {
     kind: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/events", tag = "log", params(("after" = Option<u64>, Query, description = "Position to read after (default 0)"), ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)"), ("world" = Option<String>, Query), ("plugin" = Option<String>, Query), ("kind" = Option<String>, Query)), responses((status = 200, description = "{events: [event JSON], next_after}"), (status = 400, description = "A bad parameter")))]
 async fn get_events(
     State(engine): State<Arc<Engine>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
@@ -300,10 +330,12 @@ async fn get_events(
     Ok(axum::Json(json!({"events": events, "next_after": next_after})).into_response())
 }
 
+#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "The process answers")))]
 async fn livez() -> Response {
     axum::Json(json!({"status": "alive"})).into_response()
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready: log reachable, plugins loaded, consumer running"), (status = 503, description = "Not ready, and why")))]
 async fn readyz(State(engine): State<Arc<Engine>>) -> Response {
     let readiness = engine.health.readiness();
     let status = if readiness.ready {

@@ -789,3 +789,81 @@ async fn projections_run_as_their_own_process_and_status_shows_their_lag() {
     assert!(!out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("plugin_metrics, sessions, totals"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_exactly_the_routes_served() {
+    let db = TestLog::new(Backend::Sqlite).await;
+    let engine = EngineProcess::start(&EngineOptions {
+        database_url: db.url.clone(),
+        admin_token: Some(TOKEN.into()),
+        ..Default::default()
+    });
+    put_world(&engine, "tavern", &tavern());
+    send_tick(&engine, "tavern", "s1", 1, &["npc-1"]);
+    let (status, doc) = http(engine.addr, "GET", "/openapi.json", None, None);
+    assert_eq!(status, 200, "{doc}");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in ["get", "put", "post", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    // What the issues promise is there.
+    for (method, path) in [
+        ("POST", "/v1/ticks"),
+        ("PUT", "/v1/worlds/{world_id}"),
+        ("GET", "/v1/worlds/{world_id}"),
+        ("GET", "/v1/events"),
+        ("GET", "/v1/sessions/{world_id}/{session_id}"),
+        ("GET", "/admin/plugins/list"),
+        ("GET", "/admin/plugins/metrics"),
+        ("GET", "/admin/plugins/metrics/{plugin_id}"),
+        ("GET", "/admin/plugins/health"),
+        ("GET", "/admin/plugins/behavior-extensions"),
+        ("GET", "/admin/plugins/{plugin_id}/details"),
+        ("POST", "/admin/plugins/metrics/reset"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("GET", "/livez"),
+        ("GET", "/readyz"),
+    ] {
+        assert!(
+            documented.contains(&(method.to_owned(), path.to_owned())),
+            "{method} {path} is not documented: {documented:?}"
+        );
+    }
+    // Every documented route is served (not the fallback, not 405).
+    let tick_body = serde_json::to_vec(&tick("tavern", "s1", 2, &["npc-1"])).unwrap();
+    let world_body = serde_json::to_vec(&tavern()).unwrap();
+    for (method, path) in &documented {
+        let concrete = path
+            .replace("{world_id}", "tavern")
+            .replace("{session_id}", "s1")
+            .replace("{plugin_id}", "example-flaky");
+        let body = match (method.as_str(), path.as_str()) {
+            ("POST", "/v1/ticks") => Some(tick_body.as_slice()),
+            ("PUT", _) => Some(world_body.as_slice()),
+            _ => None,
+        };
+        let (status, answer) = http_text(engine.addr, method, &concrete, body, Some(TOKEN));
+        assert!(
+            status != 405 && !answer.contains("no route for"),
+            "{method} {concrete} is documented but not served: {status} {answer}"
+        );
+        assert!(status < 500, "{method} {concrete}: {status} {answer}");
+    }
+    // The check above can tell a route from the fallback.
+    let (status, answer) = http_text(
+        engine.addr,
+        "GET",
+        "/admin/plugins/nope/nothing",
+        None,
+        Some(TOKEN),
+    );
+    assert_eq!(status, 404);
+    assert!(answer.contains("no route for"), "{answer}");
+}
