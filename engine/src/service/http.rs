@@ -248,7 +248,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, Oversized> {
     Ok(bytes)
 }
 
-#[utoipa::path(put, path = "/v1/worlds/{world_id}", tag = "game", params(("world_id" = String, Path)), request_body(description = "{name, description?, locations?, meta: {behavior: {enabledPlugins?, simulationConfig?, activities?}}}", content_type = "application/json"), responses((status = 200, description = "Recorded as a WorldConfigured event"), (status = 400, description = "Not a valid world configuration"), (status = 401, description = "An admin token is set and was not given")))]
+#[utoipa::path(put, path = "/v1/worlds/{world_id}", tag = "game", params(("world_id" = String, Path)), request_body(description = "{name, description?, locations?, meta: {behavior: {enabledPlugins?, simulationConfig?, activities?}}}", content_type = "application/json"), responses((status = 200, description = "Recorded as a WorldConfigured event: {world_id, position}"), (status = 422, description = "Not a valid world configuration: the field that is wrong"), (status = 401, description = "An admin token is set and was not given")))]
 async fn put_world(
     State(engine): State<Arc<Engine>>,
     Path(world_id): Path<String>,
@@ -302,7 +302,7 @@ struct EventsQuery {
     kind: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "log", params(("after" = Option<u64>, Query, description = "Position to read after (default 0)"), ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)"), ("world" = Option<String>, Query), ("plugin" = Option<String>, Query), ("kind" = Option<String>, Query)), responses((status = 200, description = "{events: [event JSON], next_after}"), (status = 400, description = "A bad parameter")))]
+#[utoipa::path(get, path = "/v1/events", tag = "log", params(("after" = Option<u64>, Query, description = "Position to read after (default 0)"), ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)"), ("world" = Option<String>, Query), ("session" = Option<String>, Query), ("plugin" = Option<String>, Query), ("kind" = Option<String>, Query)), responses((status = 200, description = "{events: [event JSON], next_after}"), (status = 400, description = "A bad parameter")))]
 async fn get_events(
     State(engine): State<Arc<Engine>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
