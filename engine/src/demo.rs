@@ -385,6 +385,7 @@ async fn summary(log: &EventLog, start: Position, told: &Told) -> anyhow::Result
     if let Some(config) = &told.effective_config {
         println!("  tavern's effective simulation config: {config}");
     }
+    plugin_health(log).await?;
     let t = &told.ticks;
     if processed == t.sent {
         println!(
@@ -423,6 +424,51 @@ async fn summary(log: &EventLog, start: Position, told: &Told) -> anyhow::Result
     }
     println!("store the head elsewhere, then check the log later with:");
     println!("  provenant audit verify --expect-head {}", report.head);
+    Ok(())
+}
+
+/// Each plugin's health as the `plugin_metrics` projection judges it (caught
+/// up with the head first: the engine stopped before it had to).
+async fn plugin_health(log: &EventLog) -> anyhow::Result<()> {
+    let config = provenant_projections::ProjectionsConfig::default();
+    let Some((_, factory)) = provenant_projections::standard(&config)
+        .into_iter()
+        .find(|(name, _)| *name == provenant_projections::names::PLUGIN_METRICS)
+    else {
+        return Ok(());
+    };
+    let head = log.head().await.context("cannot read the head")?.position;
+    let mut runner = provenant_projections::Runner::load(log.clone(), factory, Default::default())
+        .await
+        .context("cannot load the plugin metrics projection")?;
+    runner
+        .catch_up(head, |_| {})
+        .await
+        .context("cannot bring the plugin metrics projection up to date")?;
+    let stored = log
+        .load_projection(provenant_projections::names::PLUGIN_METRICS)
+        .await
+        .context("cannot read the plugin metrics")?;
+    println!(
+        "plugin health (the plugin_metrics projection, over each plugin's last 200 calls within 5 minutes of game time;"
+    );
+    println!("   GET /admin/plugins/health and /metrics serve the same from a running engine):");
+    for (plugin, json) in stored.map(|s| s.rows).unwrap_or_default() {
+        let Ok(m) =
+            serde_json::from_str::<provenant_projections::plugin_metrics::PluginMetrics>(&json)
+        else {
+            continue;
+        };
+        let latency = m.latency();
+        let p99 = latency
+            .p99_ms
+            .map_or("-".to_owned(), |ms| format!("{ms:.2} ms"));
+        println!(
+            "  {plugin:<15} {:<10} p99 {p99:<10} {}",
+            m.health_state().as_str(),
+            m.health().reason
+        );
+    }
     Ok(())
 }
 
