@@ -260,6 +260,10 @@ pub enum BenchCommand {
     /// throughput and latency at full and half load, peak memory, and the
     /// relay beside a raw publish loop.
     Service(crate::bench_service::ServiceBenchArgs),
+    /// Rebuild throughput of each projection (events/s) from PostgreSQL and
+    /// SQLite, beside a bare paged SELECT of the same rows, with where a
+    /// rebuild's time goes (read, apply, encode, commit).
+    Projections(crate::bench_projections::ProjectionsBenchArgs),
 }
 
 /// Parses the command line and runs it; the exit code is the command's.
@@ -318,6 +322,9 @@ async fn dispatch(command: Command) -> ExitCode {
         }
         Command::Bench(BenchCommand::Service(args)) => {
             report(crate::bench_service::service_command(&args).await)
+        }
+        Command::Bench(BenchCommand::Projections(args)) => {
+            report(crate::bench_projections::projections(&args).await)
         }
         Command::Plugins(PluginsCommand::List { json }) => report(crate::plugins_cmd::list(json)),
         Command::World(WorldCommand::Set { db, world_id, file }) => {
