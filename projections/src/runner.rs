@@ -12,9 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provenant_events::{EventLog, LogError, Position, ProjectionCommit};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::Projection;
+
+/// Pages read ahead of the one being applied while catching up.
+const READ_AHEAD: usize = 2;
 
 /// Makes a fresh, empty projection (for a start from position 0, and for a
 /// reload).
@@ -27,6 +30,9 @@ pub struct RunnerConfig {
     pub page: usize,
     /// While following the log, changes are committed at least this often.
     pub commit_every: Duration,
+    /// While catching up (a start behind the head, a rebuild), changes are
+    /// committed every this many events: fewer, larger transactions.
+    pub catch_up_commit: usize,
 }
 
 impl Default for RunnerConfig {
@@ -34,6 +40,7 @@ impl Default for RunnerConfig {
         RunnerConfig {
             page: 2000,
             commit_every: Duration::from_millis(200),
+            catch_up_commit: 50_000,
         }
     }
 }
@@ -112,36 +119,49 @@ impl Runner {
     }
 
     /// Applies every event up to `until` (or the head, if lower), committing
-    /// every page; `on_page` is told the position reached after each.
+    /// every [`RunnerConfig::catch_up_commit`] events and at the end;
+    /// `on_progress` is told the position reached after each page. The next
+    /// pages are read while one is applied.
     pub async fn catch_up(
         &mut self,
         until: Position,
-        mut on_page: impl FnMut(Position),
+        mut on_progress: impl FnMut(Position),
     ) -> Result<(), RunnerError> {
         let name = self.name();
-        while self.applied < until {
-            let limit = self
-                .config
-                .page
-                .min(usize::try_from(until - self.applied).unwrap_or(usize::MAX));
-            let page = self
-                .log
-                .read_forward(self.applied, limit)
-                .await
-                .map_err(|source| RunnerError::Log { name, source })?;
-            if page.is_empty() {
-                break;
-            }
+        self.catch_up_to(until, &mut on_progress)
+            .await
+            .map_err(|source| RunnerError::Log { name, source })
+    }
+
+    async fn catch_up_to(
+        &mut self,
+        until: Position,
+        on_progress: &mut impl FnMut(Position),
+    ) -> Result<(), LogError> {
+        let (pages, mut incoming) = mpsc::channel(READ_AHEAD);
+        let reader = AbortOnDrop(tokio::spawn(read_pages(
+            self.log.clone(),
+            self.applied,
+            until,
+            self.config.page,
+            pages,
+        )));
+        let mut since_commit = 0usize;
+        while let Some(page) = incoming.recv().await {
+            let page = page?;
             for event in &page {
                 self.projection.apply(event);
                 self.applied = event.position;
             }
-            self.commit()
-                .await
-                .map_err(|source| RunnerError::Log { name, source })?;
-            on_page(self.applied);
+            since_commit += page.len();
+            if since_commit >= self.config.catch_up_commit {
+                self.commit().await?;
+                since_commit = 0;
+            }
+            on_progress(self.applied);
         }
-        Ok(())
+        drop(reader);
+        self.commit().await
     }
 
     /// Follows the log until `shutdown` turns true, then commits what it
@@ -182,6 +202,15 @@ impl Runner {
     }
 
     async fn follow(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), LogError> {
+        // Far behind (a first start, a long stop): catch up in large pages.
+        let head = self.log.head().await?.position;
+        if head > self.applied + self.config.page as Position {
+            let mut ignore = |_| {};
+            tokio::select! {
+                caught = self.catch_up_to(head, &mut ignore) => caught?,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            }
+        }
         let mut tail = self.log.tail(self.applied).await?;
         let mut since_commit = 0usize;
         let mut last_commit = tokio::time::Instant::now();
@@ -277,5 +306,41 @@ impl Runner {
         self.committed = start;
         self.progress.send_replace(start);
         Ok(())
+    }
+}
+
+/// Reads the pages after `after` up to `until` into `pages`, in order; an
+/// error is the last item.
+async fn read_pages(
+    log: EventLog,
+    mut after: Position,
+    until: Position,
+    page: usize,
+    pages: mpsc::Sender<Result<Vec<provenant_events::Event>, LogError>>,
+) {
+    while after < until {
+        let limit = page.min(usize::try_from(until - after).unwrap_or(usize::MAX));
+        match log.read_forward(after, limit).await {
+            Ok(events) => {
+                let Some(last) = events.last() else { return };
+                after = last.position;
+                if pages.send(Ok(events)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = pages.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

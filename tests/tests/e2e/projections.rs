@@ -867,3 +867,132 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
     assert_eq!(status, 404);
     assert!(answer.contains("no route for"), "{answer}");
 }
+
+/// Counts events: the smallest projection, to test the runner itself.
+#[derive(Default)]
+struct Count {
+    n: u64,
+    dirty: bool,
+}
+
+impl provenant_projections::Projection for Count {
+    fn name(&self) -> &'static str {
+        "count"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn restore(&mut self, rows: Vec<(String, String)>) -> Result<(), String> {
+        for (_, v) in rows {
+            self.n = v.parse().map_err(|e| format!("{e}"))?;
+        }
+        Ok(())
+    }
+    fn apply(&mut self, _: &provenant_events::Event) {
+        self.n += 1;
+        self.dirty = true;
+    }
+    fn take_changes(&mut self) -> Vec<(String, Option<String>)> {
+        if std::mem::take(&mut self.dirty) {
+            vec![("n".into(), Some(self.n.to_string()))]
+        } else {
+            vec![]
+        }
+    }
+}
+
+async fn append_events(log: &EventLog, n: usize) {
+    let events = (0..n)
+        .map(|i| {
+            provenant_events::NewEvent::new(
+                provenant_tests::stream("runner"),
+                provenant_events::EventKind::new("Counted").unwrap(),
+                json!({ "i": i }),
+            )
+        })
+        .collect();
+    log.append(provenant_events::AppendBatch::new(events))
+        .await
+        .unwrap();
+}
+
+async fn runner_fences_concurrent_runners(backend: Backend) {
+    use provenant_projections::{Factory, Runner, RunnerConfig};
+    let db = TestLog::new(backend).await;
+    let log = db.open().await;
+    append_events(&log, 100).await;
+    let factory: Factory = std::sync::Arc::new(|| {
+        Box::new(Count::default()) as Box<dyn provenant_projections::Projection>
+    });
+    let config = RunnerConfig {
+        page: 7,
+        catch_up_commit: 20,
+        ..Default::default()
+    };
+    let stored_n = |log: EventLog| async move {
+        let s = log.load_projection("count").await.unwrap().unwrap();
+        (s.position, s.rows[0].1.parse::<u64>().unwrap())
+    };
+
+    // Catching up in pages, committing as it goes: each event counted once.
+    let mut a = Runner::load(log.clone(), factory.clone(), config)
+        .await
+        .unwrap();
+    let mut b = Runner::load(log.clone(), factory.clone(), config)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    a.catch_up(60, |p| seen.push(p)).await.unwrap();
+    assert_eq!(stored_n(log.clone()).await, (60, 60));
+    assert!(
+        seen.len() >= 8 && seen.windows(2).all(|w| w[0] < w[1]),
+        "{seen:?}"
+    );
+
+    // A second runner loaded before that commit is refused: it never
+    // counts the first 60 events twice.
+    let err = b.catch_up(100, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("moved"), "{err}");
+    assert_eq!(stored_n(log.clone()).await, (60, 60));
+
+    // Following the log, it reloads the stored state and goes on.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let b = Runner::load(log.clone(), factory.clone(), config)
+        .await
+        .unwrap();
+    let progress = b.progress();
+    let follower = tokio::spawn(b.run(stopped));
+    append_events(&log, 30).await;
+    let mut progress = progress;
+    progress.wait_for(|p| *p >= 130).await.unwrap();
+    // A rebuild meanwhile (the stored state vanishes, then comes back to
+    // the same position): whichever commits first, the count stays exact.
+    log.reset_projection("count").await.unwrap();
+    let mut rebuilt = Runner::load(log.clone(), factory.clone(), config)
+        .await
+        .unwrap();
+    rebuilt.catch_up(130, |_| {}).await.unwrap();
+    append_events(&log, 5).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored_n(log.clone()).await != (135, 135) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            stored_n(log.clone()).await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(true).unwrap();
+    follower.await.unwrap();
+    assert_eq!(stored_n(log.clone()).await, (135, 135));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_fences_concurrent_runners_on_postgres() {
+    runner_fences_concurrent_runners(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_fences_concurrent_runners_on_sqlite() {
+    runner_fences_concurrent_runners(Backend::Sqlite).await;
+}
