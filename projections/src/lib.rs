@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use provenant_events::Event;
 
-pub use runner::{Factory, Runner, RunnerConfig, RunnerError};
+pub use runner::{Factory, Runner, RunnerConfig, RunnerError, catch_up_together};
 
 /// The projections' names: their checkpoints' and rows' names in the store.
 pub mod names {

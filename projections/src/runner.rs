@@ -309,6 +309,62 @@ impl Runner {
     }
 }
 
+/// Catches several runners up to `until` reading the log once: each page
+/// is applied to every runner's projection, and each commits its own rows
+/// and checkpoint as [`Runner::catch_up`] does. Runners that are not at the
+/// same position catch up one after the other instead.
+pub async fn catch_up_together(
+    runners: &mut [Runner],
+    until: Position,
+    mut on_progress: impl FnMut(Position),
+) -> Result<(), RunnerError> {
+    let Some(first) = runners.first() else {
+        return Ok(());
+    };
+    let start = first.applied;
+    if runners.iter().any(|r| r.applied != start) {
+        for runner in runners.iter_mut() {
+            runner.catch_up(until, &mut on_progress).await?;
+        }
+        return Ok(());
+    }
+    let (log, page, every) = (
+        first.log.clone(),
+        first.config.page,
+        first.config.catch_up_commit,
+    );
+    let (pages, mut incoming) = mpsc::channel(READ_AHEAD);
+    let reader = AbortOnDrop(tokio::spawn(read_pages(log, start, until, page, pages)));
+    let mut since_commit = 0usize;
+    let fail = |name, source| RunnerError::Log { name, source };
+    while let Some(page) = incoming.recv().await {
+        let page = page.map_err(|e| fail(runners[0].name(), e))?;
+        for runner in runners.iter_mut() {
+            for event in &page {
+                runner.projection.apply(event);
+            }
+            if let Some(last) = page.last() {
+                runner.applied = last.position;
+            }
+        }
+        since_commit += page.len();
+        if since_commit >= every {
+            for runner in runners.iter_mut() {
+                runner.commit().await.map_err(|e| fail(runner.name(), e))?;
+            }
+            since_commit = 0;
+        }
+        if let Some(last) = page.last() {
+            on_progress(last.position);
+        }
+    }
+    drop(reader);
+    for runner in runners.iter_mut() {
+        runner.commit().await.map_err(|e| fail(runner.name(), e))?;
+    }
+    Ok(())
+}
+
 /// Reads the pages after `after` up to `until` into `pages`, in order; an
 /// error is the last item.
 async fn read_pages(
