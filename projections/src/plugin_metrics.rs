@@ -26,11 +26,15 @@
 //! applying every event from position 0. Only event fields are read, never
 //! the clock.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::sync::OnceLock;
 
 use provenant_events::Event;
-use provenant_events::event::format_timestamp;
-use serde::{Deserialize, Serialize};
+use provenant_events::event::{format_timestamp, write_timestamp};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -387,22 +391,55 @@ struct Sample {
     us: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Window {
     worlds: Vec<WorldClock>,
     /// Oldest first (log order). Every sample is within the window of its
     /// world's clock.
     samples: VecDeque<Sample>,
+    /// What [`Window::add`] knows of the samples, so that it need not look
+    /// at every one of them per call. Not stored (made again from the
+    /// samples after a restore) and not compared.
+    #[serde(skip)]
+    tally: Option<Tally>,
+}
+
+/// What [`Window::add`] keeps of a window's samples, up to date as they
+/// come and go.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    /// The rates over the samples.
+    rates: WindowRates,
+    /// Per world (as `Window::worlds`): at most the earliest game time of
+    /// its samples. Only when the window's cutoff passes it can a sample of
+    /// the world leave.
+    floors: Vec<i64>,
+}
+
+impl PartialEq for Window {
+    fn eq(&self, other: &Self) -> bool {
+        self.worlds == other.worlds && self.samples == other.samples
+    }
 }
 
 impl Window {
+    /// Adds a call, drops the samples that leave the window and gives the
+    /// rates over the window.
     fn add(
         &mut self,
         config: &HealthConfig,
         world: &str,
         at_us: i64,
         sample: (CallKind, Outcome, u64),
-    ) {
+    ) -> WindowRates {
+        let mut tally = match self.tally.take() {
+            Some(tally) if tally.floors.len() == self.worlds.len() => tally,
+            // Nothing known of when the samples are.
+            _ => Tally {
+                rates: self.rates(),
+                floors: vec![i64::MIN; self.worlds.len()],
+            },
+        };
         let w = match self.worlds.iter().position(|c| c.world == world) {
             Some(w) => w,
             None => {
@@ -410,6 +447,7 @@ impl Window {
                     world: world.to_owned(),
                     latest_us: at_us,
                 });
+                tally.floors.push(i64::MAX);
                 self.worlds.len() - 1
             }
         };
@@ -423,43 +461,86 @@ impl Window {
         let window_us = config.window.num_microseconds().unwrap_or(i64::MAX).max(0);
         let cutoff = latest_us.saturating_sub(window_us);
         let (k, o, us) = sample;
-        self.samples.push_back(Sample {
+        let sample = Sample {
             w,
             t: at_us,
             k,
             o,
             us,
-        });
-        self.samples.retain(|s| s.w != w || s.t >= cutoff);
+        };
+        count_sample(&mut tally.rates, &sample, true);
+        self.samples.push_back(sample);
+        if let Some(floor) = tally.floors.get_mut(w) {
+            *floor = (*floor).min(at_us);
+            // Otherwise no sample of the world is before the cutoff.
+            if *floor < cutoff {
+                let mut earliest = i64::MAX;
+                let rates = &mut tally.rates;
+                self.samples.retain(|s| {
+                    if s.w != w {
+                        return true;
+                    }
+                    if s.t < cutoff {
+                        count_sample(rates, s, false);
+                        return false;
+                    }
+                    earliest = earliest.min(s.t);
+                    true
+                });
+                *floor = earliest;
+            }
+        }
         while self.samples.len() > config.window_calls {
-            self.samples.pop_front();
+            if let Some(s) = self.samples.pop_front() {
+                count_sample(&mut tally.rates, &s, false);
+            }
         }
         if self.worlds.len() > MAX_WORLD_CLOCKS {
-            self.forget_idle_worlds();
+            self.forget_idle_worlds(&mut tally);
         }
+        let rates = tally.rates;
+        self.tally = Some(tally);
+        rates
     }
 
-    /// Drops the clocks of worlds without a sample, renumbering samples.
-    fn forget_idle_worlds(&mut self) {
+    /// The failure rates over the window, counted.
+    fn rates(&self) -> WindowRates {
+        let mut r = WindowRates::default();
+        for s in &self.samples {
+            count_sample(&mut r, s, true);
+        }
+        r
+    }
+
+    /// Drops the clocks of worlds without a sample, renumbering samples
+    /// (and the tally of the window).
+    fn forget_idle_worlds(&mut self, tally: &mut Tally) {
         let used: BTreeSet<usize> = self.samples.iter().map(|s| s.w).collect();
         let mut renumber = vec![None; self.worlds.len()];
         let mut kept = Vec::with_capacity(used.len());
+        let mut floors = Vec::with_capacity(used.len());
         for (old, clock) in std::mem::take(&mut self.worlds).into_iter().enumerate() {
             if used.contains(&old) {
                 if let Some(slot) = renumber.get_mut(old) {
                     *slot = Some(kept.len());
                 }
                 kept.push(clock);
+                floors.push(tally.floors.get(old).copied().unwrap_or(i64::MIN));
             }
         }
         self.worlds = kept;
+        tally.floors = floors;
+        let rates = &mut tally.rates;
         self.samples
             .retain_mut(|s| match renumber.get(s.w).copied().flatten() {
                 Some(w) => {
                     s.w = w;
                     true
                 }
-                None => false,
+                None => {
+                    count_sample(rates, s, false);
+                    false
+                }
             });
     }
 }
@@ -565,6 +646,130 @@ impl Default for Health {
     }
 }
 
+/// Why a plugin has its health: a sentence as stored, or the rates it is
+/// judged from (the sentence is made only when someone reads it).
+#[derive(Debug, Clone, PartialEq)]
+enum Reason {
+    Text(String),
+    Judged {
+        rates: WindowRates,
+        min_samples: usize,
+    },
+}
+
+impl Reason {
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Reason::Text(text) => Cow::Borrowed(text),
+            Reason::Judged { rates, min_samples } => Cow::Owned(judge(rates, *min_samples).1),
+        }
+    }
+}
+
+/// A row's [`Health`] as folded: the same fields, except that the reason
+/// is kept as what it is made from, and [`Health`] is made on first read
+/// (and forgotten at the next change). Encoded and decoded as [`Health`].
+#[derive(Clone)]
+struct HealthSlot {
+    state: HealthState,
+    reason: Reason,
+    since: Option<String>,
+    since_position: Option<u64>,
+    last_check: Option<String>,
+    view: OnceLock<Health>,
+}
+
+impl HealthSlot {
+    fn view(&self) -> &Health {
+        self.view.get_or_init(|| Health {
+            state: self.state,
+            reason: self.reason.text().into_owned(),
+            since: self.since.clone(),
+            since_position: self.since_position,
+            last_check: self.last_check.clone(),
+        })
+    }
+
+    fn reason(&self) -> Cow<'_, str> {
+        match self.view.get() {
+            Some(health) => Cow::Borrowed(&health.reason),
+            None => self.reason.text(),
+        }
+    }
+
+    /// Makes the slot changeable: the made [`Health`] is forgotten.
+    fn edit(&mut self) -> &mut Self {
+        if self.view.get().is_some() {
+            self.view = OnceLock::new();
+        }
+        self
+    }
+}
+
+impl From<Health> for HealthSlot {
+    fn from(h: Health) -> Self {
+        HealthSlot {
+            state: h.state,
+            reason: Reason::Text(h.reason),
+            since: h.since,
+            since_position: h.since_position,
+            last_check: h.last_check,
+            view: OnceLock::new(),
+        }
+    }
+}
+
+impl Default for HealthSlot {
+    fn default() -> Self {
+        HealthSlot::from(Health::default())
+    }
+}
+
+impl PartialEq for HealthSlot {
+    fn eq(&self, other: &Self) -> bool {
+        self.state == other.state
+            && self.since == other.since
+            && self.since_position == other.since_position
+            && self.last_check == other.last_check
+            && (self.reason == other.reason || self.reason() == other.reason())
+    }
+}
+
+impl fmt::Debug for HealthSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.view().fmt(f)
+    }
+}
+
+impl Serialize for HealthSlot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// [`Health`]'s encoding, borrowed.
+        #[derive(Serialize)]
+        #[serde(rename = "Health")]
+        struct Out<'a> {
+            state: HealthState,
+            reason: &'a str,
+            since: &'a Option<String>,
+            since_position: Option<u64>,
+            last_check: &'a Option<String>,
+        }
+        Out {
+            state: self.state,
+            reason: &self.reason(),
+            since: &self.since,
+            since_position: self.since_position,
+            last_check: &self.last_check,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for HealthSlot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Health::deserialize(deserializer).map(HealthSlot::from)
+    }
+}
+
 /// The last reset of the since-reset metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResetMark {
@@ -604,7 +809,7 @@ pub struct PluginMetrics {
     reset: Option<ResetMark>,
     lifetime: Lifetime,
     window: Window,
-    health: Health,
+    health: HealthSlot,
     pending_denial: Option<PendingDenial>,
 }
 
@@ -623,7 +828,7 @@ impl PluginMetrics {
             reset: None,
             lifetime: Lifetime::default(),
             window: Window::default(),
-            health: Health::default(),
+            health: HealthSlot::default(),
             pending_denial: None,
         }
     }
@@ -650,7 +855,7 @@ impl PluginMetrics {
     // --- health and the window ----------------------------------------
 
     pub fn health(&self) -> &Health {
-        &self.health
+        self.health.view()
     }
 
     pub fn health_state(&self) -> HealthState {
@@ -659,18 +864,7 @@ impl PluginMetrics {
 
     /// The failure rates over the window.
     pub fn window_rates(&self) -> WindowRates {
-        let mut r = WindowRates::default();
-        for s in &self.window.samples {
-            let failed = u64::from(!s.o.is_ok());
-            bump_rate(&mut r.request_errors, failed);
-            match s.k {
-                CallKind::Condition => bump_rate(&mut r.condition_failures, failed),
-                CallKind::Effect => bump_rate(&mut r.effect_failures, failed),
-                CallKind::EventHandler => bump_rate(&mut r.event_handler_failures, failed),
-                CallKind::SimulationConfig | CallKind::Other => {}
-            }
-        }
-        r
+        self.window.rates()
     }
 
     /// p50, p95 and p99 of the window's call durations, nearest rank
@@ -812,7 +1006,7 @@ impl PluginMetrics {
                 "last_check": self.health.last_check,
                 "recent_errors": recent,
                 "state": self.health.state.as_str(),
-                "reason": self.health.reason,
+                "reason": self.health.reason(),
                 "since": self.health.since,
                 "since_position": self.health.since_position,
             },
@@ -843,15 +1037,14 @@ impl PluginMetrics {
             "effect_failure_rate": r.effect_failures.value(),
             "event_handler_failure_rate": r.event_handler_failures.value(),
             "state": self.health.state.as_str(),
-            "reason": self.health.reason,
+            "reason": self.health.reason(),
             "since": self.health.since,
         })
     }
 
     // --- folding ------------------------------------------------------------
 
-    fn record_call(&mut self, config: &HealthConfig, event: &Event, call: &Call) {
-        let at = format_timestamp(&event.recorded_at);
+    fn record_call(&mut self, config: &HealthConfig, event: &Event, call: Call) {
         let failed = !call.outcome.is_ok();
         let c = &mut self.counters;
         inc(&mut c.requests);
@@ -859,7 +1052,12 @@ impl PluginMetrics {
             inc(&mut c.errors);
         }
         c.total_time_us = c.total_time_us.saturating_add(call.duration_us);
-        c.last_request = Some(at.clone());
+        // `recorded_at` is written once per call, into the buffer of the
+        // previous `last_request`; the other texts of this call copy it.
+        let last_request = c.last_request.get_or_insert_with(String::new);
+        last_request.clear();
+        write_time(last_request, &event.recorded_at);
+        let at: &str = last_request;
         let (calls, failures) = match call.kind {
             CallKind::Condition => (
                 Some(&mut c.condition_evaluations),
@@ -888,11 +1086,11 @@ impl PluginMetrics {
         }
         if let Some(error_type) = call.error_type {
             self.recent_errors.push_back(RecentError {
-                timestamp: at,
+                timestamp: at.to_owned(),
                 position: event.position,
                 error_type,
-                error_message: call.message.clone(),
-                context: call.context.clone(),
+                error_message: call.message,
+                context: call.context,
             });
             while self.recent_errors.len() > RECENT_ERRORS {
                 self.recent_errors.pop_front();
@@ -908,20 +1106,20 @@ impl PluginMetrics {
             .observe(call.duration_us);
 
         let world = event.world_id.as_ref().map_or("", |w| w.as_str());
-        self.window.add(
+        let rates = self.window.add(
             config,
             world,
             event.occurred_at.timestamp_micros(),
             (call.kind, call.outcome, call.duration_us),
         );
-        self.recheck(config, event);
+        recheck(&mut self.health, rates, config, event.position, at);
     }
 
     fn record_denial(&mut self, event: &Event) {
-        let payload = event.payload.value();
+        let payload = CallFields::of(event);
         let permission = payload
-            .get("permission")
-            .and_then(Value::as_str)
+            .permission
+            .as_str()
             .or_else(|| event.provenance.permission.as_ref().map(|p| p.as_str()))
             .unwrap_or("unknown");
         let permission = clip(permission, MAX_KEY_CHARS);
@@ -959,13 +1157,13 @@ impl PluginMetrics {
         self.counters = Counters::default();
         self.recent_errors.clear();
         self.window = Window::default();
-        self.health = Health {
+        self.health = HealthSlot::from(Health {
             state: HealthState::Unknown,
             reason: "metrics reset; no plugin calls since".to_owned(),
             since: Some(at.clone()),
             since_position: Some(event.position),
             last_check: Some(at.clone()),
-        };
+        });
         self.reset = Some(ResetMark {
             at,
             position: event.position,
@@ -984,19 +1182,95 @@ impl PluginMetrics {
             registered: field("registered"),
         });
     }
+}
 
-    /// Recomputes health over the window, at `event`.
-    fn recheck(&mut self, config: &HealthConfig, event: &Event) {
-        let (state, reason) = judge(&self.window_rates(), config.min_samples);
-        let at = format_timestamp(&event.recorded_at);
-        if state != self.health.state {
-            self.health.since = Some(at.clone());
-            self.health.since_position = Some(event.position);
-        }
-        self.health.state = state;
-        self.health.reason = reason;
-        self.health.last_check = Some(at);
+/// Recomputes health from the `rates` over the window, at the event at
+/// `position`, recorded at `at`. The reason's sentence is made when it is read.
+fn recheck(
+    health: &mut HealthSlot,
+    rates: WindowRates,
+    config: &HealthConfig,
+    position: u64,
+    at: &str,
+) {
+    let state = judge_state(&rates, config.min_samples);
+    let health = health.edit();
+    if state != health.state {
+        set_text(&mut health.since, at);
+        health.since_position = Some(position);
     }
+    health.state = state;
+    health.reason = Reason::Judged {
+        rates,
+        min_samples: config.min_samples,
+    };
+    set_text(&mut health.last_check, at);
+}
+
+/// Appends [`format_timestamp`]'s text of `t` to `out` (the same text,
+/// without the formatting machinery for the years it can write).
+fn write_time(out: &mut String, t: &chrono::DateTime<chrono::Utc>) {
+    use chrono::{Datelike, Timelike};
+    let utc = t.naive_utc();
+    let year = match u32::try_from(utc.year()) {
+        Ok(year) if year <= 9999 => year,
+        _ => return write_timestamp(out, t),
+    };
+    /// Writes `n` in the digits of `field`, zero-padded.
+    fn put(field: &mut [u8], mut n: u32) {
+        for d in field.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    put(&mut text[0..4], year);
+    put(&mut text[5..7], utc.month());
+    put(&mut text[8..10], utc.day());
+    put(&mut text[11..13], utc.hour());
+    put(&mut text[14..16], utc.minute());
+    put(&mut text[17..19], utc.second());
+    // A leap second is carried in the nanoseconds; kept in range as
+    // `format_timestamp` does.
+    put(
+        &mut text[20..26],
+        (utc.nanosecond() % 1_000_000_000) / 1_000,
+    );
+    match std::str::from_utf8(&text) {
+        Ok(text) => out.push_str(text),
+        Err(_) => write_timestamp(out, t),
+    }
+}
+
+/// Sets `slot` to `text`, reusing its buffer.
+fn set_text(slot: &mut Option<String>, text: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(text);
+        }
+        None => *slot = Some(text.to_owned()),
+    }
+}
+
+/// The state [`judge`] gives, without its sentence.
+fn judge_state(rates: &WindowRates, min_samples: usize) -> HealthState {
+    let min = u64::try_from(min_samples).unwrap_or(u64::MAX);
+    let mut state = HealthState::Unknown;
+    for (r, _, pct, _) in rates.judged() {
+        if r.total <= min {
+            continue;
+        }
+        if r.above_pct(pct) {
+            return HealthState::Unhealthy;
+        }
+        if r.above_half_pct(pct) {
+            state = HealthState::Degraded;
+        } else if state == HealthState::Unknown {
+            state = HealthState::Healthy;
+        }
+    }
+    state
 }
 
 /// Judges the rates: the state and a sentence saying why.
@@ -1075,7 +1349,6 @@ impl Call {
     /// Reads a call event of kind `event_kind`; `denied` holds the
     /// permissions of a matching pending denial.
     fn read(event: &Event, event_kind: &str, denied: Option<Vec<String>>) -> Option<Call> {
-        let payload = event.payload.value();
         let implied = match event_kind {
             kinds::CONDITION_EVALUATED => Some(CallKind::Condition),
             kinds::EFFECT_APPLIED => Some(CallKind::Effect),
@@ -1085,7 +1358,8 @@ impl Call {
             | kinds::PLUGIN_DEADLINE_EXCEEDED => None,
             _ => return None,
         };
-        let call_name = payload.get("call").and_then(Value::as_str);
+        let mut payload = CallFields::of(event);
+        let call_name = payload.call.as_str();
         let kind = match (call_name, implied) {
             (Some(name), _) => CallKind::from_call(name),
             (None, Some(kind)) => kind,
@@ -1093,8 +1367,10 @@ impl Call {
         };
         let (outcome, error_type, message) = match event_kind {
             kinds::PLUGIN_CALL_FAILED => {
-                let message =
-                    text_of(payload.get("error")).unwrap_or_else(|| "unknown error".to_owned());
+                let message = payload
+                    .error
+                    .take()
+                    .unwrap_or(Cow::Borrowed("unknown error"));
                 if denied.is_some() {
                     (Outcome::Denied, Some(ErrorType::Denied), message)
                 } else {
@@ -1104,21 +1380,24 @@ impl Call {
             kinds::PLUGIN_CALL_PANICKED => (
                 Outcome::Error,
                 Some(ErrorType::Panic),
-                text_of(payload.get("panic")).unwrap_or_else(|| "unknown panic".to_owned()),
+                payload
+                    .panic
+                    .take()
+                    .unwrap_or(Cow::Borrowed("unknown panic")),
             ),
             kinds::PLUGIN_DEADLINE_EXCEEDED => {
-                let message = match payload.get("deadline_ms").and_then(Value::as_u64) {
-                    Some(ms) => format!("deadline of {ms} ms exceeded"),
-                    None => "deadline exceeded".to_owned(),
+                let message = match payload.deadline_ms.as_u64() {
+                    Some(ms) => Cow::Owned(format!("deadline of {ms} ms exceeded")),
+                    None => Cow::Borrowed("deadline exceeded"),
                 };
                 (Outcome::Timeout, Some(ErrorType::Timeout), message)
             }
-            _ => (Outcome::Ok, None, String::new()),
+            _ => (Outcome::Ok, None, Cow::Borrowed("")),
         };
         let duration_us = if outcome == Outcome::Timeout {
-            micros(payload.get("waited_us"))
+            payload.waited_us.micros()
         } else {
-            micros(payload.get("duration_us"))
+            payload.duration_us.micros()
         };
         let context = if error_type.is_some() {
             let mut ctx = serde_json::Map::new();
@@ -1126,7 +1405,7 @@ impl Call {
                 "call".to_owned(),
                 Value::String(clip(call_name.unwrap_or(kind.as_str()), MAX_KEY_CHARS)),
             );
-            ctx.insert("id".to_owned(), call_id(payload, kind));
+            ctx.insert("id".to_owned(), payload.call_id(kind));
             ctx.insert(
                 "world_id".to_owned(),
                 event
@@ -1145,7 +1424,7 @@ impl Call {
             ctx.insert("call_index".to_owned(), json!(event.provenance.call_index));
             ctx.insert("duration_us".to_owned(), json!(duration_us));
             if outcome == Outcome::Timeout
-                && let Some(ms) = payload.get("deadline_ms").and_then(Value::as_u64)
+                && let Some(ms) = payload.deadline_ms.as_u64()
             {
                 ctx.insert("deadline_ms".to_owned(), json!(ms));
             }
@@ -1164,6 +1443,329 @@ impl Call {
             duration_us,
             context,
         })
+    }
+}
+
+/// A payload field as the fold reads it. Reading one never fails, whatever
+/// its JSON type; it reads as [`Value`]'s `as_str`, `as_u64` and
+/// [`micros`] would.
+#[derive(Debug, Default, PartialEq)]
+enum Field<'a> {
+    /// Absent, `null`, a boolean, an array or an object.
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    /// A non-negative integer.
+    U64(u64),
+    /// A negative integer.
+    I64(i64),
+    F64(f64),
+}
+
+impl<'a> Field<'a> {
+    fn of(v: Option<&'a Value>) -> Self {
+        match v {
+            Some(Value::String(s)) => Field::Str(Cow::Borrowed(s)),
+            Some(Value::Number(n)) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), ..) => Field::U64(u),
+                (None, Some(i), _) => Field::I64(i),
+                (None, None, Some(f)) => Field::F64(f),
+                (None, None, None) => Field::Absent,
+            },
+            _ => Field::Absent,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Field::U64(u) => Some(*u),
+            _ => None,
+        }
+    }
+
+    /// A number of microseconds; anything else is 0 (as [`micros`]).
+    fn micros(&self) -> u64 {
+        match self {
+            Field::U64(u) => *u,
+            // Negative.
+            Field::I64(_) => 0,
+            Field::F64(f) if f.is_finite() && *f >= 0.0 => *f as u64,
+            _ => 0,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(match u64::try_from(v) {
+                    Ok(u) => Field::U64(u),
+                    Err(_) => Field::I64(v),
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Field::U64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                // As `Value`: a number that is not finite is `null`.
+                Ok(if v.is_finite() {
+                    Field::F64(v)
+                } else {
+                    Field::Absent
+                })
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(FieldVisitor)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::Absent)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Absent)
+            }
+        }
+
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+/// The payload fields the fold reads, read from the payload's text without
+/// building its value (the rest, often large `context`, `inputs` and
+/// `result` objects, is skipped). Reads as [`Value::get`] on the payload's
+/// value would: a payload that is not an object has none of them, a field
+/// of another type reads as such, and of repeated keys the last one counts.
+#[derive(Debug, Default, PartialEq)]
+struct CallFields<'a> {
+    call: Field<'a>,
+    condition_id: Field<'a>,
+    effect_id: Field<'a>,
+    handler: Field<'a>,
+    provider_id: Field<'a>,
+    id: Field<'a>,
+    duration_us: Field<'a>,
+    waited_us: Field<'a>,
+    deadline_ms: Field<'a>,
+    permission: Field<'a>,
+    /// `error` as [`text_of`] reads it.
+    error: Option<Cow<'a, str>>,
+    /// `panic` as [`text_of`] reads it.
+    panic: Option<Cow<'a, str>>,
+}
+
+impl<'a> CallFields<'a> {
+    /// The fields of `event`'s payload: from its text, or from its value
+    /// when the text does not read (it always does: the text is JSON).
+    fn of(event: &'a Event) -> Self {
+        serde_json::from_str(event.payload.text())
+            .unwrap_or_else(|_| CallFields::of_value(event.payload.value()))
+    }
+
+    fn of_value(payload: &'a Value) -> Self {
+        let field = |k: &str| Field::of(payload.get(k));
+        CallFields {
+            call: field("call"),
+            condition_id: field("condition_id"),
+            effect_id: field("effect_id"),
+            handler: field("handler"),
+            provider_id: field("provider_id"),
+            id: field("id"),
+            duration_us: field("duration_us"),
+            waited_us: field("waited_us"),
+            deadline_ms: field("deadline_ms"),
+            permission: field("permission"),
+            error: text_of(payload.get("error")).map(Cow::Owned),
+            panic: text_of(payload.get("panic")).map(Cow::Owned),
+        }
+    }
+
+    /// The called thing's id: the key of its kind, else any id key.
+    fn call_id(&self, kind: CallKind) -> Value {
+        let by_key = |k: &str| match k {
+            "condition_id" => &self.condition_id,
+            "effect_id" => &self.effect_id,
+            "handler" => &self.handler,
+            "provider_id" => &self.provider_id,
+            _ => &self.id,
+        };
+        let keys = ["condition_id", "effect_id", "handler", "provider_id", "id"];
+        kind.id_key()
+            .into_iter()
+            .chain(keys)
+            .find_map(|k| by_key(k).as_str())
+            .map_or(Value::Null, |id| Value::String(clip(id, MAX_TEXT_CHARS)))
+    }
+}
+
+/// A message field, read as [`text_of`] reads it.
+struct Message<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Message<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Borrowed when it is a string without escapes; otherwise the
+        // value, as `text_of` would read it (rare: failures only).
+        let value = <&'de serde_json::value::RawValue>::deserialize(deserializer)?;
+        if let Ok(s) = serde_json::from_str::<&'de str>(value.get()) {
+            return Ok(Message(Some(Cow::Borrowed(s))));
+        }
+        let value: Value = serde_json::from_str(value.get()).map_err(de::Error::custom)?;
+        Ok(Message(text_of(Some(&value)).map(Cow::Owned)))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for CallFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = CallFields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(CallFields::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(CallFields::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(CallFields::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(CallFields::default())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(CallFields::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(CallFields::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(CallFields::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(CallFields::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = CallFields::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    let slot = match key {
+                        Key::Call => &mut out.call,
+                        Key::ConditionId => &mut out.condition_id,
+                        Key::EffectId => &mut out.effect_id,
+                        Key::Handler => &mut out.handler,
+                        Key::ProviderId => &mut out.provider_id,
+                        Key::Id => &mut out.id,
+                        Key::DurationUs => &mut out.duration_us,
+                        Key::WaitedUs => &mut out.waited_us,
+                        Key::DeadlineMs => &mut out.deadline_ms,
+                        Key::Permission => &mut out.permission,
+                        Key::Error => {
+                            out.error = map.next_value::<Message<'de>>()?.0;
+                            continue;
+                        }
+                        Key::Panic => {
+                            out.panic = map.next_value::<Message<'de>>()?.0;
+                            continue;
+                        }
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value()?;
+                }
+                Ok(out)
+            }
+        }
+
+        deserializer.deserialize_any(FieldsVisitor)
+    }
+}
+
+/// A key of a call payload.
+enum Key {
+    Call,
+    ConditionId,
+    EffectId,
+    Handler,
+    ProviderId,
+    Id,
+    DurationUs,
+    WaitedUs,
+    DeadlineMs,
+    Permission,
+    Error,
+    Panic,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "call" => Key::Call,
+                    "condition_id" => Key::ConditionId,
+                    "effect_id" => Key::EffectId,
+                    "handler" => Key::Handler,
+                    "provider_id" => Key::ProviderId,
+                    "id" => Key::Id,
+                    "duration_us" => Key::DurationUs,
+                    "waited_us" => Key::WaitedUs,
+                    "deadline_ms" => Key::DeadlineMs,
+                    "permission" => Key::Permission,
+                    "error" => Key::Error,
+                    "panic" => Key::Panic,
+                    _ => Key::Other,
+                })
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -1186,31 +1788,6 @@ fn plugin_of(event: &Event) -> Option<&str> {
         .as_ref()
         .or(event.provenance.plugin_id.as_ref())
         .map(|p| p.as_str())
-}
-
-/// The called thing's id: the key of its kind, else any id key.
-fn call_id(payload: &Value, kind: CallKind) -> Value {
-    let keys = ["condition_id", "effect_id", "handler", "provider_id", "id"];
-    kind.id_key()
-        .into_iter()
-        .chain(keys)
-        .find_map(|k| payload.get(k).and_then(Value::as_str))
-        .map_or(Value::Null, |id| Value::String(clip(id, MAX_TEXT_CHARS)))
-}
-
-/// A number of microseconds; anything else is 0.
-fn micros(v: Option<&Value>) -> u64 {
-    match v {
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .map(|f| f as u64)
-            })
-            .unwrap_or(0),
-        _ => 0,
-    }
 }
 
 /// A message: a string as is, another non-null value as its JSON text.
@@ -1252,9 +1829,25 @@ fn inc(n: &mut u64) {
     *n = n.saturating_add(1);
 }
 
-fn bump_rate(r: &mut Rate, failed: u64) {
-    r.total = r.total.saturating_add(1);
-    r.failures = r.failures.saturating_add(failed);
+/// Counts `s` in the rates (`add`), or stops counting it.
+fn count_sample(r: &mut WindowRates, s: &Sample, add: bool) {
+    let failed = u64::from(!s.o.is_ok());
+    let bump = |r: &mut Rate| {
+        if add {
+            r.total = r.total.saturating_add(1);
+            r.failures = r.failures.saturating_add(failed);
+        } else {
+            r.total = r.total.saturating_sub(1);
+            r.failures = r.failures.saturating_sub(failed);
+        }
+    };
+    bump(&mut r.request_errors);
+    match s.k {
+        CallKind::Condition => bump(&mut r.condition_failures),
+        CallKind::Effect => bump(&mut r.effect_failures),
+        CallKind::EventHandler => bump(&mut r.event_handler_failures),
+        CallKind::SimulationConfig | CallKind::Other => {}
+    }
 }
 
 fn recent_error_json(e: &RecentError) -> Value {
@@ -1300,11 +1893,17 @@ impl PluginMetricsProjection {
         self.plugins.get(plugin_id)
     }
 
-    fn entry(&mut self, plugin_id: &str) -> &mut PluginMetrics {
-        self.dirty.insert(plugin_id.to_owned());
-        self.plugins
-            .entry(plugin_id.to_owned())
-            .or_insert_with(|| PluginMetrics::new(plugin_id))
+    /// The plugin's metrics, marked changed (made if new). The id is
+    /// copied only the first time.
+    fn entry(&mut self, plugin_id: &str) -> Option<&mut PluginMetrics> {
+        if !self.dirty.contains(plugin_id) {
+            self.dirty.insert(plugin_id.to_owned());
+        }
+        if !self.plugins.contains_key(plugin_id) {
+            self.plugins
+                .insert(plugin_id.to_owned(), PluginMetrics::new(plugin_id));
+        }
+        self.plugins.get_mut(plugin_id)
     }
 
     fn on_call(&mut self, event: &Event) {
@@ -1313,7 +1912,9 @@ impl PluginMetricsProjection {
         };
         let config = self.config;
         let kind = event.kind.as_str();
-        let m = self.entry(plugin);
+        let Some(m) = self.entry(plugin) else {
+            return;
+        };
         // The denials of a call come right before its event: any call event
         // of the plugin ends the wait, and only a failure is denied.
         let pending = m.pending_denial.take();
@@ -1326,19 +1927,23 @@ impl PluginMetricsProjection {
             })
             .map(|p| p.permissions);
         if let Some(call) = Call::read(event, kind, denied) {
-            m.record_call(&config, event, &call);
+            m.record_call(&config, event, call);
         }
     }
 
     fn on_denied(&mut self, event: &Event) {
-        if let Some(plugin) = plugin_of(event) {
-            self.entry(plugin).record_denial(event);
+        if let Some(plugin) = plugin_of(event)
+            && let Some(m) = self.entry(plugin)
+        {
+            m.record_denial(event);
         }
     }
 
     fn on_loaded(&mut self, event: &Event) {
-        if let Some(plugin) = plugin_of(event) {
-            self.entry(plugin).record_loaded(event);
+        if let Some(plugin) = plugin_of(event)
+            && let Some(m) = self.entry(plugin)
+        {
+            m.record_loaded(event);
         }
     }
 
@@ -2482,5 +3087,115 @@ mod tests {
         assert_eq!(HealthState::Unknown.as_str(), "unknown");
         assert_eq!(clip("héllo", 2), "hé…");
         assert_eq!(clip("hé", 2), "hé");
+    }
+
+    #[test]
+    fn payload_fields_read_from_the_text_as_from_the_value() {
+        let texts = [
+            r#"{"call":"condition","condition_id":"c1","duration_us":12,"inputs":{"a":[1,{"b":"c"}]}}"#,
+            r#"{"c\u0061ll":"effect","effect_id":"e\"1","duration_us":7.9}"#,
+            r#"{"call":"condition","call":"effect","duration_us":5,"duration_us":"x"}"#,
+            r#"{"call":5,"duration_us":-3,"waited_us":1e300,"error":{"b":1,"a":[1,2.5,"x"]},"deadline_ms":50}"#,
+            r#"{"error":"multi\nline \u00e9","panic":[1,{"z":null}],"deadline_ms":-5,"waited_us":123.75}"#,
+            r#"{"error":null,"panic":null,"deadline_ms":50.0,"waited_us":"z","handler":"h","id":"i"}"#,
+            r#"{"error":12345678901234567890,"panic":true,"deadline_ms":18446744073709551615}"#,
+            r#"{"error":-0.0,"panic":"p\\q","handler":7,"id":"x","provider_id":"p","duration_us":-0}"#,
+            r#"{"permission":"session:read","permission":7}"#,
+            r#"{"permission":"world:\u0077rite","call":"simulation_config","duration_us":1}"#,
+            r#"  {"call" : "effect" , "effect_id" : "spaced" , "duration_us" : 40 }  "#,
+            r#"[1,2,{"call":"effect"}]"#,
+            r#""call""#,
+            "null",
+            "42",
+            "true",
+            "{}",
+        ];
+        for text in texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let from_text: CallFields<'_> = serde_json::from_str(text).unwrap();
+            assert_eq!(from_text, CallFields::of_value(&value), "{text}");
+            for kind in CallKind::ALL {
+                assert_eq!(
+                    from_text.call_id(kind),
+                    CallFields::of_value(&value).call_id(kind),
+                    "{text}"
+                );
+            }
+        }
+        let fields: CallFields<'_> =
+            serde_json::from_str(r#"{"duration_us":-3,"waited_us":1e300,"deadline_ms":2.5}"#)
+                .unwrap();
+        assert_eq!(fields.duration_us.micros(), 0);
+        assert_eq!(fields.waited_us.micros(), u64::MAX);
+        assert_eq!(fields.deadline_ms.as_u64(), None);
+        assert_eq!(fields.deadline_ms.micros(), 2);
+    }
+
+    #[test]
+    fn the_state_alone_is_the_state_of_the_judgement() {
+        let rate = |failures, total| Rate { failures, total };
+        let mut seen = BTreeSet::new();
+        for total in [0u64, 3, 4, 10, 11, 12, 20] {
+            for failures in 0..=total {
+                for (other_failures, other_total) in [(0, 0), (0, 12), (2, 12), (7, 12)] {
+                    let rates = WindowRates {
+                        request_errors: rate(failures + other_failures, total + other_total),
+                        condition_failures: rate(failures, total),
+                        effect_failures: rate(other_failures, other_total),
+                        event_handler_failures: rate(0, total / 2),
+                    };
+                    for min in [0usize, 3, 10] {
+                        let (state, _) = judge(&rates, min);
+                        assert_eq!(judge_state(&rates, min), state, "{rates:?} {min}");
+                        seen.insert(state);
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn timestamps_are_written_as_format_timestamp_writes_them() {
+        let mut times = vec![
+            base(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(-1, 6, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(10000, 6, 1, 0, 0, 0).unwrap(),
+            // A leap second.
+            Utc.from_utc_datetime(
+                &chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                    .unwrap()
+                    .and_hms_nano_opt(23, 59, 59, 1_999_999_999)
+                    .unwrap(),
+            ),
+        ];
+        for i in 0..200i64 {
+            times.push(base() + chrono::Duration::microseconds(i * 987_654_321_123 + i));
+        }
+        for t in times {
+            let mut out = "x".to_owned();
+            write_time(&mut out, &t);
+            assert_eq!(out, format!("x{}", format_timestamp(&t)));
+        }
+    }
+
+    #[test]
+    fn a_row_read_back_reads_as_the_row_it_was() {
+        let mut p = projection();
+        run(&mut p, &twelve(&[0, 3, 6, 9]));
+        let m = p.get("p").unwrap();
+        let text = serde_json::to_string(m).unwrap();
+        let back: PluginMetrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(&back, m);
+        assert_eq!(back.health(), m.health());
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["health"]["reason"], m.health().reason.as_str());
+        assert_eq!(
+            v["health"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["last_check", "reason", "since", "since_position", "state"]
+        );
     }
 }
