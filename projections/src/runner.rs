@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use provenant_events::{EventLog, LogError, Position, ProjectionCommit};
 use tokio::sync::{mpsc, watch};
 
@@ -365,30 +366,84 @@ pub async fn catch_up_together(
     Ok(())
 }
 
-/// Reads the pages after `after` up to `until` into `pages`, in order; an
-/// error is the last item.
+/// Reads the events after `after` up to `until` into `pages`, in order; an
+/// error is the last item. Positions are dense, so the pages' starts are
+/// known ahead: [`PARALLEL_READS`] pages are read (and decoded) at once, on
+/// their own tasks. Events a page repeats from the page before (after a gap,
+/// which only tampering makes) are dropped, so none is sent twice.
 async fn read_pages(
     log: EventLog,
-    mut after: Position,
+    after: Position,
     until: Position,
     page: usize,
     pages: mpsc::Sender<Result<Vec<provenant_events::Event>, LogError>>,
 ) {
-    while after < until {
-        let limit = page.min(usize::try_from(until - after).unwrap_or(usize::MAX));
-        match log.read_forward(after, limit).await {
-            Ok(events) => {
-                let Some(last) = events.last() else { return };
-                after = last.position;
-                if pages.send(Ok(events)).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
+    let step = page.max(1) as Position;
+    let starts = (0..)
+        .map(move |k: Position| after.saturating_add(k.saturating_mul(step)))
+        .take_while(move |start| *start < until);
+    let mut reads = futures_util::stream::iter(starts)
+        .map(|start| {
+            let log = log.clone();
+            let limit = page.min(usize::try_from(until - start).unwrap_or(usize::MAX));
+            Spawned(tokio::spawn(
+                async move { log.read_forward(start, limit).await },
+            ))
+        })
+        .buffered(PARALLEL_READS);
+    let mut last = after;
+    while let Some(read) = reads.next().await {
+        let events = match read {
+            Ok(Ok(events)) => events,
+            Ok(Err(e)) => {
                 let _ = pages.send(Err(e)).await;
                 return;
             }
+            Err(e) => {
+                let _ = pages
+                    .send(Err(LogError::Invalid(format!("a log reader failed: {e}"))))
+                    .await;
+                return;
+            }
+        };
+        let fresh: Vec<_> = events
+            .into_iter()
+            .filter(|e| e.position > last && e.position <= until)
+            .collect();
+        let Some(end) = fresh.last().map(|e| e.position) else {
+            if last >= until {
+                return;
+            }
+            continue;
+        };
+        last = end;
+        if pages.send(Ok(fresh)).await.is_err() {
+            return;
         }
+    }
+}
+
+/// Pages read at once while catching up.
+const PARALLEL_READS: usize = 4;
+
+/// A spawned read, aborted when dropped (a stopped catch-up leaves no
+/// reads behind).
+struct Spawned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for Spawned<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
