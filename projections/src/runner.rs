@@ -386,16 +386,16 @@ async fn read_pages(
         .map(|start| {
             let log = log.clone();
             let limit = page.min(usize::try_from(until - start).unwrap_or(usize::MAX));
-            Spawned(tokio::spawn(
-                async move { log.read_forward(start, limit).await },
-            ))
+            Spawned(tokio::spawn(async move {
+                (limit, log.read_forward(start, limit).await)
+            }))
         })
         .buffered(PARALLEL_READS);
     let mut last = after;
     while let Some(read) = reads.next().await {
-        let events = match read {
-            Ok(Ok(events)) => events,
-            Ok(Err(e)) => {
+        let (limit, events) = match read {
+            Ok((limit, Ok(events))) => (limit, events),
+            Ok((_, Err(e))) => {
                 let _ = pages.send(Err(e)).await;
                 return;
             }
@@ -406,18 +406,19 @@ async fn read_pages(
                 return;
             }
         };
+        // A short page is the end of the log (`until` may lie beyond it).
+        let end_of_log = events.len() < limit;
         let fresh: Vec<_> = events
             .into_iter()
             .filter(|e| e.position > last && e.position <= until)
             .collect();
-        let Some(end) = fresh.last().map(|e| e.position) else {
-            if last >= until {
+        if let Some(end) = fresh.last().map(|e| e.position) {
+            last = end;
+            if pages.send(Ok(fresh)).await.is_err() {
                 return;
             }
-            continue;
-        };
-        last = end;
-        if pages.send(Ok(fresh)).await.is_err() {
+        }
+        if end_of_log || last >= until {
             return;
         }
     }

@@ -74,6 +74,20 @@ async fn caught_up(log: &EventLog) -> u64 {
     }
 }
 
+/// The `MetricsReset` events of the log.
+async fn metrics_resets(log: &EventLog) -> Vec<provenant_events::Event> {
+    log.read_filtered(
+        0,
+        10,
+        &provenant_events::EventFilter {
+            kind: Some(provenant_events::EventKind::new("MetricsReset").unwrap()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn flaky_metrics(engine: &EngineProcess) -> Value {
     let (status, m) = get(engine, "/admin/plugins/metrics/example-flaky");
     assert_eq!(status, 200, "{m}");
@@ -214,17 +228,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
         "{m}"
     );
     assert_eq!(m["health"]["state"], "unknown", "{m}");
-    let resets = log
-        .read_filtered(
-            0,
-            10,
-            &provenant_events::EventFilter {
-                kind: Some(provenant_events::EventKind::new("MetricsReset").unwrap()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let resets = metrics_resets(&log).await;
     assert_eq!(resets.len(), 1);
     assert_eq!(resets[0].payload["plugin_id"], "example-flaky");
     send_tick(&engine, "casino", "s1", 36, &["gambler"]);
@@ -363,17 +367,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
     }
     caught_up(&log).await;
     assert_eq!(flaky_metrics(&engine)["requests"]["total"], 1);
-    let resets = log
-        .read_filtered(
-            0,
-            10,
-            &provenant_events::EventFilter {
-                kind: Some(provenant_events::EventKind::new("MetricsReset").unwrap()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let resets = metrics_resets(&log).await;
     assert_eq!(resets.len(), 1, "refused resets recorded nothing");
 }
 
@@ -995,4 +989,27 @@ async fn the_runner_fences_concurrent_runners_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_fences_concurrent_runners_on_sqlite() {
     runner_fences_concurrent_runners(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_past_the_head_stops_at_the_end_of_the_log() {
+    use provenant_projections::{Factory, Runner, RunnerConfig};
+    let db = TestLog::new(Backend::Sqlite).await;
+    let log = db.open().await;
+    append_events(&log, 23).await;
+    let factory: Factory = std::sync::Arc::new(|| {
+        Box::new(Count::default()) as Box<dyn provenant_projections::Projection>
+    });
+    let config = RunnerConfig {
+        page: 5,
+        ..Default::default()
+    };
+    let mut runner = Runner::load(log.clone(), factory, config).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), runner.catch_up(u64::MAX, |_| {}))
+        .await
+        .expect("catch_up(u64::MAX) returns at the end of the log")
+        .unwrap();
+    assert_eq!(runner.position(), 23);
+    let stored = log.load_projection("count").await.unwrap().unwrap();
+    assert_eq!((stored.position, stored.rows[0].1.as_str()), (23, "23"));
 }
