@@ -157,7 +157,7 @@ mod timestamp_serde {
 /// Fields are optional because the engine's own events have no plugin or
 /// capability. Fields written by a newer version are kept in `extra` so that
 /// such events still verify and pass through unchanged.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Provenance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin_id: Option<PluginId>,
@@ -186,6 +186,81 @@ pub struct Provenance {
     pub engine_instance: Option<Text>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// Read field by field: every event read decodes its provenance, and
+/// serde's `flatten` (how `extra` would be derived) buffers the whole object
+/// first. Same result as the derived form: a known field may be `null` or
+/// absent, a key given twice is refused, anything else goes to `extra`.
+impl<'de> Deserialize<'de> for Provenance {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Provenance;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a provenance object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Provenance, A::Error> {
+                fn set<'de, A: serde::de::MapAccess<'de>, T: Deserialize<'de>>(
+                    map: &mut A,
+                    slot: &mut Option<T>,
+                    seen: &mut u16,
+                    bit: u16,
+                    name: &'static str,
+                ) -> Result<(), A::Error> {
+                    if *seen & bit != 0 {
+                        return Err(serde::de::Error::duplicate_field(name));
+                    }
+                    *seen |= bit;
+                    *slot = map.next_value()?;
+                    Ok(())
+                }
+                let mut p = Provenance::default();
+                let mut seen = 0u16;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let m = &mut map;
+                    let s = &mut seen;
+                    match key.as_ref() {
+                        "plugin_id" => set(m, &mut p.plugin_id, s, 1, "plugin_id")?,
+                        "plugin_version" => set(m, &mut p.plugin_version, s, 2, "plugin_version")?,
+                        "capability" => set(m, &mut p.capability, s, 4, "capability")?,
+                        "permission" => set(m, &mut p.permission, s, 8, "permission")?,
+                        "tick_id" => set(m, &mut p.tick_id, s, 16, "tick_id")?,
+                        "tick" => set(m, &mut p.tick, s, 32, "tick")?,
+                        "call_index" => set(m, &mut p.call_index, s, 64, "call_index")?,
+                        "causation_id" => set(m, &mut p.causation_id, s, 128, "causation_id")?,
+                        "correlation_id" => {
+                            set(m, &mut p.correlation_id, s, 256, "correlation_id")?
+                        }
+                        "engine_version" => {
+                            set(m, &mut p.engine_version, s, 512, "engine_version")?
+                        }
+                        "engine_instance" => {
+                            set(m, &mut p.engine_instance, s, 1024, "engine_instance")?
+                        }
+                        _ => {
+                            let key = key.into_owned();
+                            let value: Value = map.next_value()?;
+                            if p.extra.insert(key.clone(), value).is_some() {
+                                return Err(serde::de::Error::custom(format_args!(
+                                    "duplicate field `{key}`"
+                                )));
+                            }
+                        }
+                    }
+                }
+                Ok(p)
+            }
+        }
+
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 impl Provenance {
@@ -692,6 +767,42 @@ mod tests {
         assert_eq!(named.canonical(), extra.canonical());
         let read: Provenance = serde_json::from_str(&extra.canonical()).unwrap();
         assert_eq!(read, named);
+    }
+
+    #[test]
+    fn provenance_reads_field_by_field_like_its_derived_form() {
+        let read = |text: &str| serde_json::from_str::<Provenance>(text);
+        let p = read(
+            r#"{"tick":7,"plugin_id":"game-stealth","permission":null,"zz":{"a":[1]},"a\u0062":true}"#,
+        )
+        .unwrap();
+        assert_eq!(p.tick, Some(7));
+        assert_eq!(
+            p.plugin_id.as_ref().map(|p| p.as_str()),
+            Some("game-stealth")
+        );
+        assert_eq!(p.permission, None);
+        assert_eq!(p.extra.get("zz"), Some(&json!({"a": [1]})));
+        // An escaped key is the key it spells.
+        assert_eq!(p.extra.get("ab"), Some(&json!(true)));
+        assert_eq!(read("{}").unwrap(), Provenance::default());
+        // Wrong types, a key twice, not an object: refused.
+        for bad in [
+            r#"{"tick":"seven"}"#,
+            r#"{"tick_id":"not-a-uuid"}"#,
+            r#"{"plugin_id":"bad id!"}"#,
+            r#"{"tick":1,"tick":2}"#,
+            r#"{"x":1,"x":2}"#,
+            "[1,2]",
+            "null",
+        ] {
+            assert!(read(bad).is_err(), "{bad} should be refused");
+        }
+        // The same value through serde_json::Value as through text.
+        let value = json!({"call_index": 3, "engine_instance": "e1", "extra_field": [1, 2]});
+        let from_value: Provenance = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(from_value, read(&value.to_string()).unwrap());
+        assert_eq!(serde_json::to_value(&from_value).unwrap(), value);
     }
 
     #[test]
