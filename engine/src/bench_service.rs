@@ -199,6 +199,7 @@ async fn measure_relay(
         for names in [&relay_names, &raw_names] {
             let _ = js.delete_stream(names.events_stream()).await;
             let _ = js.delete_stream(names.ticks_stream()).await;
+            let _ = js.delete_stream(names.anchors_stream()).await;
         }
         figures.push(result?);
     }
@@ -345,6 +346,7 @@ pub async fn service_command(args: &ServiceBenchArgs) -> anyhow::Result<()> {
         let js = async_nats::jetstream::new(client);
         let _ = js.delete_stream(names.events_stream()).await;
         let _ = js.delete_stream(names.ticks_stream()).await;
+        let _ = js.delete_stream(names.anchors_stream()).await;
     }
     let (full, half, rss_kib) = result?;
     let relay = relay_figures(

@@ -193,6 +193,11 @@ pub struct ServeArgs {
     pub projections: String,
     #[command(flatten)]
     pub health: HealthArgs,
+    /// With NATS: publish the log's head to <prefix>.anchors (stream
+    /// <PREFIX>_ANCHORS) every this many seconds when it has moved, and at a
+    /// graceful stop, as anchors for `audit verify --expect-head`. 0: never.
+    #[arg(long, env = "PROVENANT_ANCHOR_INTERVAL_SECONDS", default_value_t = 10)]
+    pub anchor_interval_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -370,6 +375,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         commit: Default::default(),
         projections: args.health.config(),
         run_projections: args.projections == "engine",
+        anchor_every: (args.anchor_interval_seconds > 0)
+            .then(|| std::time::Duration::from_secs(args.anchor_interval_seconds)),
     })
     .await
 }

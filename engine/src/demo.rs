@@ -138,6 +138,7 @@ async fn demo(
         commit: Default::default(),
         projections: Default::default(),
         run_projections: true,
+        anchor_every: Some(Duration::from_secs(10)),
     })
     .await
     .context("the engine did not start")?;

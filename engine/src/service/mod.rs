@@ -9,6 +9,7 @@
 //! derived from the tick id, makes a second delivery add nothing.
 
 pub mod admin;
+pub mod anchors;
 pub mod commit;
 pub mod health;
 pub mod http;
@@ -65,6 +66,9 @@ pub struct ServiceConfig {
     pub projections: provenant_projections::ProjectionsConfig,
     /// Run the projections in this process.
     pub run_projections: bool,
+    /// How often the log's head is published to `<prefix>.anchors` (with
+    /// NATS); `None`: never.
+    pub anchor_every: Option<Duration>,
 }
 
 /// The running engine's parts, shared by its tasks.
@@ -115,6 +119,7 @@ pub struct Running {
     consumer: Option<tokio::task::JoinHandle<()>>,
     relay: tokio::task::JoinHandle<()>,
     projections: Vec<tokio::task::JoinHandle<()>>,
+    anchors: Option<(anchors::Anchors, tokio::task::JoinHandle<()>)>,
     nats: Option<async_nats::Client>,
 }
 
@@ -205,6 +210,19 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     } else {
         Vec::new()
     };
+    let anchors = match (&js, config.anchor_every) {
+        (Some(js), Some(every)) if !every.is_zero() => {
+            let anchors = anchors::Anchors {
+                log: log.clone(),
+                js: js.clone(),
+                names: config.nats_names.clone(),
+                instance: config.instance.clone(),
+            };
+            let task = tokio::spawn(anchors.clone().run(every, shutdown_rx.clone()));
+            Some((anchors, task))
+        }
+        _ => None,
+    };
     let consumer = js.map(|js| {
         tokio::spawn(nats::consume_ticks(
             engine.clone(),
@@ -233,6 +251,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         consumer,
         relay,
         projections,
+        anchors,
         nats: nats_client,
     })
 }
@@ -254,6 +273,16 @@ impl Running {
             .context("the HTTP server failed")?;
         self.engine.worlds.close().await;
         self.relay.await.context("the relay ended abnormally")?;
+        if let Some((anchors, task)) = self.anchors {
+            let _ = task.await;
+            // The head as the engine leaves it.
+            if let Err(e) = anchors.publish_if_moved(None).await {
+                tracing::warn!(
+                    "cannot publish the last anchor: {}",
+                    crate::cli::error_text(&e)
+                );
+            }
+        }
         for projection in self.projections {
             projection.await.context("a projection ended abnormally")?;
         }

@@ -63,6 +63,16 @@ impl NatsNames {
     }
 
     /// The subject a game publishes a world's ticks on.
+    /// `<PREFIX>_ANCHORS`: the log's head, published periodically.
+    pub fn anchors_stream(&self) -> String {
+        format!("{}_ANCHORS", self.upper())
+    }
+
+    /// `<prefix>.anchors`
+    pub fn anchors_subject(&self) -> String {
+        format!("{}.anchors", self.prefix)
+    }
+
     pub fn ticks_subject(&self, world: &str) -> String {
         format!("{}.ticks.{world}", self.prefix)
     }
@@ -177,6 +187,17 @@ pub async fn ensure_streams(js: &jetstream::Context, names: &NatsNames) -> anyho
     })
     .await
     .with_context(|| format!("cannot create the stream {}", names.events_stream()))?;
+    js.get_or_create_stream(stream::Config {
+        name: names.anchors_stream(),
+        description: Some(
+            "provenant: the log's head (position and hash), published periodically: anchors to pin `audit verify --expect-head` against".into(),
+        ),
+        subjects: vec![names.anchors_subject()],
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("cannot create the stream {}", names.anchors_stream()))?;
     Ok(())
 }
 

@@ -618,3 +618,110 @@ async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers
     assert_each_tick_once(&db, &js, &nats, &ticks).await;
     nats.assert_all_ticks_answered(&js).await;
 }
+
+/// Every anchor of the stream, oldest first, until `done` says so (30 s at
+/// most).
+async fn read_anchors_until(
+    js: &jetstream::Context,
+    stream: &str,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
+    let consumer: consumer::OrderedPullConsumer = js
+        .get_stream(stream)
+        .await
+        .expect("anchors stream")
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut seen = Vec::new();
+    let read = async {
+        while !done(&seen) {
+            let m = messages
+                .next()
+                .await
+                .expect("the stream ended")
+                .expect("a message");
+            seen.push(serde_json::from_slice(&m.payload).expect("anchor JSON"));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .unwrap_or_else(|_| panic!("timed out reading the anchors: {seen:?}"));
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anchors_publish_the_head_that_audit_verify_pins() {
+    let db = TestLog::new(Backend::Postgres).await;
+    let nats = TestNats::new();
+    let mut options = EngineOptions::with_nats(&db.url, &nats);
+    options.args = vec!["--anchor-interval-seconds".into(), "1".into()];
+    let mut engine = EngineProcess::start(&options);
+    let (status, answer) = engine.put("/v1/worlds/tavern", &tavern());
+    assert_eq!(status, 200, "{answer}");
+    for n in 1..=3 {
+        let body = serde_json::to_vec(&tick("tavern", "s1", n, &["npc-1"])).unwrap();
+        let (status, answer) = engine.post("/v1/ticks", &body);
+        assert_eq!(status, 200, "{answer}");
+    }
+    let log = db.open().await;
+    let head = log.head().await.unwrap();
+    let js = nats.jetstream().await;
+    // Within an interval or two, an anchor at (or past) that head.
+    let anchors = read_anchors_until(&js, &nats.anchors_stream(), |seen| {
+        seen.iter()
+            .any(|a| a["position"].as_u64() >= Some(head.position))
+    })
+    .await;
+    let anchor = anchors.last().unwrap();
+    assert_eq!(anchor["head"], head.to_string(), "{anchors:?}");
+    assert_eq!(anchor["hash"], head.hash.to_string());
+    assert!(
+        anchor["at"].is_string() && anchor["engine_instance"].is_string(),
+        "{anchor}"
+    );
+    // Positions only move forward, and an unmoved head is not published again.
+    let positions: Vec<u64> = anchors
+        .iter()
+        .map(|a| a["position"].as_u64().unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+
+    // The anchor pins the log: verify passes against it.
+    let verify = |pin: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+            .args(["audit", "verify", "--expect-head", pin])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+    };
+    let out = verify(anchor["head"].as_str().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A graceful stop publishes the head the engine leaves.
+    let (status, _) = engine.post(
+        "/v1/ticks",
+        &serde_json::to_vec(&tick("tavern", "s1", 4, &["npc-1"])).unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert!(engine.terminate().success());
+    let last = log.head().await.unwrap();
+    let anchors = read_anchors_until(&js, &nats.anchors_stream(), |seen| {
+        seen.iter()
+            .any(|a| a["position"].as_u64() >= Some(last.position))
+    })
+    .await;
+    assert_eq!(
+        anchors.last().unwrap()["head"],
+        last.to_string(),
+        "{anchors:?}"
+    );
+    // A pinned head with a wrong hash is caught.
+    let wrong = format!("{}:{}", last.position, "0".repeat(64));
+    assert_eq!(verify(&wrong).status.code(), Some(1));
+}

@@ -46,6 +46,10 @@ impl TestNats {
         format!("{}_TICKS", self.prefix.to_ascii_uppercase())
     }
 
+    pub fn anchors_stream(&self) -> String {
+        format!("{}_ANCHORS", self.prefix.to_ascii_uppercase())
+    }
+
     /// Asserts that the engine's consumer has every tick acknowledged or
     /// terminated: nothing pending, nothing waiting for redelivery.
     pub async fn assert_all_ticks_answered(&self, js: &jetstream::Context) {
@@ -72,7 +76,11 @@ impl Drop for TestNats {
     fn drop(&mut self) {
         let (url, streams) = (
             self.url.clone(),
-            [self.ticks_stream(), self.events_stream()],
+            [
+                self.ticks_stream(),
+                self.events_stream(),
+                self.anchors_stream(),
+            ],
         );
         provenant_tests::on_own_runtime(async move {
             let client = tokio::time::timeout(Duration::from_secs(2), async_nats::connect(&url))
