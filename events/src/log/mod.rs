@@ -443,6 +443,45 @@ impl EventLog {
         }
     }
 
+    /// Waits until every projection of `names` has committed `position`
+    /// (or beyond), for at most `timeout`; whether they did. Woken by each
+    /// projection commit (PostgreSQL: from any process, through `LISTEN`;
+    /// SQLite: through this `EventLog`), and looks again every
+    /// [`TAIL_FALLBACK`] for commits it cannot hear of (another process on
+    /// the same SQLite file).
+    pub async fn wait_for_projections(
+        &self,
+        names: &[&str],
+        position: Position,
+        timeout: Duration,
+    ) -> Result<bool, LogError> {
+        let (mut wake, _listener) = match &self.backend {
+            Backend::Postgres(b) => {
+                let (rx, task) = b.notifications(postgres::PROJECTIONS_CHANNEL).await?;
+                (rx, Some(AbortOnDrop(task)))
+            }
+            Backend::Sqlite(b) => (b.subscribe_projections(), None),
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            wake.borrow_and_update();
+            let statuses = self.projection_statuses().await?;
+            let done = names.iter().all(|name| {
+                statuses
+                    .iter()
+                    .any(|s| s.name == *name && s.position >= position)
+            });
+            if done {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let _ = tokio::time::timeout(TAIL_FALLBACK.min(deadline - now), wake.changed()).await;
+        }
+    }
+
     /// Every projection stored, by name.
     pub async fn projection_statuses(&self) -> Result<Vec<ProjectionStatus>, LogError> {
         match &self.backend {
@@ -489,7 +528,7 @@ impl EventLog {
     pub async fn tail(&self, after: Position) -> Result<Tail, LogError> {
         let (wake, listener) = match &self.backend {
             Backend::Postgres(b) => {
-                let (rx, task) = b.notifications().await?;
+                let (rx, task) = b.notifications(postgres::NOTIFY_CHANNEL).await?;
                 (rx, Some(AbortOnDrop(task)))
             }
             Backend::Sqlite(b) => (b.subscribe(), None),

@@ -44,6 +44,9 @@ const INSERT_MAX: usize = 256;
 /// The channel `NOTIFY`'d with the new head position after each append.
 pub const NOTIFY_CHANNEL: &str = "provenant_events";
 
+/// The channel `NOTIFY`'d after each projection commit.
+pub const PROJECTIONS_CHANNEL: &str = "provenant_projections";
+
 /// The columns of `provenant.events`, in the order COPY rows are written.
 pub const COPY_COLUMNS: &str = "position, event_id, stream, stream_version, kind, plugin_id, \
     world_id, session_id, occurred_at, recorded_at, provenance, payload, schema_version, \
@@ -398,6 +401,13 @@ impl PgLog {
                 None => gone.push(key.as_str()),
             }
         }
+        // Delivered only if the commit commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(PROJECTIONS_CHANNEL)
+            .bind(commit.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.map_err(e))?;
         if !gone.is_empty() {
             sqlx::query(
                 "DELETE FROM provenant.projection_rows WHERE projection = $1 AND key = ANY($2)",
@@ -509,9 +519,10 @@ impl PgLog {
     /// when done. The first `LISTEN` has completed when this returns.
     pub async fn notifications(
         &self,
+        channel: &'static str,
     ) -> Result<(watch::Receiver<Position>, tokio::task::JoinHandle<()>), LogError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
+        listener.listen(channel).await?;
         let (tx, rx) = watch::channel(0);
         let task = tokio::spawn(async move {
             let mut seen: Position = 0;
@@ -526,7 +537,7 @@ impl PgLog {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN {NOTIFY_CHANNEL} failed; retrying");
+                        tracing::warn!(error = %e, "LISTEN {channel} failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }

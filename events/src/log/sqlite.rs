@@ -36,6 +36,8 @@ pub(crate) struct SqliteLog {
     pool: SqlitePool,
     url: String,
     appended: Arc<watch::Sender<Position>>,
+    /// Bumped after each projection commit through this pool.
+    projections: Arc<watch::Sender<u64>>,
 }
 
 impl SqliteLog {
@@ -57,6 +59,7 @@ impl SqliteLog {
             pool,
             url: config.url.clone(),
             appended: Arc::new(watch::channel(0).0),
+            projections: Arc::new(watch::channel(0).0),
         })
     }
 
@@ -73,6 +76,10 @@ impl SqliteLog {
 
     pub fn subscribe(&self) -> watch::Receiver<Position> {
         self.appended.subscribe()
+    }
+
+    pub fn subscribe_projections(&self) -> watch::Receiver<u64> {
+        self.projections.subscribe()
     }
 
     pub async fn append(&self, batch: PreparedBatch) -> Result<AppendOutcome, LogError> {
@@ -352,6 +359,7 @@ impl SqliteLog {
             query.execute(&mut *tx).await.map_err(|e| self.map_err(e))?;
         }
         tx.commit().await.map_err(|e| self.map_err(e))?;
+        self.projections.send_modify(|n| *n += 1);
         Ok(())
     }
 

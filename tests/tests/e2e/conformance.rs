@@ -68,6 +68,7 @@ conformance!(
     projections_commit_rows_with_their_checkpoint,
     projection_commits_are_refused_when_the_checkpoint_moved,
     projections_reset_and_read_by_key,
+    waiting_for_projections_wakes_on_their_commits,
 );
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -1238,4 +1239,27 @@ async fn projections_reset_and_read_by_key(t: TestLog) {
         (stored.position, stored.rows),
         (6, vec![("w1/s1".into(), "5".into())])
     );
+}
+
+async fn waiting_for_projections_wakes_on_their_commits(t: TestLog) {
+    let log = t.open().await;
+    commit(&log, "a", 0, 3, &[]).await.unwrap();
+    // Already there; one of two not yet (and never, within the timeout).
+    assert!(log.wait_for_projections(&["a"], 3, DEADLINE).await.unwrap());
+    assert!(
+        !log.wait_for_projections(&["a", "b"], 3, Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    // Committed while waiting: the wait sees it.
+    let writer = log.clone();
+    let (waited, _) = tokio::join!(
+        log.wait_for_projections(&["a", "b"], 5, DEADLINE),
+        async move {
+            tokio::task::yield_now().await;
+            commit(&writer, "b", 0, 5, &[]).await.unwrap();
+            commit(&writer, "a", 3, 5, &[]).await.unwrap();
+        }
+    );
+    assert!(waited.unwrap());
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use provenant_events::EventLog;
 use provenant_tests::{Backend, TestLog};
@@ -54,24 +54,17 @@ fn get(engine: &EngineProcess, path: &str) -> (u16, Value) {
 
 /// Waits until every projection has committed the log up to its head.
 async fn caught_up(log: &EventLog) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let head = log.head().await.unwrap().position;
-        let statuses = log.projection_statuses().await.unwrap();
-        let done = PROJECTIONS.iter().all(|name| {
-            statuses
-                .iter()
-                .any(|s| s.name == *name && s.position >= head)
-        });
-        if done {
-            return head;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "projections did not reach the head {head}: {statuses:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let head = log.head().await.unwrap().position;
+    let done = log
+        .wait_for_projections(&PROJECTIONS, head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        done,
+        "projections did not reach the head {head}: {:?}",
+        log.projection_statuses().await.unwrap()
+    );
+    head
 }
 
 /// The `MetricsReset` events of the log.
@@ -622,21 +615,15 @@ async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_count
     });
     let log = db.open().await;
     // Kill once the projections have committed something and more is coming.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let statuses = log.projection_statuses().await.unwrap();
-        if statuses
-            .iter()
-            .any(|s| s.name == "plugin_metrics" && s.position > 200)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the projections never committed: {statuses:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let committed = log
+        .wait_for_projections(&["plugin_metrics"], 201, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        committed,
+        "the projections never committed: {:?}",
+        log.projection_statuses().await.unwrap()
+    );
     engine.kill();
     let acknowledged = sender.join().unwrap();
     assert!(acknowledged > 0);
