@@ -368,3 +368,70 @@ fn world_set_records_a_configuration_and_show_answers_it_with_the_effective_conf
         stderr(&out)
     );
 }
+
+/// `audit verify` through the CLI on a demo log tampered by hand: each kind of
+/// tampering is reported at its position, with exit status 1.
+#[tokio::test]
+async fn verify_reports_each_kind_of_tampering_through_the_cli() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let cases: [(&str, &str, u64); 3] = [
+            (
+                "UPDATE {events} SET provenance = '{\"permission\":\"admin:routes\"}' WHERE position = 9",
+                "edited",
+                9,
+            ),
+            ("DELETE FROM {events} WHERE position = 12", "missing", 12),
+            (
+                "UPDATE {events} SET position = 1000000 WHERE position = 15; \
+                 UPDATE {events} SET position = 15 WHERE position = 16; \
+                 UPDATE {events} SET position = 16 WHERE position = 1000000",
+                "reordered",
+                15,
+            ),
+        ];
+        for (sql, fault, position) in cases {
+            let t = demo_log(backend).await;
+            t.tamper(sql).await;
+            let out = provenant_on(&t.url, &["audit", "verify", "--json"]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{backend:?} {fault}: {}",
+                stdout(&out)
+            );
+            let report = json(&out);
+            assert_eq!(report["violation"]["fault"], fault, "{backend:?}: {report}");
+            assert_eq!(
+                report["violation"]["position"], position,
+                "{backend:?}: {report}"
+            );
+        }
+
+        // A forged event that chains correctly, slipped in at position 20.
+        let t = demo_log(backend).await;
+        let log = t.open().await;
+        let before = log.read_forward(18, 1).await.unwrap().remove(0);
+        let mut forged = before.clone();
+        forged.position = 20;
+        forged.event_id = uuid::Uuid::now_v7();
+        forged.stream = provenant_tests::stream("forged");
+        forged.stream_version = 1;
+        forged.payload = serde_json::json!({"forged": true}).into();
+        forged.prev_hash = before.hash;
+        forged.hash = forged.compute_hash();
+        t.tamper(
+            "UPDATE {events} SET position = position + 1000000 WHERE position >= 20; \
+             UPDATE {events} SET position = position - 999999 WHERE position > 1000000",
+        )
+        .await;
+        t.insert_raw(&forged).await;
+        let out = provenant_on(&t.url, &["audit", "verify", "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{backend:?}: {}", stdout(&out));
+        let report = json(&out);
+        assert_eq!(
+            report["violation"]["fault"], "inserted",
+            "{backend:?}: {report}"
+        );
+        assert_eq!(report["violation"]["position"], 20, "{backend:?}: {report}");
+    }
+}
