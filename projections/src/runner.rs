@@ -109,11 +109,6 @@ impl Runner {
         self.applied
     }
 
-    /// The projection as applied so far (committed or not).
-    pub fn projection(&self) -> &dyn Projection {
-        self.projection.as_ref()
-    }
-
     /// Follows the last event applied.
     pub fn progress(&self) -> watch::Receiver<Position> {
         self.progress.subscribe()
@@ -139,30 +134,9 @@ impl Runner {
         until: Position,
         on_progress: &mut impl FnMut(Position),
     ) -> Result<(), LogError> {
-        let (pages, mut incoming) = mpsc::channel(READ_AHEAD);
-        let reader = AbortOnDrop(tokio::spawn(read_pages(
-            self.log.clone(),
-            self.applied,
-            until,
-            self.config.page,
-            pages,
-        )));
-        let mut since_commit = 0usize;
-        while let Some(page) = incoming.recv().await {
-            let page = page?;
-            for event in &page {
-                self.projection.apply(event);
-                self.applied = event.position;
-            }
-            since_commit += page.len();
-            if since_commit >= self.config.catch_up_commit {
-                self.commit().await?;
-                since_commit = 0;
-            }
-            on_progress(self.applied);
-        }
-        drop(reader);
-        self.commit().await
+        fold_together(std::slice::from_mut(self), until, on_progress)
+            .await
+            .map_err(|(_, e)| e)
     }
 
     /// Follows the log until `shutdown` turns true, then commits what it
@@ -319,49 +293,67 @@ pub async fn catch_up_together(
     until: Position,
     mut on_progress: impl FnMut(Position),
 ) -> Result<(), RunnerError> {
-    let Some(first) = runners.first() else {
+    let Some(start) = runners.first().map(|r| r.applied) else {
         return Ok(());
     };
-    let start = first.applied;
     if runners.iter().any(|r| r.applied != start) {
         for runner in runners.iter_mut() {
             runner.catch_up(until, &mut on_progress).await?;
         }
         return Ok(());
     }
-    let (log, page, every) = (
-        first.log.clone(),
-        first.config.page,
-        first.config.catch_up_commit,
-    );
+    fold_together(runners, until, &mut on_progress)
+        .await
+        .map_err(|(name, source)| RunnerError::Log { name, source })
+}
+
+/// Folds the pages up to `until` into every runner (all at the same
+/// position), committing each every [`RunnerConfig::catch_up_commit`]
+/// events (the first runner's settings) and at the end; an error names the
+/// projection it belongs to.
+async fn fold_together(
+    runners: &mut [Runner],
+    until: Position,
+    on_progress: &mut impl FnMut(Position),
+) -> Result<(), (&'static str, LogError)> {
+    let Some(first) = runners.first() else {
+        return Ok(());
+    };
+    let (name, every) = (first.name(), first.config.catch_up_commit);
     let (pages, mut incoming) = mpsc::channel(READ_AHEAD);
-    let reader = AbortOnDrop(tokio::spawn(read_pages(log, start, until, page, pages)));
+    let reader = AbortOnDrop(tokio::spawn(read_pages(
+        first.log.clone(),
+        first.applied,
+        until,
+        first.config.page,
+        pages,
+    )));
     let mut since_commit = 0usize;
-    let fail = |name, source| RunnerError::Log { name, source };
     while let Some(page) = incoming.recv().await {
-        let page = page.map_err(|e| fail(runners[0].name(), e))?;
+        let page = page.map_err(|e| (name, e))?;
+        let Some(last) = page.last().map(|e| e.position) else {
+            continue;
+        };
         for runner in runners.iter_mut() {
             for event in &page {
                 runner.projection.apply(event);
             }
-            if let Some(last) = page.last() {
-                runner.applied = last.position;
-            }
+            runner.applied = last;
         }
         since_commit += page.len();
         if since_commit >= every {
-            for runner in runners.iter_mut() {
-                runner.commit().await.map_err(|e| fail(runner.name(), e))?;
-            }
+            commit_all(runners).await?;
             since_commit = 0;
         }
-        if let Some(last) = page.last() {
-            on_progress(last.position);
-        }
+        on_progress(last);
     }
     drop(reader);
+    commit_all(runners).await
+}
+
+async fn commit_all(runners: &mut [Runner]) -> Result<(), (&'static str, LogError)> {
     for runner in runners.iter_mut() {
-        runner.commit().await.map_err(|e| fail(runner.name(), e))?;
+        runner.commit().await.map_err(|e| (runner.name(), e))?;
     }
     Ok(())
 }

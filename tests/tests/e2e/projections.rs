@@ -30,6 +30,16 @@ fn casino(fail_rate: f64) -> Value {
     })
 }
 
+/// The engine on `db`'s log (HTTP only), with the admin token and `args`.
+fn with_token(db: &TestLog, args: &[&str]) -> EngineOptions {
+    EngineOptions {
+        database_url: db.url.clone(),
+        admin_token: Some(TOKEN.into()),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
 fn put_world(engine: &EngineProcess, world: &str, config: &Value) {
     let body = serde_json::to_vec(config).unwrap();
     let (status, answer) = http(
@@ -90,12 +100,7 @@ fn flaky_metrics(engine: &EngineProcess) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_shapes() {
     let db = TestLog::new(Backend::Sqlite).await;
-    let engine = EngineProcess::start(&EngineOptions {
-        database_url: db.url.clone(),
-        admin_token: Some(TOKEN.into()),
-        args: vec!["--health-window-calls".into(), "20".into()],
-        ..Default::default()
-    });
+    let engine = EngineProcess::start(&with_token(&db, &["--health-window-calls", "20"]));
     let log = db.open().await;
 
     // 15 calls, every one failing: above the 10 samples health needs.
@@ -439,11 +444,7 @@ fn promtool_check(text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_reports_the_projections_totals_and_a_restart_keeps_them() {
     let db = TestLog::new(Backend::Postgres).await;
-    let options = EngineOptions {
-        database_url: db.url.clone(),
-        admin_token: Some(TOKEN.into()),
-        ..Default::default()
-    };
+    let options = with_token(&db, &[]);
     let mut engine = EngineProcess::start(&options);
     let log = db.open().await;
     put_world(&engine, "casino", &casino(1.0));
@@ -583,11 +584,7 @@ async fn all_rows(log: &EventLog) -> BTreeMap<&'static str, (u64, Vec<(String, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_counts() {
     let db = TestLog::new(Backend::Postgres).await;
-    let options = EngineOptions {
-        database_url: db.url.clone(),
-        admin_token: Some(TOKEN.into()),
-        ..Default::default()
-    };
+    let options = with_token(&db, &[]);
     let mut engine = EngineProcess::start(&options);
     put_world(&engine, "casino", &casino(0.3));
     put_world(&engine, "tavern", &tavern());
@@ -712,12 +709,7 @@ fn status_json(url: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projections_run_as_their_own_process_and_status_shows_their_lag() {
     let db = TestLog::new(Backend::Sqlite).await;
-    let engine = EngineProcess::start(&EngineOptions {
-        database_url: db.url.clone(),
-        admin_token: Some(TOKEN.into()),
-        args: vec!["--projections".into(), "external".into()],
-        ..Default::default()
-    });
+    let engine = EngineProcess::start(&with_token(&db, &["--projections", "external"]));
     put_world(&engine, "casino", &casino(1.0));
     for n in 1..=12 {
         send_tick(&engine, "casino", "s1", n, &["gambler"]);
@@ -774,11 +766,7 @@ async fn projections_run_as_their_own_process_and_status_shows_their_lag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_exactly_the_routes_served() {
     let db = TestLog::new(Backend::Sqlite).await;
-    let engine = EngineProcess::start(&EngineOptions {
-        database_url: db.url.clone(),
-        admin_token: Some(TOKEN.into()),
-        ..Default::default()
-    });
+    let engine = EngineProcess::start(&with_token(&db, &[]));
     put_world(&engine, "tavern", &tavern());
     send_tick(&engine, "tavern", "s1", 1, &["npc-1"]);
     let (status, doc) = http(engine.addr, "GET", "/openapi.json", None, None);

@@ -242,6 +242,18 @@ async fn publish(js: &jetstream::Context, subject: String, body: Vec<u8>) {
         .expect("stored");
 }
 
+/// Every message of `stream`, from its first, in order.
+async fn ordered_messages(js: &jetstream::Context, stream: &str) -> consumer::pull::Ordered {
+    let consumer: consumer::OrderedPullConsumer = js
+        .get_stream(stream)
+        .await
+        .unwrap_or_else(|e| panic!("stream {stream}: {e}"))
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    consumer.messages().await.expect("messages")
+}
+
 /// Reads the events stream from the start until `done` says so (60 s at
 /// most); returns every message as (Nats-Msg-Id, position, subject, event).
 async fn read_events_until(
@@ -251,14 +263,7 @@ async fn read_events_until(
     // after each.
     mut done: impl FnMut(&[(String, u64, String, Value)]) -> bool,
 ) -> Vec<(String, u64, String, Value)> {
-    let consumer: consumer::OrderedPullConsumer = js
-        .get_stream(stream)
-        .await
-        .expect("events stream")
-        .create_consumer(consumer::pull::OrderedConfig::default())
-        .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages");
+    let mut messages = ordered_messages(js, stream).await;
     let mut seen = Vec::new();
     let read = async {
         while !done(&seen) {
@@ -626,14 +631,7 @@ async fn read_anchors_until(
     stream: &str,
     mut done: impl FnMut(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let consumer: consumer::OrderedPullConsumer = js
-        .get_stream(stream)
-        .await
-        .expect("anchors stream")
-        .create_consumer(consumer::pull::OrderedConfig::default())
-        .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages");
+    let mut messages = ordered_messages(js, stream).await;
     let mut seen = Vec::new();
     let read = async {
         while !done(&seen) {
