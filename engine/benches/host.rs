@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
                 let d = host.evaluate_condition(
                     &state,
                     &scene,
+                    "sneak",
                     black_box("plugin:game-stealth:has_disguise"),
                     &Value::Null,
                     0,

@@ -32,7 +32,8 @@ pub enum Command {
     Sim(crate::sim::SimArgs),
     /// Run pending database migrations (they also run when the engine starts).
     Migrate(DbArgs),
-    /// Check the log: verify the hash chain, print the head.
+    /// Audit the log: verify the hash chain, print the head, replay plugin
+    /// calls with this build's plugins, trace plugin actions to their causes.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Measure provenant against its baselines.
@@ -229,6 +230,83 @@ pub enum AuditCommand {
     /// Print the current head (POSITION:HASH), to store somewhere else and
     /// pass to `audit verify --expect-head` later.
     Head(HeadArgs),
+    /// Re-execute recorded condition evaluations, effect applications and
+    /// event handler calls with the plugins of this build, each fed what its
+    /// event recorded (game time, NPC and tick context, params, RNG seed,
+    /// the results of its reads), and compare the result and the writes with
+    /// what was recorded. Reads only. Exit status: 0 every replayed call
+    /// matched, 1 a call diverged, 2 could not run.
+    Replay(ReplayArgs),
+    /// The plugin actions that match, oldest first, each with its
+    /// provenance and its causal chain (the tick, the call, the activity,
+    /// the condition results that led to an effect, the event a handler
+    /// handled): a table, or JSON lines with --json.
+    Trail(TrailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only calls in this world.
+    #[arg(long)]
+    pub world: Option<provenant_events::WorldId>,
+    /// Only calls in this session.
+    #[arg(long)]
+    pub session: Option<provenant_events::SessionId>,
+    /// Only calls of this plugin.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// Only calls recorded at this position or later.
+    #[arg(long, value_name = "POS")]
+    pub from: Option<u64>,
+    /// Only calls recorded at this position or earlier (default: the head
+    /// when the replay starts).
+    #[arg(long, value_name = "POS")]
+    pub to: Option<u64>,
+    /// How long one replayed call may run before it counts as diverged.
+    #[arg(long, default_value_t = 10_000)]
+    pub deadline_ms: u64,
+    /// Divergences shown per plugin and version (the first ones).
+    #[arg(long, default_value_t = 10)]
+    pub show: usize,
+    /// Print one JSON object instead of a report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrailArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only actions in this world.
+    #[arg(long)]
+    pub world: Option<provenant_events::WorldId>,
+    /// Only actions in this session.
+    #[arg(long)]
+    pub session: Option<provenant_events::SessionId>,
+    /// Only actions of calls about this NPC.
+    #[arg(long)]
+    pub npc: Option<String>,
+    /// Only actions of this plugin.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// Only events of this kind (e.g. EffectApplied, RelationshipUpdated,
+    /// PermissionDenied, plugin:game-stealth:suspicion_raised).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only actions of this tick (its number).
+    #[arg(long)]
+    pub tick: Option<u64>,
+    /// Only actions at this position or later.
+    #[arg(long, value_name = "POS")]
+    pub since: Option<u64>,
+    /// At most this many actions; 0: all.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -277,7 +355,9 @@ pub fn run() -> ExitCode {
     // The demo shows denials and plugin failures as counts, not as a stream
     // of warnings (RUST_LOG=provenant_engine::host=warn brings them back).
     let default_filter = match cli.command {
-        Command::Demo(_) => "warn,provenant_engine::host=error",
+        // Replayed plugin code panics and is refused as it was when
+        // recorded: the report says so, not a stream of warnings.
+        Command::Demo(_) | Command::Audit(_) => "warn,provenant_engine::host=error",
         Command::Serve(_) => "info,provenant_engine::host=warn",
         _ => "warn",
     };
@@ -309,6 +389,40 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Audit(AuditCommand::Head(args)) => {
             report(audit::head_command(&args.db.database_url, args.json).await)
         }
+        Command::Audit(AuditCommand::Replay(args)) => {
+            audit::replay::replay_command(&audit::replay::ReplayConfig {
+                filter: audit::replay::CallFilter {
+                    world: args.world,
+                    session: args.session,
+                    plugin: args.plugin,
+                },
+                from: args.from,
+                to: args.to,
+                deadline: std::time::Duration::from_millis(args.deadline_ms),
+                keep: args.show,
+                json: args.json,
+                ..audit::replay::ReplayConfig::new(args.db.database_url)
+            })
+            .await
+            .exit_code()
+        }
+        Command::Audit(AuditCommand::Trail(args)) => report(
+            audit::trail::trail_command(&audit::trail::TrailConfig {
+                database_url: args.db.database_url,
+                filter: audit::trail::TrailFilter {
+                    world: args.world,
+                    session: args.session,
+                    npc: args.npc,
+                    plugin: args.plugin,
+                    kind: args.kind,
+                    tick: args.tick,
+                },
+                since: args.since,
+                limit: (args.limit > 0).then_some(args.limit),
+                json: args.json,
+            })
+            .await,
+        ),
         Command::Migrate(db) => report(audit::migrate_command(&db.database_url).await),
         Command::Demo(args) => report(
             demo::run(&demo::DemoConfig {

@@ -6,7 +6,7 @@
 //! whatever its failure mode. Time is the tick's game time and randomness is
 //! seeded from the tick, plugin and call: there is no other source of either.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
@@ -120,11 +120,70 @@ impl Scene {
     }
 }
 
+/// Where a call's reads are answered from.
+#[derive(Debug, Clone)]
+pub enum Reads {
+    /// The game state: a live call.
+    Live(Arc<GameState>),
+    /// What a recorded call's reads returned: a replay (`audit replay`).
+    Recorded(RecordedReads),
+}
+
+/// The reads a recorded call made (its event's `inputs`), to answer the
+/// same requests with the same results when it is replayed. A request made
+/// several times gets its results in the order they were recorded.
+#[derive(Debug, Clone, Default)]
+pub struct RecordedReads {
+    /// By the canonical text of the request.
+    results: HashMap<String, VecDeque<Value>>,
+    /// The last result given for each request.
+    given: HashMap<String, Value>,
+}
+
+impl RecordedReads {
+    /// From a call event's `inputs` (`[{"request": .., "result": ..}]`);
+    /// anything else in the array is ignored.
+    pub fn from_inputs(inputs: &[Value]) -> Self {
+        let mut results: HashMap<String, VecDeque<Value>> = HashMap::new();
+        for input in inputs {
+            if let Some(request) = input.get("request") {
+                let result = input.get("result").cloned().unwrap_or(Value::Null);
+                results
+                    .entry(canonical::to_canonical_string(request))
+                    .or_default()
+                    .push_back(result);
+            }
+        }
+        RecordedReads {
+            results,
+            given: HashMap::new(),
+        }
+    }
+
+    /// The next recorded result of `request` (`Some(None)`: it returned
+    /// nothing), or `None` when the recording holds no more of it.
+    fn take(&mut self, request: &Canonical) -> Option<Option<Value>> {
+        let result = self.results.get_mut(request.as_str())?.pop_front()?;
+        self.given
+            .insert(request.as_str().to_owned(), result.clone());
+        Some((!result.is_null()).then_some(result))
+    }
+
+    /// The result last given for `request`, or else its first recorded one.
+    fn peek(&self, request: &Canonical) -> Option<Value> {
+        self.given
+            .get(request.as_str())
+            .or_else(|| self.results.get(request.as_str())?.front())
+            .filter(|v| !v.is_null())
+            .cloned()
+    }
+}
+
 /// A plugin call's context.
 pub struct Ctx {
     plugin: Arc<PluginInfo>,
     scene: Arc<Scene>,
-    state: Arc<GameState>,
+    reads: Reads,
     engine: Arc<EngineInfo>,
     /// What is being called, e.g. `plugin:game-stealth:has_disguise`.
     call: Text,
@@ -133,6 +192,7 @@ pub struct Ctx {
     mode: Option<FailureMode>,
     inputs: Vec<Canonical>,
     events: Vec<NewEvent>,
+    unrecorded: Vec<Canonical>,
 }
 
 /// What a call left behind: the reads it made and the events it produced.
@@ -141,13 +201,16 @@ pub struct CallRecord {
     /// Each read as `{"request": .., "result": ..}`, canonical JSON.
     pub inputs: Vec<Canonical>,
     pub events: Vec<NewEvent>,
+    /// Replay only: the requests the recording holds no result for (the
+    /// call was answered as if they returned nothing).
+    pub unrecorded: Vec<Canonical>,
 }
 
 impl Ctx {
     pub(crate) fn new(
         plugin: Arc<PluginInfo>,
         scene: Arc<Scene>,
-        state: Arc<GameState>,
+        reads: Reads,
         engine: Arc<EngineInfo>,
         call: Text,
         call_index: u64,
@@ -156,7 +219,7 @@ impl Ctx {
         Ctx {
             plugin,
             scene,
-            state,
+            reads,
             engine,
             call,
             call_index,
@@ -164,6 +227,7 @@ impl Ctx {
             mode: None,
             inputs: Vec::new(),
             events: Vec::new(),
+            unrecorded: Vec::new(),
         }
     }
 
@@ -171,6 +235,7 @@ impl Ctx {
         CallRecord {
             inputs: self.inputs,
             events: self.events,
+            unrecorded: self.unrecorded,
         }
     }
 
@@ -188,8 +253,33 @@ impl Ctx {
         &mut self.rng
     }
 
-    pub fn scene(&self) -> &Scene {
-        &self.scene
+    /// The NPC the call is about (conditions and effects), as the tick
+    /// described it.
+    pub fn npc(&self) -> Option<&TickNpc> {
+        self.scene.npc()
+    }
+
+    /// A key of the tick's own context.
+    pub fn tick_context(&self, key: &str) -> Option<&Value> {
+        self.scene.context.get(key)
+    }
+
+    /// The tick's number.
+    pub fn tick(&self) -> u64 {
+        self.scene.tick
+    }
+
+    pub fn world_id(&self) -> &WorldId {
+        &self.scene.world
+    }
+
+    pub fn session_id(&self) -> &SessionId {
+        &self.scene.session
+    }
+
+    /// Whether this call is a replay (`audit replay`) of a recorded one.
+    pub fn replaying(&self) -> bool {
+        matches!(self.reads, Reads::Recorded(_))
     }
 
     pub fn has_permission(&self, permission: Permission) -> bool {
@@ -212,24 +302,25 @@ impl Ctx {
         if let Some(reason) = self.namespace_violation(&request) {
             return self.deny(&cap, false, reason);
         }
-        let result = self.execute(&request, &cap);
-        if !request.writes() && !matches!(request, Request::Log { .. }) {
-            let read = result.as_ref().unwrap_or(&Value::Null);
-            let input = match request.read_members() {
-                Some(members) => canonical::object(&[
-                    ("request", Member::Object(&members)),
-                    ("result", Member::Value(read)),
-                ]),
-                None => {
-                    let request = serde_json::to_value(&request).unwrap_or(Value::Null);
-                    canonical::object(&[
-                        ("request", Member::Value(&request)),
-                        ("result", Member::Value(read)),
-                    ])
-                }
-            };
-            self.inputs.push(input);
+        if request.writes() || matches!(request, Request::Log { .. }) {
+            return Ok(self.write(&request, &cap));
         }
+        let key = request_key(&request);
+        let result = match &mut self.reads {
+            Reads::Live(state) => {
+                let state = state.clone();
+                self.live_read(&state, &request)
+            }
+            Reads::Recorded(recorded) => recorded.take(&key).unwrap_or_else(|| {
+                self.unrecorded.push(key.clone());
+                None
+            }),
+        };
+        let read = result.as_ref().unwrap_or(&Value::Null);
+        self.inputs.push(canonical::object(&[
+            ("request", Member::Canonical(&key)),
+            ("result", Member::Value(read)),
+        ]));
         Ok(result)
     }
 
@@ -389,16 +480,20 @@ impl Ctx {
         match mode {
             FailureMode::Raise => Err(denied),
             FailureMode::Warn => {
-                tracing::warn!(plugin = %denied.plugin, capability = %denied.capability,
-                    permission = ?denied.permission, "{}", denied.reason);
+                if !self.replaying() {
+                    tracing::warn!(plugin = %denied.plugin, capability = %denied.capability,
+                        permission = ?denied.permission, "{}", denied.reason);
+                }
                 Ok(None)
             }
             FailureMode::Silent => Ok(None),
         }
     }
 
-    fn execute(&mut self, request: &Request, cap: &Capability) -> Option<Value> {
-        let world = self.state.world(&self.scene.world);
+    /// What a read returns on a live call: this call's own writes first,
+    /// then the game state.
+    fn live_read(&self, state: &GameState, request: &Request) -> Option<Value> {
+        let world = state.world(&self.scene.world);
         match request {
             Request::GetWorld => Some(json!({
                 "id": self.scene.world,
@@ -419,7 +514,7 @@ impl Ctx {
             Request::ListWorldNpcs => Some(json!(self.scene.npcs.as_ref())),
             Request::GetSession => {
                 let own = format!("plugin:{}:", self.plugin.id);
-                let session = self.state.session(&self.scene.world, &self.scene.session);
+                let session = state.session(&self.scene.world, &self.scene.session);
                 let mut flags = Map::new();
                 if let Some(s) = session {
                     for (k, v) in &s.flags {
@@ -462,7 +557,7 @@ impl Ctx {
                 let key = self.own_flag(key);
                 self.written(kinds::SESSION_FLAG_SET, "key", &key, "value")
                     .or_else(|| {
-                        self.state
+                        state
                             .session(&self.scene.world, &self.scene.session)
                             .and_then(|s| s.flags.get(&key).cloned())
                     })
@@ -475,7 +570,7 @@ impl Ctx {
                     "relationship",
                 )
                 .or_else(|| {
-                    self.state
+                    state
                         .session(&self.scene.world, &self.scene.session)
                         .and_then(|s| s.relationships.get(npc_key).cloned())
                 }),
@@ -495,11 +590,19 @@ impl Ctx {
             Request::StorageGet { key } => self
                 .written(kinds::PLUGIN_STORAGE_SET, "key", key, "value")
                 .or_else(|| {
-                    self.state
+                    state
                         .storage
                         .get(&self.plugin.id)
                         .and_then(|s| s.get(key).cloned())
                 }),
+            // Writes and log lines are not reads.
+            _ => None,
+        }
+    }
+
+    /// Performs a write (an event) or a log line.
+    fn write(&mut self, request: &Request, cap: &Capability) -> Option<Value> {
+        match request {
             Request::SetSessionFlag { key, value } => {
                 let key = self.own_flag(key);
                 let stream = self.scene.session_stream().clone();
@@ -513,12 +616,7 @@ impl Ctx {
                 Some(Value::Bool(true))
             }
             Request::UpdateRelationship { npc_key, updates } => {
-                let current = self.execute(
-                    &Request::GetRelationship {
-                        npc_key: npc_key.clone(),
-                    },
-                    cap,
-                );
+                let current = self.current_relationship(npc_key);
                 let merged =
                     merged_relationship(current.as_ref(), updates, self.plugin.id.as_str());
                 let stream = self.scene.session_stream().clone();
@@ -555,6 +653,10 @@ impl Ctx {
                 fields,
             } => {
                 let plugin = self.plugin.id.as_str();
+                if self.replaying() {
+                    // Said when the call was made.
+                    return Some(Value::Bool(true));
+                }
                 match level {
                     LogLevel::Debug => tracing::debug!(plugin, fields = %fields, "{message}"),
                     LogLevel::Info => tracing::info!(plugin, fields = %fields, "{message}"),
@@ -571,6 +673,28 @@ impl Ctx {
                 self.push_event_of_kind(kind, stream, payload.clone(), cap, true);
                 Some(Value::Bool(true))
             }
+            // Reads are answered by `call`.
+            _ => None,
+        }
+    }
+
+    /// The relationship an update merges into: this call's own last write
+    /// of it, or else the game state's (live) or what the recorded call read
+    /// of it (replay).
+    fn current_relationship(&self, npc_key: &str) -> Option<Value> {
+        let request = Request::GetRelationship {
+            npc_key: npc_key.to_owned(),
+        };
+        match &self.reads {
+            Reads::Live(state) => self.live_read(state, &request),
+            Reads::Recorded(recorded) => self
+                .written(
+                    kinds::RELATIONSHIP_UPDATED,
+                    "npc_key",
+                    npc_key,
+                    "relationship",
+                )
+                .or_else(|| recorded.peek(&request_key(&request))),
         }
     }
 
@@ -648,6 +772,15 @@ pub fn provenance(
         permission: cap.map(|c| c.permission.as_str().into()),
         call_index: Some(call_index),
         ..tick_provenance(scene.tick_id, scene.tick, engine)
+    }
+}
+
+/// A read request as its call's `inputs` record it: the canonical text of
+/// its serialized form.
+fn request_key(request: &Request) -> Canonical {
+    match request.read_members() {
+        Some(members) => canonical::object(&members),
+        None => Canonical::of(&serde_json::to_value(request).unwrap_or(Value::Null)),
     }
 }
 

@@ -11,11 +11,16 @@ use provenant_events::{EventKind, NewEvent, PluginId, Provenance, StreamName, Te
 use serde_json::{Value, json};
 
 use super::capability::Capability;
-use super::context::{CallRecord, Ctx, EngineInfo, PluginInfo, Scene, provenance, tick_provenance};
+use super::context::{
+    CallRecord, Ctx, EngineInfo, PluginInfo, Reads, RecordedReads, Scene, provenance,
+    tick_provenance,
+};
 use super::kinds;
 use super::manifest::{LoadError, Manifest, PluginSettings, SkipReason, plan_load};
 use super::permissions::{FailureMode, Permission};
-use super::registry::{PluginError, RegisterError, Registrar, Registry};
+use super::registry::{
+    ConditionEntry, HandlerEntry, PluginError, RegisterError, Registrar, Registry,
+};
 use super::runner::{Isolation, Outcome, Runner, panic_message};
 use super::scoping::Scope;
 use super::simconfig::{self, Suggestion};
@@ -138,14 +143,82 @@ impl CallKind {
     }
 }
 
-/// One plugin call: what kind, by whom, where.
+/// One plugin call: what kind, by whom, where, and where its reads are
+/// answered from.
 struct CallSite<'a> {
     kind: CallKind,
     plugin: &'a Arc<PluginInfo>,
     scene: &'a Arc<Scene>,
-    state: &'a Arc<GameState>,
+    reads: Reads,
     id: Text,
+    /// The activity a condition or effect is evaluated for.
+    activity: Option<&'a str>,
     call_index: u64,
+}
+
+/// What [`PluginHost::invoke`] gives back.
+struct Invoked<T> {
+    decision: Decision<T>,
+    /// Whether the call produced its own value.
+    succeeded: bool,
+    /// Replay only: requests the recording holds no result for.
+    unrecorded: Vec<Canonical>,
+}
+
+impl<T> Invoked<T> {
+    /// The events and the unanswered reads.
+    fn into_parts(self) -> (Vec<NewEvent>, Vec<Canonical>) {
+        (self.decision.events, self.unrecorded)
+    }
+}
+
+/// A recorded plugin call, as `audit replay` feeds it back to the plugin:
+/// the same scene (game time, NPC, tick context), params, call index (and
+/// so the same seeded RNG) and, for every read, the result it recorded.
+pub struct RecordedCall<'a> {
+    pub call: ReplayedCall<'a>,
+    pub scene: Arc<Scene>,
+    pub params: &'a Value,
+    pub reads: RecordedReads,
+    pub call_index: u64,
+}
+
+/// Which call is replayed.
+pub enum ReplayedCall<'a> {
+    /// Condition `id`, for `activity`.
+    Condition {
+        id: &'a str,
+        activity: Option<&'a str>,
+    },
+    /// Effect `id`, for `activity`.
+    Effect {
+        id: &'a str,
+        activity: Option<&'a str>,
+    },
+    /// `plugin`'s handler of `event` (the JSON form of the event it
+    /// handled); `nth` picks among several handlers of that plugin for
+    /// the event's kind (0: the first registered).
+    EventHandler {
+        plugin: &'a str,
+        event: Value,
+        nth: usize,
+    },
+}
+
+/// How a replayed call went.
+#[derive(Debug)]
+pub enum Replay {
+    /// The call ran: the events it produced (as live, the call's own event
+    /// last), and the reads the recording could not answer.
+    Ran {
+        events: Vec<NewEvent>,
+        unrecorded: Vec<Canonical>,
+    },
+    /// This build registers no such condition, effect or handler.
+    NotRegistered,
+    /// This build's condition needs context keys the call did not have (a
+    /// live engine would skip it).
+    MissingContext(Vec<String>),
 }
 
 impl PluginHost {
@@ -272,13 +345,21 @@ impl PluginHost {
         &self,
         state: &Arc<GameState>,
         scene: &Arc<Scene>,
+        activity: &str,
         id: &str,
         params: &Value,
         call_index: u64,
     ) -> Decision<bool> {
         let skip = |reason, missing| Decision {
             value: false,
-            events: self.skipped_call(CallKind::Condition, scene, id, reason, missing, call_index),
+            events: self.skipped_call(
+                CallKind::Condition,
+                scene,
+                (Some(activity), id),
+                reason,
+                missing,
+                call_index,
+            ),
         };
         let entry = match self.gate(
             self.registry.conditions.get(id),
@@ -289,11 +370,7 @@ impl PluginHost {
             Ok(entry) => entry,
             Err(reason) => return skip(reason, Value::Null),
         };
-        let missing: Vec<&String> = entry
-            .required_context
-            .iter()
-            .filter(|k| !scene.has_context_key(k))
-            .collect();
+        let missing = missing_context(entry, scene);
         if !missing.is_empty() {
             return skip("missing_required_context", json!(missing));
         }
@@ -302,11 +379,13 @@ impl PluginHost {
             kind: CallKind::Condition,
             plugin: &entry.plugin,
             scene,
-            state,
+            reads: Reads::Live(state.clone()),
             id: entry.id.clone(),
+            activity: Some(activity),
             call_index,
         };
-        self.invoke(&site, params, move |ctx, p| f(ctx, p), false).0
+        self.invoke(site, params, move |ctx, p| f(ctx, p), false)
+            .decision
     }
 
     /// Applies effect `id` with its default params overlaid by `params`:
@@ -316,6 +395,7 @@ impl PluginHost {
         &self,
         state: &Arc<GameState>,
         scene: &Arc<Scene>,
+        activity: &str,
         id: &str,
         params: &Value,
         call_index: u64,
@@ -328,7 +408,7 @@ impl PluginHost {
                     events: self.skipped_call(
                         CallKind::Effect,
                         scene,
-                        id,
+                        (Some(activity), id),
                         reason,
                         Value::Null,
                         call_index,
@@ -349,13 +429,15 @@ impl PluginHost {
             kind: CallKind::Effect,
             plugin: &entry.plugin,
             scene,
-            state,
+            reads: Reads::Live(state.clone()),
             id: entry.id.clone(),
+            activity: Some(activity),
             call_index,
         };
-        let (d, applied) = self.invoke(&site, &merged, move |ctx, p| f(ctx, p), Value::Null);
+        let invoked = self.invoke(site, &merged, move |ctx, p| f(ctx, p), Value::Null);
+        let d = invoked.decision;
         Decision {
-            value: applied.then_some(d.value),
+            value: invoked.succeeded.then_some(d.value),
             events: d.events,
         }
     }
@@ -385,17 +467,18 @@ impl PluginHost {
                 kind: CallKind::SimulationConfig,
                 plugin: &entry.plugin,
                 scene,
-                state,
+                reads: Reads::Live(state.clone()),
                 id: entry.id.clone(),
+                activity: None,
                 call_index: index,
             };
-            let (d, ok) = self.invoke(&site, &Value::Null, move |ctx, _| f(ctx), Value::Null);
-            events.extend(d.events);
-            if ok {
+            let invoked = self.invoke(site, &Value::Null, move |ctx, _| f(ctx), Value::Null);
+            events.extend(invoked.decision.events);
+            if invoked.succeeded {
                 suggestions.push(Suggestion {
                     provider_id: entry.id.to_string(),
                     priority: entry.priority,
-                    config: d.value,
+                    config: invoked.decision.value,
                 });
             }
         }
@@ -431,40 +514,118 @@ impl PluginHost {
                 {
                     continue;
                 }
-                let f = handler.f.clone();
                 let body = serde_json::to_value(event).unwrap_or(Value::Null);
-                let id = format!("{} on {}", handler.plugin.id, event.kind);
-                let site = CallSite {
-                    kind: CallKind::EventHandler,
-                    plugin: &handler.plugin,
-                    scene,
-                    state,
-                    id: id.into(),
-                    call_index: index,
-                };
-                let (d, _) = self.invoke(
-                    &site,
-                    &json!({"event_id": event.event_id, "kind": event.kind}),
-                    move |ctx, _| f(ctx, &body).map(|()| Value::Null),
-                    Value::Null,
-                );
-                out.extend(d.events);
+                let invoked = self.handle(handler, scene, Reads::Live(state.clone()), body, index);
+                out.extend(invoked.decision.events);
                 index += 1;
             }
         }
         out
     }
 
+    /// Replays a recorded call (`audit replay`): runs this build's plugin
+    /// code with the recorded scene, params and call index, its reads
+    /// answered from the recording, and returns what it produced. Nothing
+    /// is appended and no state is read.
+    pub fn replay(&self, call: RecordedCall<'_>) -> Replay {
+        let reads = Reads::Recorded(call.reads);
+        let index = call.call_index;
+        let (events, unrecorded) = match call.call {
+            ReplayedCall::Condition { id, activity } => {
+                let Some(entry) = self.registry.conditions.get(id) else {
+                    return Replay::NotRegistered;
+                };
+                let missing = missing_context(entry, &call.scene);
+                if !missing.is_empty() {
+                    return Replay::MissingContext(missing.into_iter().cloned().collect());
+                }
+                let f = entry.f.clone();
+                let site = CallSite {
+                    kind: CallKind::Condition,
+                    plugin: &entry.plugin,
+                    scene: &call.scene,
+                    reads,
+                    id: entry.id.clone(),
+                    activity,
+                    call_index: index,
+                };
+                self.invoke(site, call.params, move |ctx, p| f(ctx, p), false)
+                    .into_parts()
+            }
+            ReplayedCall::Effect { id, activity } => {
+                let Some(entry) = self.registry.effects.get(id) else {
+                    return Replay::NotRegistered;
+                };
+                let f = entry.f.clone();
+                let site = CallSite {
+                    kind: CallKind::Effect,
+                    plugin: &entry.plugin,
+                    scene: &call.scene,
+                    reads,
+                    id: entry.id.clone(),
+                    activity,
+                    call_index: index,
+                };
+                self.invoke(site, call.params, move |ctx, p| f(ctx, p), Value::Null)
+                    .into_parts()
+            }
+            ReplayedCall::EventHandler { plugin, event, nth } => {
+                let kind = event["kind"].as_str().unwrap_or_default();
+                let Some(handler) = self
+                    .registry
+                    .handlers
+                    .iter()
+                    .filter(|h| h.plugin.id.as_str() == plugin && h.kinds.contains(kind))
+                    .nth(nth)
+                else {
+                    return Replay::NotRegistered;
+                };
+                self.handle(handler, &call.scene, reads, event, index)
+                    .into_parts()
+            }
+        };
+        Replay::Ran { events, unrecorded }
+    }
+
+    /// Calls one handler with the JSON form of the event it handles.
+    fn handle(
+        &self,
+        handler: &HandlerEntry,
+        scene: &Arc<Scene>,
+        reads: Reads,
+        event: Value,
+        call_index: u64,
+    ) -> Invoked<Value> {
+        let f = handler.f.clone();
+        let kind = event["kind"].as_str().unwrap_or_default();
+        let id = format!("{} on {kind}", handler.plugin.id);
+        let params = json!({"event_id": event["event_id"], "kind": kind});
+        let site = CallSite {
+            kind: CallKind::EventHandler,
+            plugin: &handler.plugin,
+            scene,
+            reads,
+            id: id.into(),
+            activity: None,
+            call_index,
+        };
+        self.invoke(
+            site,
+            &params,
+            move |ctx, _| f(ctx, &event).map(|()| Value::Null),
+            Value::Null,
+        )
+    }
+
     /// Runs one plugin call and records it: its value (or `fallback` when it
     /// fails, panics or overruns) and the events that say what happened.
-    /// The second value is whether the call produced its own value.
     fn invoke<T: Recorded + Send + 'static>(
         &self,
-        site: &CallSite<'_>,
+        site: CallSite<'_>,
         params: &Value,
         f: impl FnOnce(&mut Ctx, &Value) -> Result<T, PluginError> + Send + 'static,
         fallback: T,
-    ) -> (Decision<T>, bool) {
+    ) -> Invoked<T> {
         let cap = site.kind.capability();
         let id_key = match site.kind {
             CallKind::Condition => "condition_id",
@@ -472,121 +633,119 @@ impl PluginHost {
             CallKind::SimulationConfig => "provider_id",
             CallKind::EventHandler => "handler",
         };
+        let (plugin, scene, id, call_index) =
+            (site.plugin, site.scene, site.id.clone(), site.call_index);
+        let success_kind = site.kind.success_kind();
         // The payload is written straight to its canonical text: this runs
-        // for every plugin call.
-        let [a, b, c, d] = [
+        // for every plugin call. The members every outcome records:
+        let mut members: Vec<(&str, Member<'_>)> = Vec::with_capacity(10);
+        if let Some(activity) = site.activity {
+            members.push(("activity", Member::Str(activity)));
+        }
+        members.extend([
             ("call", Member::Str(site.kind.name())),
-            (id_key, Member::Str(site.id.as_str())),
+            (id_key, Member::Str(id.as_str())),
             ("params", Member::Value(params)),
-            ("context", Member::Canonical(site.scene.recorded_context())),
-        ];
+            ("context", Member::Canonical(scene.recorded_context())),
+        ]);
         let micros = |d: Duration| Member::U64(d.as_micros() as u64);
-        let deadline_ms = Member::U64(self.runner.deadline().as_millis() as u64);
-        let (kind, value, payload, events) = match self.run(site, params.clone(), f) {
+        let deadline_ms = self.runner.deadline().as_millis() as u64;
+        let (kind, value, payload, events, unrecorded) = match self.run(site, params.clone(), f) {
             Outcome::Done((Ok(value), record), took) => {
-                // In key order, so that writing needs no sort.
-                let (id, inputs) = (b, ("inputs", Member::Array(&record.inputs)));
-                let (params, result) = (c, ("result", value.member()));
-                let (call, context, took) = (a, d, ("duration_us", micros(took)));
-                let payload = canonical::object(&match site.kind {
-                    CallKind::Condition => [call, id, context, took, inputs, params, result],
-                    CallKind::SimulationConfig => [call, context, took, inputs, params, id, result],
-                    CallKind::Effect | CallKind::EventHandler => {
-                        [call, context, took, id, inputs, params, result]
-                    }
-                });
-                (site.kind.success_kind(), value, payload, record.events)
-            }
-            Outcome::Done((Err(PluginError::Panicked(message)), record), took) => {
-                let payload = canonical::object(&[
-                    a,
-                    b,
-                    c,
-                    d,
-                    ("panic", Member::Str(&message)),
-                    ("fallback", fallback.member()),
+                members.extend([
+                    ("inputs", Member::Array(&record.inputs)),
+                    ("result", value.member()),
                     ("duration_us", micros(took)),
                 ]);
-                let denials = denials_of(record);
+                let payload = canonical::object(&members);
                 (
-                    Some(kinds::PLUGIN_CALL_PANICKED),
-                    fallback,
+                    success_kind,
+                    value,
                     payload,
-                    denials,
+                    record.events,
+                    record.unrecorded,
                 )
             }
             Outcome::Done((Err(error), record), took) => {
-                let error = error.to_string();
-                let payload = canonical::object(&[
-                    a,
-                    b,
-                    c,
-                    d,
-                    ("error", Member::Str(&error)),
+                let (kind, key, text) = match error {
+                    PluginError::Panicked(message) => {
+                        (kinds::PLUGIN_CALL_PANICKED, "panic", message)
+                    }
+                    error => (kinds::PLUGIN_CALL_FAILED, "error", error.to_string()),
+                };
+                members.extend([
+                    (key, Member::Str(&text)),
                     ("inputs", Member::Array(&record.inputs)),
                     ("fallback", fallback.member()),
                     ("duration_us", micros(took)),
                 ]);
-                let denials = denials_of(record);
-                (Some(kinds::PLUGIN_CALL_FAILED), fallback, payload, denials)
+                let payload = canonical::object(&members);
+                let unrecorded = record.unrecorded.clone();
+                (
+                    Some(kind),
+                    fallback,
+                    payload,
+                    denials_of(record),
+                    unrecorded,
+                )
             }
             Outcome::Panicked(message, took) => {
-                let payload = canonical::object(&[
-                    a,
-                    b,
-                    c,
-                    d,
+                members.extend([
                     ("panic", Member::Str(&message)),
                     ("fallback", fallback.member()),
                     ("duration_us", micros(took)),
                 ]);
+                let payload = canonical::object(&members);
                 (
                     Some(kinds::PLUGIN_CALL_PANICKED),
                     fallback,
                     payload,
                     Vec::new(),
+                    Vec::new(),
                 )
             }
             Outcome::Overran(took) => {
-                let payload = canonical::object(&[
-                    a,
-                    b,
-                    c,
-                    d,
-                    ("deadline_ms", deadline_ms),
+                members.extend([
+                    ("deadline_ms", Member::U64(deadline_ms)),
                     ("waited_us", micros(took)),
                     ("fallback", fallback.member()),
                 ]);
+                let payload = canonical::object(&members);
                 (
                     Some(kinds::PLUGIN_DEADLINE_EXCEEDED),
                     fallback,
                     payload,
+                    Vec::new(),
                     Vec::new(),
                 )
             }
         };
         let mut events = events;
         let succeeded = kind.is_none_or(|k| !is_failure(k));
-        if let Some(e) = kind.and_then(|k| {
-            self.call_event(k, site.plugin, site.scene, payload, &cap, site.call_index)
-        }) {
+        if let Some(e) =
+            kind.and_then(|k| self.call_event(k, plugin, scene, payload, &cap, call_index))
+        {
             events.push(e);
         }
-        (Decision { value, events }, succeeded)
+        Invoked {
+            decision: Decision { value, events },
+            succeeded,
+            unrecorded,
+        }
     }
 
     fn run<T: Send + 'static>(
         &self,
-        site: &CallSite<'_>,
+        site: CallSite<'_>,
         params: Value,
         f: impl FnOnce(&mut Ctx, &Value) -> Result<T, PluginError> + Send + 'static,
     ) -> Outcome<(Result<T, PluginError>, CallRecord)> {
         let mut ctx = Ctx::new(
             site.plugin.clone(),
             site.scene.clone(),
-            site.state.clone(),
+            site.reads,
             self.engine.clone(),
-            site.id.clone(),
+            site.id,
             site.call_index,
         );
         self.runner.run(move || {
@@ -622,7 +781,7 @@ impl PluginHost {
         &self,
         call: CallKind,
         scene: &Scene,
-        id: &str,
+        (activity, id): (Option<&str>, &str),
         reason: &str,
         missing: Value,
         call_index: u64,
@@ -631,12 +790,16 @@ impl PluginHost {
             CallKind::Effect => (kinds::EFFECT_SKIPPED, "effect_id"),
             _ => (kinds::CONDITION_SKIPPED, "condition_id"),
         };
-        let payload = canonical::object(&[
+        let mut members = vec![
             (id_key, Member::Str(id)),
             ("reason", Member::Str(reason)),
             ("missing", Member::Value(&missing)),
             ("context", Member::Canonical(scene.recorded_context())),
-        ]);
+        ];
+        if let Some(activity) = activity {
+            members.push(("activity", Member::Str(activity)));
+        }
+        let payload = canonical::object(&members);
         let Ok(kind) = EventKind::from_static(kind) else {
             return Vec::new();
         };
@@ -688,6 +851,15 @@ impl Recorded for Value {
     fn member(&self) -> Member<'_> {
         Member::Value(self)
     }
+}
+
+/// The `required_context` keys of a condition that the scene lacks.
+fn missing_context<'e>(entry: &'e ConditionEntry, scene: &Scene) -> Vec<&'e String> {
+    entry
+        .required_context
+        .iter()
+        .filter(|k| !scene.has_context_key(k))
+        .collect()
 }
 
 /// A failed call's writes are discarded; its denials are kept for the auditor.

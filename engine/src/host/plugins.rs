@@ -43,8 +43,7 @@ fn manifest(
 }
 
 fn npc_id(ctx: &Ctx) -> Result<String, PluginError> {
-    ctx.scene()
-        .npc()
+    ctx.npc()
         .map(|n| n.npc_id.clone())
         .ok_or_else(|| PluginError::Failed("no NPC in context".into()))
 }
@@ -79,7 +78,6 @@ impl Plugin for GameStealth {
             &["npc_id"],
             |ctx, _params| {
                 let npc = ctx
-                    .scene()
                     .npc()
                     .ok_or_else(|| PluginError::Failed("no NPC in context".into()))?;
                 let in_state = npc.state.get("disguise").and_then(Value::as_bool);

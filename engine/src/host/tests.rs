@@ -238,7 +238,7 @@ fn a_plugin_sees_the_game_and_its_own_flags_but_never_another_plugins() {
     let mut ctx = super::context::Ctx::new(
         romance.info.clone(),
         scene,
-        state_ref,
+        super::context::Reads::Live(state_ref),
         Arc::new(host.engine().clone()),
         "test".into(),
         0,
@@ -420,6 +420,7 @@ fn a_condition_without_its_required_context_is_false_and_recorded() {
     let d = host.evaluate_condition(
         &state,
         &scene,
+        "sneak",
         "plugin:game-stealth:has_disguise",
         &Value::Null,
         0,
@@ -427,12 +428,20 @@ fn a_condition_without_its_required_context_is_false_and_recorded() {
     assert!(!d.value);
     assert_eq!(d.events[0].kind.as_str(), kinds::CONDITION_SKIPPED);
     assert_eq!(d.events[0].payload["missing"], json!(["npc_id"]));
-    let d = host.evaluate_condition(&state, &scene, "plugin:nobody:nothing", &Value::Null, 0);
+    let d = host.evaluate_condition(
+        &state,
+        &scene,
+        "sneak",
+        "plugin:nobody:nothing",
+        &Value::Null,
+        0,
+    );
     assert!(!d.value);
     assert_eq!(d.events[0].payload["reason"], "not_registered");
     let e = host.apply_effect(
         &state,
         &scene,
+        "sneak",
         "effect:plugin:nobody:nothing",
         &Value::Null,
         0,

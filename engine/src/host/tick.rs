@@ -165,7 +165,14 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
         for activity in &world_activities {
             let mut holds = true;
             for step in &activity.conditions {
-                let d = host.evaluate_condition(state, &scene, &step.id, &step.params, call_index);
+                let d = host.evaluate_condition(
+                    state,
+                    &scene,
+                    &activity.id,
+                    &step.id,
+                    &step.params,
+                    call_index,
+                );
                 call_index += 1;
                 push(state, &mut out, d.events);
                 if !d.value {
@@ -177,7 +184,14 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
                 continue;
             }
             for step in &activity.effects {
-                let d = host.apply_effect(state, &scene, &step.id, &step.params, call_index);
+                let d = host.apply_effect(
+                    state,
+                    &scene,
+                    &activity.id,
+                    &step.id,
+                    &step.params,
+                    call_index,
+                );
                 call_index += 1;
                 push(state, &mut out, d.events);
             }

@@ -16,7 +16,7 @@ fn provenant(dir: &Path, args: &[&str]) -> Output {
         .expect("run provenant")
 }
 
-fn provenant_on(url: &str, args: &[&str]) -> Output {
+pub(crate) fn provenant_on(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
         .args(args)
         .env("DATABASE_URL", url)
@@ -27,7 +27,7 @@ fn provenant_on(url: &str, args: &[&str]) -> Output {
 /// `provenant demo` on the embedded path (in-process ticks), whatever the
 /// environment says (CI sets NATS_URL); in `dir` when given, on `url` when
 /// given. The demo over NATS has its own test, in `demo.rs`.
-fn demo(dir: Option<&Path>, url: Option<&str>, ticks: &str) -> Output {
+pub(crate) fn demo(dir: Option<&Path>, url: Option<&str>, ticks: &str) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"));
     cmd.args(["demo", "--ticks", ticks])
         .env_remove("DATABASE_URL")
@@ -42,15 +42,15 @@ fn demo(dir: Option<&Path>, url: Option<&str>, ticks: &str) -> Output {
     cmd.output().expect("run provenant demo")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn json(o: &Output) -> Value {
+pub(crate) fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
 }
@@ -172,7 +172,7 @@ async fn demo_runs_on_postgres_when_given_its_url() {
     assert!(report["count"].as_u64().unwrap() > 50);
 }
 
-async fn demo_log(backend: Backend) -> TestLog {
+pub(crate) async fn demo_log(backend: Backend) -> TestLog {
     let t = TestLog::new(backend).await;
     let out = demo(None, Some(&t.url), "40");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

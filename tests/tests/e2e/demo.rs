@@ -156,4 +156,21 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
 
     // Every tick acknowledged or terminated; nothing waits for redelivery.
     nats.assert_all_ticks_answered(&js).await;
+
+    // Every plugin call the engine recorded replays the same with this
+    // build (overruns aside: nothing of them was recorded).
+    let out = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+        .args(["audit", "replay", "--json"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run provenant audit replay");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    crate::audit::assert_all_replayed_and_matched(&report, &events);
 }

@@ -1,11 +1,13 @@
 //! provenant's end-to-end tests: one test binary.
 //!
 //! - `conformance`: the log's contract, run against PostgreSQL and SQLite.
+//! - `audit`: `audit replay` and `audit trail` on logs the engine wrote.
 //! - `cli`: the real `provenant` binary.
 //! - `service`: `provenant serve` with PostgreSQL, SQLite and NATS JetStream,
 //!   including SIGKILL and NATS restarts.
 //! - `plans`: PostgreSQL's query plans stay right as the log grows.
 
+mod audit;
 mod cli;
 mod conformance;
 mod demo;

@@ -1,4 +1,9 @@
-//! `provenant audit …` and `provenant migrate`.
+//! `provenant audit …` and `provenant migrate`: auditing only reads the
+//! log (it opens it without migrating, and never appends).
+
+pub mod replay;
+pub mod ticks;
+pub mod trail;
 
 use std::process::ExitCode;
 
@@ -33,6 +38,18 @@ impl VerifyOutcome {
             VerifyOutcome::CouldNotRun(_) => ExitCode::from(2),
         }
     }
+}
+
+/// A progress bar on stderr (drawn only on a terminal); its length is set
+/// once known.
+fn progress_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} events ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
 }
 
 /// Opens the log without migrating or creating anything: auditing only reads.
