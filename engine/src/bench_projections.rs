@@ -177,8 +177,9 @@ async fn postgres(args: &ProjectionsBenchArgs, scratch: &Scratch) -> anyhow::Res
             .await?;
         // One untimed pass brings the table into the server's cache, so that
         // whatever runs first is not the one that reads the disk.
-        let _ = select_all_pg(&mut conn).await?;
-        let baseline = select_all_pg(&mut conn).await?;
+        let page = RunnerConfig::default().page;
+        let _ = select_all_pg(&mut conn, page).await?;
+        let baseline = select_all_pg(&mut conn, page).await?;
         measure(&log, "postgres", baseline).await
     }
     .await;
@@ -224,10 +225,13 @@ async fn fill(log: &EventLog, total: usize, backend: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The bare `SELECT` on PostgreSQL: every row, by pages of the runner's
-/// size, each column fetched and touched. Returns (rows, seconds).
-async fn select_all_pg(conn: &mut PgConnection) -> anyhow::Result<(u64, f64)> {
-    let page = RunnerConfig::default().page as i64;
+/// The bare `SELECT` on PostgreSQL: every row, by pages of `page` rows,
+/// each column fetched and touched. Returns (rows, seconds).
+pub(crate) async fn select_all_pg(
+    conn: &mut PgConnection,
+    page: usize,
+) -> anyhow::Result<(u64, f64)> {
+    let page = page as i64;
     let started = Instant::now();
     let (mut after, mut rows, mut bytes) = (0i64, 0u64, 0usize);
     loop {

@@ -267,6 +267,11 @@ pub struct ReplayArgs {
     /// How long one replayed call may run before it counts as diverged.
     #[arg(long, default_value_t = 10_000)]
     pub deadline_ms: u64,
+    /// Where replayed calls run: `thread` (worker threads: a call that
+    /// hangs is abandoned at the deadline) or `inline` (about twice as
+    /// fast; a call that hangs holds the replay).
+    #[arg(long, default_value = "thread", value_parser = ["thread", "inline"])]
+    pub isolation: String,
     /// Divergences shown per plugin and version (the first ones).
     #[arg(long, default_value_t = 10)]
     pub show: usize,
@@ -347,6 +352,10 @@ pub enum BenchCommand {
     /// SQLite, beside a bare paged SELECT of the same rows, with where a
     /// rebuild's time goes (read, apply, encode, commit).
     Projections(crate::bench_projections::ProjectionsBenchArgs),
+    /// `audit verify` and `audit replay` throughput (events/s) on a log of
+    /// real recorded plugin calls in PostgreSQL (1,000,000 events by
+    /// default), beside a bare paged SELECT of the same rows.
+    Audit(crate::bench_audit::AuditBenchArgs),
 }
 
 /// Parses the command line and runs it; the exit code is the command's.
@@ -357,7 +366,9 @@ pub fn run() -> ExitCode {
     let default_filter = match cli.command {
         // Replayed plugin code panics and is refused as it was when
         // recorded: the report says so, not a stream of warnings.
-        Command::Demo(_) | Command::Audit(_) => "warn,provenant_engine::host=error",
+        Command::Demo(_) | Command::Audit(_) | Command::Bench(_) => {
+            "warn,provenant_engine::host=error"
+        }
         Command::Serve(_) => "info,provenant_engine::host=warn",
         _ => "warn",
     };
@@ -399,6 +410,10 @@ async fn dispatch(command: Command) -> ExitCode {
                 from: args.from,
                 to: args.to,
                 deadline: std::time::Duration::from_millis(args.deadline_ms),
+                isolation: match args.isolation.as_str() {
+                    "inline" => crate::host::runner::Isolation::Inline,
+                    _ => crate::host::runner::Isolation::Thread,
+                },
                 keep: args.show,
                 json: args.json,
                 ..audit::replay::ReplayConfig::new(args.db.database_url)
@@ -445,6 +460,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Bench(BenchCommand::Projections(args)) => {
             report(crate::bench_projections::projections(&args).await)
         }
+        Command::Bench(BenchCommand::Audit(args)) => report(crate::bench_audit::audit(&args).await),
         Command::Plugins(PluginsCommand::List { json }) => report(crate::plugins_cmd::list(json)),
         Command::World(WorldCommand::Set { db, world_id, file }) => {
             report(crate::world_cmd::set(&db.database_url, &world_id, &file).await)

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_audit;
 pub mod bench_projections;
 pub mod bench_service;
 pub mod cli;

@@ -588,7 +588,13 @@ fn plan(
 }
 
 /// The last event of a processed tick.
-fn marker_event(host: &PluginHost, tick: &Tick, id: Uuid, events: usize, source: &str) -> NewEvent {
+pub(crate) fn marker_event(
+    host: &PluginHost,
+    tick: &Tick,
+    id: Uuid,
+    events: usize,
+    source: &str,
+) -> NewEvent {
     let mut e = NewEvent::at(
         StreamName::session(&tick.world_id, &tick.session_id),
         EventKind::from_static(kinds::TICK_PROCESSED).expect("TickProcessed is a valid kind"),

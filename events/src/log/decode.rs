@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{Event, EventHash, JsonParts, Position};
+use crate::event::{CanonicalFields, Event, EventHash, JsonParts, Position, chain_hash};
 use crate::ids::{EventKind, PluginId, SessionId, StreamName, WorldId};
 use crate::payload::Payload;
 
@@ -81,6 +81,17 @@ struct Checked {
     hash: EventHash,
 }
 
+/// A row as the verifier walks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub position: Position,
+    pub prev_hash: EventHash,
+    /// The stored hash.
+    pub hash: EventHash,
+    /// The hash of the row's fields.
+    pub computed: EventHash,
+}
+
 impl Parts {
     /// Everything but the payload and provenance, checked.
     fn check(self) -> Result<Checked, String> {
@@ -133,6 +144,35 @@ impl Parts {
             payload: Payload::from_stored(c.payload)
                 .map_err(|e| format!("payload is not valid JSON: {e}"))?,
             schema_version: c.schema_version,
+            prev_hash: c.prev_hash,
+            hash: c.hash,
+        })
+    }
+
+    /// What the verifier needs of a row: its place in the chain and the
+    /// hash of its fields, computed over the payload and provenance text as
+    /// stored (which the log writes in canonical form; any edit of the
+    /// stored bytes changes the hash), without parsing either.
+    pub fn into_link(self) -> Result<Link, String> {
+        let c = self.check()?;
+        let canonical = CanonicalFields {
+            event_id: &c.event_id,
+            stream: &c.stream,
+            stream_version: c.stream_version,
+            kind: &c.kind,
+            plugin_id: c.plugin_id.as_ref(),
+            world_id: c.world_id.as_ref(),
+            session_id: c.session_id.as_ref(),
+            occurred_at: c.occurred_at,
+            recorded_at: c.recorded_at,
+            provenance: &c.provenance,
+            payload: &c.payload,
+            schema_version: c.schema_version,
+        }
+        .encode();
+        Ok(Link {
+            position: c.position,
+            computed: chain_hash(&c.prev_hash, canonical.as_bytes()),
             prev_hash: c.prev_hash,
             hash: c.hash,
         })

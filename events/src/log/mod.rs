@@ -563,6 +563,18 @@ impl EventLog {
         }
     }
 
+    /// Rows after `after` as the verifier walks them.
+    pub(crate) async fn read_links(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RawLink>, LogError> {
+        match &self.backend {
+            Backend::Postgres(b) => b.read_links(after, limit).await,
+            Backend::Sqlite(b) => b.read_links(after, limit).await,
+        }
+    }
+
     /// Up to `limit` events after `after`, in position order, in their
     /// JSON form ([`EventJson`]): what the relay publishes, read without
     /// building the events.
@@ -615,6 +627,8 @@ pub fn redact_url(url: &str) -> String {
 pub(crate) type RawRow = (Position, Result<Event, String>);
 /// A stored row in its JSON form, or why it could not be read.
 pub(crate) type RawJson = (Position, Result<EventJson, String>);
+/// A row as the verifier walks it, or why it could not be read.
+pub(crate) type RawLink = (Position, Result<decode::Link, String>);
 
 /// An event in its JSON form, read straight from its row, with the fields a
 /// publisher routes by. `json` is the bytes [`Event::to_json`] gives for the

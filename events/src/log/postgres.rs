@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::plan::Placer;
 use super::{
     AppendOutcome, EventFilter, EventRow, Head, LogConfig, LogError, PreparedBatch,
-    ProjectionCommit, ProjectionStatus, RawJson, RawRow, StoredProjection, Texts,
+    ProjectionCommit, ProjectionStatus, RawJson, RawLink, RawRow, StoredProjection, Texts,
     projection_version,
 };
 use crate::event::{EventHash, NewEvent, Position, write_timestamp};
@@ -185,6 +185,18 @@ impl PgLog {
             .await?
             .iter()
             .map(decode)
+            .collect()
+    }
+
+    pub async fn read_links(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RawLink>, LogError> {
+        self.forward(after, limit)
+            .await?
+            .iter()
+            .map(decode_link)
             .collect()
     }
 
@@ -730,6 +742,11 @@ fn is_duplicate_event_id(e: &LogError) -> bool {
 fn decode(row: &PgRow) -> Result<RawRow, LogError> {
     let (position, parts) = parts(row)?;
     Ok((position, parts.and_then(super::decode::Parts::into_event)))
+}
+
+fn decode_link(row: &PgRow) -> Result<RawLink, LogError> {
+    let (position, parts) = parts(row)?;
+    Ok((position, parts.and_then(super::decode::Parts::into_link)))
 }
 
 fn decode_json(row: &PgRow) -> Result<RawJson, LogError> {

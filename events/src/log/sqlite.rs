@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::decode::{Id, Parts, Time};
 use super::{
     AppendOutcome, EventFilter, Head, LogConfig, LogError, PreparedBatch, ProjectionCommit,
-    ProjectionStatus, RawJson, RawRow, StoredProjection, Texts, projection_version,
+    ProjectionStatus, RawJson, RawLink, RawRow, StoredProjection, Texts, projection_version,
 };
 use crate::event::{EventHash, Position, format_timestamp, now};
 use crate::ids::StreamName;
@@ -162,6 +162,18 @@ impl SqliteLog {
             .await?
             .iter()
             .map(decode)
+            .collect()
+    }
+
+    pub async fn read_links(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RawLink>, LogError> {
+        self.forward(after, limit)
+            .await?
+            .iter()
+            .map(decode_link)
             .collect()
     }
 
@@ -514,6 +526,11 @@ async fn versions_in(
 fn decode(row: &SqliteRow) -> Result<RawRow, LogError> {
     let (position, parts) = parts(row)?;
     Ok((position, parts.and_then(Parts::into_event)))
+}
+
+fn decode_link(row: &SqliteRow) -> Result<RawLink, LogError> {
+    let (position, parts) = parts(row)?;
+    Ok((position, parts.and_then(Parts::into_link)))
 }
 
 fn decode_json(row: &SqliteRow) -> Result<RawJson, LogError> {

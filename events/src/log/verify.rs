@@ -20,8 +20,9 @@
 
 use serde::Serialize;
 
+use super::decode::Link;
 use super::{EventLog, Head, LogError};
-use crate::event::{Event, EventHash, Position};
+use crate::event::{EventHash, Position};
 
 /// Options of a verification walk.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +84,9 @@ impl VerifyReport {
 
 const DEFAULT_CHUNK: usize = 5_000;
 
+/// Chunks read ahead of the one being checked.
+const READ_AHEAD: u64 = 2;
+
 pub(super) async fn run(
     log: &EventLog,
     config: &VerifyConfig,
@@ -97,11 +101,30 @@ pub(super) async fn run(
         head,
         violation,
     };
-    loop {
-        let rows = log.read_rows(last.position, chunk).await?;
+    // Each row's hash is computed over its fields as stored (payload and
+    // provenance text as they are, never parsed) as the rows are read, on
+    // tasks of their own, two chunks ahead of the one being checked: the
+    // database reads one while the other is decoded and hashed. Positions
+    // are dense (or the walk stops at the first gap), so each chunk's start
+    // is known before the one before it arrives.
+    let read_after = |after: Position| {
+        let log = log.clone();
+        tokio::spawn(async move { log.read_links(after, chunk).await })
+    };
+    let mut ahead: std::collections::VecDeque<_> = (0..READ_AHEAD)
+        .map(|i| read_after(i * chunk as u64))
+        .collect();
+    let mut next_start = READ_AHEAD * chunk as u64;
+    // (Reads still in flight when the walk ends early finish on their own.)
+    while let Some(task) = ahead.pop_front() {
+        let rows = task
+            .await
+            .map_err(|e| LogError::Invalid(format!("the reading task failed: {e}")))??;
         if rows.is_empty() {
             break;
         }
+        ahead.push_back(read_after(next_start));
+        next_start += chunk as u64;
         for (index, (position, row)) in rows.iter().enumerate() {
             let expected = last.position + 1;
             if *position != expected {
@@ -116,8 +139,8 @@ pub(super) async fn run(
                     Some(violation(expected, Fault::Missing, detail)),
                 ));
             }
-            let event = match row {
-                Ok(event) => event,
+            let link = match row {
+                Ok(link) => link,
                 Err(reason) => {
                     let detail = format!("the row cannot be read as an event: {reason}");
                     return Ok(report(
@@ -127,10 +150,10 @@ pub(super) async fn run(
                     ));
                 }
             };
-            if event.compute_hash() != event.hash {
+            if link.computed != link.hash {
                 let next = match rows.get(index + 1) {
-                    Some((_, next)) => next.as_ref().ok().cloned(),
-                    None => next_event(log, *position).await?,
+                    Some((_, next)) => next.as_ref().ok().copied(),
+                    None => next_link(log, *position).await?,
                 };
                 let v = if next.is_some_and(|n| n.prev_hash == last.hash) {
                     violation(
@@ -143,29 +166,28 @@ pub(super) async fn run(
                         ),
                     )
                 } else {
-                    violation(
-                        *position,
-                        Fault::Edited,
-                        format!(
+                    let detail = match unreadable(log, *position).await? {
+                        Some(reason) => format!("the row cannot be read as an event: {reason}"),
+                        None => format!(
                             "the fields hash to {} but the stored hash is {}",
-                            event.compute_hash(),
-                            event.hash
+                            link.computed, link.hash
                         ),
-                    )
+                    };
+                    violation(*position, Fault::Edited, detail)
                 };
                 return Ok(report(count, last, Some(v)));
             }
-            if event.prev_hash != last.hash {
-                let v = classify_broken_link(log, event, last).await?;
+            if link.prev_hash != last.hash {
+                let v = classify_broken_link(log, link, last).await?;
                 return Ok(report(count, last, Some(v)));
             }
             if let Some(pin) = config.expect_head
-                && pin.position == event.position
+                && pin.position == link.position
             {
-                if pin.hash != event.hash {
+                if pin.hash != link.hash {
                     let detail = format!(
                         "the pinned head {pin} is gone: position {} now has hash {}",
-                        pin.position, event.hash
+                        pin.position, link.hash
                     );
                     return Ok(report(
                         count,
@@ -176,8 +198,8 @@ pub(super) async fn run(
                 pinned_seen = true;
             }
             last = Head {
-                position: event.position,
-                hash: event.hash,
+                position: link.position,
+                hash: link.hash,
             };
             count += 1;
         }
@@ -208,27 +230,38 @@ fn violation(position: Position, fault: Fault, detail: String) -> Violation {
     }
 }
 
-async fn next_event(log: &EventLog, position: Position) -> Result<Option<Event>, LogError> {
+async fn next_link(log: &EventLog, position: Position) -> Result<Option<Link>, LogError> {
     Ok(log
-        .read_rows(position, 1)
+        .read_links(position, 1)
         .await?
         .into_iter()
         .next()
         .and_then(|(_, row)| row.ok()))
 }
 
+/// Why the row at `position` cannot be read as an event (its payload or
+/// provenance is not JSON, say), if it cannot.
+async fn unreadable(log: &EventLog, position: Position) -> Result<Option<String>, LogError> {
+    Ok(log
+        .read_rows(position - 1, 1)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|(_, row)| row.err()))
+}
+
 /// `event` hashes correctly but does not chain from the row before it.
 async fn classify_broken_link(
     log: &EventLog,
-    event: &Event,
+    link: &Link,
     before: Head,
 ) -> Result<Violation, LogError> {
-    let claimed: Option<Position> = if event.prev_hash == EventHash::ZERO {
+    let claimed: Option<Position> = if link.prev_hash == EventHash::ZERO {
         Some(0)
     } else {
-        log.position_of_hash(&event.prev_hash).await?
+        log.position_of_hash(&link.prev_hash).await?
     };
-    let position = event.position;
+    let position = link.position;
     Ok(match claimed {
         Some(q) if q < before.position => violation(
             q + 1,
@@ -266,7 +299,7 @@ async fn classify_broken_link(
             Fault::Missing,
             format!(
                 "the event position {position} chains from ({}) is not in the log: an event before it was removed",
-                event.prev_hash
+                link.prev_hash
             ),
         ),
     })
