@@ -50,6 +50,9 @@ conformance!(
     update_delete_and_truncate_are_refused,
     verify_reports_an_edited_payload,
     verify_reports_edited_provenance,
+    verify_reports_an_edit_that_keeps_the_json_value,
+    verify_reports_a_row_that_is_not_an_event,
+    verify_walks_many_chunks_read_ahead,
     verify_reports_a_deleted_row,
     verify_reports_an_inserted_row,
     verify_reports_an_inserted_row_with_a_bad_hash,
@@ -508,6 +511,73 @@ async fn verify_reports_edited_provenance(t: TestLog) {
     )
     .await;
     assert_eq!(fault(&verify(&log, None).await), (6, Fault::Edited));
+}
+
+/// The hash covers the stored text: whitespace added to the provenance, or
+/// its keys reordered, is an edit even though the JSON value is the same.
+async fn verify_reports_an_edit_that_keeps_the_json_value(t: TestLog) {
+    let log = t.open().await;
+    let appended = append_n(&log, 8).await;
+    let spaced = match t.backend {
+        Backend::Postgres => {
+            "UPDATE {events} SET provenance = replace(provenance::text, '{\"', '{ \"')::json WHERE position = 6"
+        }
+        Backend::Sqlite => {
+            "UPDATE {events} SET provenance = replace(provenance, '{\"', '{ \"') WHERE position = 6"
+        }
+    };
+    t.tamper(spaced).await;
+    let stored = read_all(&log).await.remove(5);
+    assert_eq!(stored.provenance, appended[5].provenance, "the same value");
+    assert_eq!(fault(&verify(&log, None).await), (6, Fault::Edited));
+}
+
+async fn verify_reports_a_row_that_is_not_an_event(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 8).await;
+    t.tamper("UPDATE {events} SET plugin_id = 'no.dots' WHERE position = 3")
+        .await;
+    let report = verify(&log, None).await;
+    assert_eq!(fault(&report), (3, Fault::Edited));
+    let detail = report.violation.unwrap().detail;
+    assert!(
+        detail.starts_with("the row cannot be read as an event"),
+        "{detail}"
+    );
+}
+
+/// Many small chunks, each read ahead of the one checked: intact, a row
+/// deleted inside a chunk, a row edited at a chunk's end.
+async fn verify_walks_many_chunks_read_ahead(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 50).await;
+    let chunked = |expect_head| VerifyConfig {
+        expect_head,
+        chunk: Some(4),
+    };
+    let report = log.verify(&chunked(None), &mut |_| {}).await.unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.count, 50);
+    let head = log.head().await.unwrap();
+    assert!(
+        log.verify(&chunked(Some(head)), &mut |_| {})
+            .await
+            .unwrap()
+            .intact()
+    );
+
+    t.tamper("UPDATE {events} SET payload = '{\"n\":0}' WHERE position = 20")
+        .await;
+    let report = log.verify(&chunked(None), &mut |_| {}).await.unwrap();
+    assert_eq!(fault(&report), (20, Fault::Edited));
+    assert_eq!(report.count, 19);
+
+    let t2 = TestLog::new(t.backend).await;
+    let log2 = t2.open().await;
+    append_n(&log2, 50).await;
+    t2.tamper("DELETE FROM {events} WHERE position = 14").await;
+    let report = log2.verify(&chunked(None), &mut |_| {}).await.unwrap();
+    assert_eq!(fault(&report), (14, Fault::Missing));
 }
 
 async fn verify_reports_a_deleted_row(t: TestLog) {
