@@ -111,7 +111,7 @@ async fn run(args: &AuditBenchArgs, scratch: &Scratch) -> anyhow::Result<()> {
         scratch.name
     );
     let log = EventLog::open(&LogConfig::new(&scratch.url)).await?;
-    let result = measure(args, &log, &scratch.url, &mut conn).await;
+    let result = measure(args, &log, &mut conn).await;
     log.close().await;
     result
 }
@@ -119,7 +119,6 @@ async fn run(args: &AuditBenchArgs, scratch: &Scratch) -> anyhow::Result<()> {
 async fn measure(
     args: &AuditBenchArgs,
     log: &EventLog,
-    url: &str,
     conn: &mut PgConnection,
 ) -> anyhow::Result<()> {
     fill(log, args.events).await?;
@@ -189,7 +188,7 @@ async fn measure(
             log,
             &ReplayConfig {
                 isolation,
-                ..ReplayConfig::new(url)
+                ..ReplayConfig::default()
             },
             plugins::builtin(),
             &|done, _| bar.set_position(done),

@@ -401,7 +401,7 @@ async fn dispatch(command: Command) -> ExitCode {
             report(audit::head_command(&args.db.database_url, args.json).await)
         }
         Command::Audit(AuditCommand::Replay(args)) => {
-            audit::replay::replay_command(&audit::replay::ReplayConfig {
+            let config = audit::replay::ReplayConfig {
                 filter: audit::replay::CallFilter {
                     world: args.world,
                     session: args.session,
@@ -415,11 +415,10 @@ async fn dispatch(command: Command) -> ExitCode {
                     _ => crate::host::runner::Isolation::Thread,
                 },
                 keep: args.show,
-                json: args.json,
-                ..audit::replay::ReplayConfig::new(args.db.database_url)
-            })
-            .await
-            .exit_code()
+            };
+            audit::replay::replay_command(&args.db.database_url, &config, args.json)
+                .await
+                .exit_code()
         }
         Command::Audit(AuditCommand::Trail(args)) => report(
             audit::trail::trail_command(&audit::trail::TrailConfig {

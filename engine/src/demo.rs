@@ -425,6 +425,29 @@ async fn summary(log: &EventLog, start: Position, told: &Told) -> anyhow::Result
     }
     println!("store the head elsewhere, then check the log later with:");
     println!("  provenant audit verify --expect-head {}", report.head);
+
+    let replayed = crate::audit::replay::replay(
+        log,
+        &crate::audit::replay::ReplayConfig {
+            from: Some(start + 1),
+            ..Default::default()
+        },
+        crate::host::plugins::builtin(),
+        &|_, _| {},
+    )
+    .await
+    .context("cannot replay the plugin calls")?;
+    println!(
+        "replayed with this build's plugins, each call fed what its event recorded: {} of {} calls matched{}",
+        replayed.matched(),
+        replayed.replayed(),
+        skipped_text(&replayed)
+    );
+    println!("explain any plugin action, and re-check it against this build:");
+    println!(
+        "  provenant audit trail --session s1 --npc npc-0 --kind RelationshipUpdated --limit 5"
+    );
+    println!("  provenant audit replay --from POSITION --to POSITION");
     Ok(())
 }
 
@@ -471,6 +494,21 @@ async fn plugin_health(log: &EventLog) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// ` (6 skipped: 6 deadline_exceeded)`, or nothing.
+fn skipped_text(report: &crate::audit::replay::ReplayReport) -> String {
+    let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+    for p in &report.plugins {
+        for (reason, n) in &p.skipped {
+            *reasons.entry(reason.as_str()).or_default() += n;
+        }
+    }
+    if reasons.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    format!(" ({} skipped: {})", report.skipped(), each.join(", "))
 }
 
 fn summary_label(kind: &str) -> Option<&'static str> {

@@ -40,6 +40,15 @@ impl VerifyOutcome {
     }
 }
 
+/// `1 event`, `2 events`.
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// A progress bar on stderr (drawn only on a terminal); its length is set
 /// once known.
 fn progress_bar(what: &str) -> ProgressBar {

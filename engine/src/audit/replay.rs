@@ -37,10 +37,9 @@ use crate::host::plugin_host::{RecordedCall, Replay, ReplayedCall};
 use crate::host::runner::Isolation;
 use crate::host::{HostConfig, Plugin, PluginHost, kinds};
 
-/// Settings of `provenant audit replay`.
+/// What `provenant audit replay` replays, and how.
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
-    pub database_url: String,
     pub filter: CallFilter,
     /// The first position whose calls are replayed (default 1).
     pub from: Option<Position>,
@@ -54,20 +53,19 @@ pub struct ReplayConfig {
     pub isolation: Isolation,
     /// Divergences kept per plugin and version (the first ones).
     pub keep: usize,
-    pub json: bool,
 }
 
-impl ReplayConfig {
-    pub fn new(database_url: impl Into<String>) -> Self {
+impl Default for ReplayConfig {
+    /// Every call in the log, on worker threads with a deadline of 10 s
+    /// each, the first 10 divergences of each plugin kept.
+    fn default() -> Self {
         ReplayConfig {
-            database_url: database_url.into(),
             filter: CallFilter::default(),
             from: None,
             to: None,
             deadline: Duration::from_secs(10),
             isolation: Isolation::Thread,
             keep: 10,
-            json: false,
         }
     }
 }
@@ -213,20 +211,29 @@ impl ReplayOutcome {
     }
 }
 
-/// `provenant audit replay` with the plugins of this build: replays, prints
-/// the report (text or JSON) and returns how it ended.
-pub async fn replay_command(config: &ReplayConfig) -> ReplayOutcome {
-    let outcome = match run(config, crate::host::plugins::builtin()).await {
+/// `provenant audit replay` with the plugins of this build on the log at
+/// `database_url`: replays, prints the report (text, or JSON with `json`)
+/// and returns how it ended.
+pub async fn replay_command(
+    database_url: &str,
+    config: &ReplayConfig,
+    json: bool,
+) -> ReplayOutcome {
+    let outcome = match run(database_url, config, crate::host::plugins::builtin()).await {
         Ok(r) if r.diverged() == 0 => ReplayOutcome::Matched(r),
         Ok(r) => ReplayOutcome::Diverged(r),
         Err(e) => ReplayOutcome::CouldNotRun(e),
     };
-    print_outcome(&outcome, config.json);
+    print_outcome(&outcome, json);
     outcome
 }
 
-async fn run(config: &ReplayConfig, plugins: Vec<Arc<dyn Plugin>>) -> anyhow::Result<ReplayReport> {
-    let log = super::open_read_only(&config.database_url).await?;
+async fn run(
+    database_url: &str,
+    config: &ReplayConfig,
+    plugins: Vec<Arc<dyn Plugin>>,
+) -> anyhow::Result<ReplayReport> {
+    let log = super::open_read_only(database_url).await?;
     let bar = super::progress_bar("replaying");
     let report = replay(&log, config, plugins, &|done, total| {
         bar.set_length(total);
@@ -792,11 +799,11 @@ pub fn render(report: &ReplayReport) -> String {
     }
     let _ = writeln!(
         out,
-        "replayed the plugin calls recorded at positions {} to {} ({} events, {} ticks) in {:.2} s ({:.0} events/s)",
+        "replayed the plugin calls recorded at positions {} to {} ({}, {}) in {:.2} s ({:.0} events/s)",
         report.from,
         report.to,
-        report.events,
-        report.ticks,
+        super::plural(report.events, "event"),
+        super::plural(report.ticks, "tick"),
         report.seconds,
         report.events as f64 / report.seconds.max(1e-9)
     );
@@ -826,14 +833,15 @@ pub fn render(report: &ReplayReport) -> String {
         }
     }
     for p in report.plugins.iter().filter(|p| p.diverged > 0) {
+        let shown = if p.divergences.len() as u64 == p.diverged {
+            String::new()
+        } else {
+            format!("; the first {}", p.divergences.len())
+        };
         let _ = writeln!(
             out,
-            "DIVERGED: {} {}: {} of {} replayed calls; the first {}:",
-            p.plugin_id,
-            p.version,
-            p.diverged,
-            p.replayed,
-            p.divergences.len()
+            "DIVERGED: {} {}: {} of {} replayed calls{shown}:",
+            p.plugin_id, p.version, p.diverged, p.replayed,
         );
         for d in &p.divergences {
             let npc = d
@@ -843,7 +851,7 @@ pub fn render(report: &ReplayReport) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  position {}: {} {} (tick {} of {}/{}{npc}): {} differs",
+                "  position {}: {} {} (tick {} of {}/{}{npc}): {} not as recorded",
                 d.position,
                 d.call,
                 d.id,
@@ -860,7 +868,8 @@ pub fn render(report: &ReplayReport) -> String {
     if diverged == 0 {
         let _ = writeln!(
             out,
-            "all {replayed} replayed calls matched what was recorded ({} skipped)",
+            "all {} matched what was recorded ({} skipped)",
+            super::plural(replayed, "replayed call"),
             report.skipped()
         );
     } else {

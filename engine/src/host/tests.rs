@@ -699,3 +699,117 @@ fn a_denial_is_kept_when_the_call_then_fails_or_panics() {
         );
     }
 }
+
+/// A call replayed with what its event recorded (scene, params, call index,
+/// reads) produces the same events, whatever the state is now; a read the
+/// recording does not hold is reported, not answered from the state.
+#[test]
+fn a_replayed_call_is_fed_its_recorded_reads_and_does_the_same() {
+    use super::context::RecordedReads;
+    use super::plugin_host::{RecordedCall, Replay, ReplayedCall};
+
+    let host = host();
+    let mut state = configured(json!({"activities": [activity(
+        "chat",
+        json!([]),
+        json!([{"id": "effect:plugin:game-romance:affinity_boost", "params": {"amount": 2}}]),
+    )]}));
+    let live = tick(1, &[("bard", json!({"mood": "merry"}))]);
+    evaluate_tick(&host, &mut state, &live);
+    let events = evaluate_tick(&host, &mut state, &tick(2, &[("bard", json!({}))]));
+    let effect = of_kind(&events, kinds::EFFECT_APPLIED)[0];
+    assert_eq!(effect.payload["result"]["affinity"], json!(4.0));
+    assert_eq!(effect.payload["activity"], "chat");
+    let index = effect.provenance.call_index.unwrap();
+    let recorded: Vec<&NewEvent> = events
+        .iter()
+        .filter(|e| e.provenance.call_index == Some(index) && e.plugin_id.is_some())
+        .collect();
+    assert_eq!(recorded.len(), 2, "the relationship update, then the call");
+
+    let scene = Arc::new(super::context::Scene {
+        world: world(),
+        session: SessionId::new("s1").unwrap(),
+        tick_id: Uuid::from_u128(0x1000 + 2),
+        tick: 2,
+        at: at(),
+        npcs: Arc::new(vec![TickNpc {
+            npc_id: "bard".into(),
+            location_id: Some("hall".into()),
+            state: json!({}),
+        }]),
+        npc: Some(0),
+        context: json!({}),
+        memo: Default::default(),
+    });
+    let replay = |inputs: &[Value]| {
+        host.replay(RecordedCall {
+            call: ReplayedCall::Effect {
+                id: "effect:plugin:game-romance:affinity_boost",
+                activity: Some("chat"),
+            },
+            scene: scene.clone(),
+            params: &effect.payload["params"],
+            reads: RecordedReads::from_inputs(inputs),
+            call_index: index,
+        })
+    };
+    let inputs = effect.payload["inputs"].as_array().unwrap().clone();
+    let Replay::Ran {
+        events: again,
+        unrecorded,
+    } = replay(&inputs)
+    else {
+        panic!("not replayed");
+    };
+    assert!(unrecorded.is_empty());
+    let without_timing = |e: &NewEvent| {
+        let mut p = e.payload.value().clone();
+        p.as_object_mut().map(|m| m.remove("duration_us"));
+        (e.kind.clone(), e.stream.clone(), p)
+    };
+    assert_eq!(
+        again.iter().map(without_timing).collect::<Vec<_>>(),
+        recorded
+            .iter()
+            .map(|e| without_timing(e))
+            .collect::<Vec<_>>()
+    );
+
+    // Fed another recorded affinity, it does something else; fed nothing,
+    // it says which read it was not given.
+    let mut other = inputs.clone();
+    other[0]["result"]["affinity"] = json!(10.0);
+    let Replay::Ran {
+        events: changed, ..
+    } = replay(&other)
+    else {
+        panic!("not replayed");
+    };
+    assert_eq!(
+        changed.last().unwrap().payload["result"]["affinity"],
+        json!(12.0)
+    );
+    let Replay::Ran { unrecorded, .. } = replay(&[]) else {
+        panic!("not replayed");
+    };
+    assert_eq!(
+        unrecorded
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect::<Vec<_>>(),
+        [r#"{"capability":"get_relationship","npc_key":"bard"}"#]
+    );
+    // A condition this build does not register is not made.
+    let missing = host.replay(RecordedCall {
+        call: ReplayedCall::Condition {
+            id: "plugin:game-romance:gone",
+            activity: None,
+        },
+        scene: scene.clone(),
+        params: &Value::Null,
+        reads: RecordedReads::default(),
+        call_index: 0,
+    });
+    assert!(matches!(missing, Replay::NotRegistered), "{missing:?}");
+}

@@ -218,10 +218,10 @@ fn changed_build() -> Vec<Arc<dyn Plugin>> {
         .collect()
 }
 
-async fn replay_with(log: &EventLog, url: &str, build: Vec<Arc<dyn Plugin>>) -> ReplayReport {
+async fn replay_with(log: &EventLog, build: Vec<Arc<dyn Plugin>>) -> ReplayReport {
     let config = ReplayConfig {
         keep: usize::MAX,
-        ..ReplayConfig::new(url)
+        ..ReplayConfig::default()
     };
     replay(log, &config, build, &|_, _| {})
         .await
@@ -243,10 +243,10 @@ async fn a_changed_effect_diverges_at_exactly_the_calls_of_that_effect() {
         .collect();
     assert!(boosts.len() >= 40, "{} boosts", boosts.len());
 
-    let same = replay_with(&log, &t.url, plugins::builtin()).await;
+    let same = replay_with(&log, plugins::builtin()).await;
     assert_eq!(same.diverged(), 0, "{same:#?}");
 
-    let changed = replay_with(&log, &t.url, changed_build()).await;
+    let changed = replay_with(&log, changed_build()).await;
     let diverged: BTreeSet<u64> = changed.divergences().iter().map(|d| d.position).collect();
     assert_eq!(diverged, boosts);
     assert_eq!(changed.diverged(), boosts.len() as u64);
@@ -577,4 +577,55 @@ async fn trail_shows_matching_actions_with_their_causes() {
         text.contains("(the first 2 shown; the next is at position"),
         "{text}"
     );
+}
+
+#[test]
+fn replay_and_trail_document_their_flags_and_exit_codes() {
+    for (command, needles) in [
+        (
+            "replay",
+            &[
+                "--world",
+                "--session",
+                "--plugin",
+                "--from",
+                "--to",
+                "--json",
+                "--isolation",
+                "--deadline-ms",
+                "DATABASE_URL",
+                "0 every replayed call matched, 1 a call diverged, 2 could not run",
+            ][..],
+        ),
+        (
+            "trail",
+            &[
+                "--world",
+                "--session",
+                "--npc",
+                "--plugin",
+                "--kind",
+                "--tick",
+                "--since",
+                "--limit",
+                "--json",
+            ][..],
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+            .args(["audit", command, "--help"])
+            .output()
+            .expect("run provenant");
+        assert!(out.status.success());
+        let help = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for needle in needles {
+            assert!(
+                help.contains(needle),
+                "{needle} missing from audit {command} --help:\n{help}"
+            );
+        }
+    }
 }

@@ -131,6 +131,19 @@ fn demo_runs_on_the_embedded_default_and_the_log_verifies() {
     );
     assert!(text.contains("chain verified:"), "{text}");
     assert!(dir.path().join("provenant.db").exists());
+    // The demo replays the calls it recorded: all of them match.
+    let replayed = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "replayed with this build's plugins, each call fed what its event recorded: ",
+            )
+        })
+        .unwrap_or_else(|| panic!("no replay line:\n{text}"));
+    let words: Vec<&str> = replayed.split_whitespace().collect();
+    assert_eq!((words[1], words[3], words[4]), ("of", "calls", "matched"));
+    assert_eq!(words[0], words[2], "{replayed}");
+    assert!(words[0].parse::<u64>().unwrap() > 500, "{replayed}");
 
     let head_out = provenant(dir.path(), &["audit", "head"]);
     assert!(head_out.status.success(), "{}", stderr(&head_out));
