@@ -26,15 +26,14 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use provenant_events::log::{LogConfig, redact_url};
 use provenant_events::{AppendBatch, EventLog, NewEvent, SessionId, VerifyConfig, WorldId};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
-use uuid::Uuid;
 
 use crate::audit::replay::{ReplayConfig, replay};
 use crate::bench::{Scratch, progress};
 use crate::bench_projections::select_all_pg;
-use crate::host::context::{EngineInfo, TickNpc};
+use crate::host::context::EngineInfo;
 use crate::host::runner::Isolation;
 use crate::host::state::GameState;
 use crate::host::tick::{Tick, evaluate_tick};
@@ -49,9 +48,8 @@ const PAGE: usize = 5_000;
 /// Events per append while filling.
 const FILL_BATCH: usize = 1_000;
 
-/// Sessions of the tavern, NPCs per tick.
+/// Sessions of the tavern.
 const SESSIONS: usize = 8;
-const NPCS: usize = 3;
 
 /// Arguments of `provenant bench audit`.
 #[derive(Debug, Clone, clap::Args)]
@@ -275,7 +273,10 @@ async fn fill(log: &EventLog, total: usize) -> anyhow::Result<()> {
     let tavern = WorldId::new("tavern")?;
     let cellar = WorldId::new("cellar")?;
     let mut batch: Vec<NewEvent> = host.startup_events();
-    for (world, config) in [(&tavern, tavern_config()), (&cellar, cellar_config())] {
+    for (world, config) in [
+        (&tavern, tavern_config()),
+        (&cellar, crate::demo::cellar_config()),
+    ] {
         let e = crate::world_cmd::configured_event(world, config)?;
         Arc::make_mut(&mut state).apply(&e);
         batch.push(e);
@@ -292,10 +293,10 @@ async fn fill(log: &EventLog, total: usize) -> anyhow::Result<()> {
         let at = game_start + chrono::Duration::seconds(n as i64);
         let mut ticks: Vec<Tick> = sessions
             .iter()
-            .map(|s| tick(&tavern, s, n, at, tavern_npcs(n)))
+            .map(|s| crate::demo::tavern_tick(&tavern, s, n, at))
             .collect();
         if n.is_multiple_of(100) {
-            ticks.push(tick(&cellar, &sessions[0], n, at, cellar_npcs()));
+            ticks.push(crate::demo::cellar_tick(&cellar, &sessions[0], n, at));
         }
         for t in &ticks {
             let start = batch.len();
@@ -328,68 +329,22 @@ async fn fill(log: &EventLog, total: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tick(
-    world: &WorldId,
-    session: &SessionId,
-    n: u64,
-    at: chrono::DateTime<chrono::Utc>,
-    npcs: Vec<TickNpc>,
-) -> Tick {
-    Tick {
-        tick_id: Uuid::now_v7(),
-        world_id: world.clone(),
-        session_id: session.clone(),
-        tick: n,
-        at,
-        npcs,
-        session_updates: None,
-        context: None,
-    }
-}
-
-fn tavern_npcs(n: u64) -> Vec<TickNpc> {
-    (0..NPCS)
-        .map(|i| TickNpc {
-            npc_id: format!("npc-{i}"),
-            location_id: Some(["hall", "bar", "stairs"][i % 3].into()),
-            state: json!({"disguise": (n + i as u64).is_multiple_of(7)}),
-        })
-        .collect()
-}
-
-fn cellar_npcs() -> Vec<TickNpc> {
-    vec![TickNpc {
-        npc_id: "rat".into(),
-        location_id: Some("cellar".into()),
-        state: json!({}),
-    }]
-}
-
-/// The demo's tavern without example-flaky's overruns.
+/// The demo's tavern, without example-flaky's overruns.
 fn tavern_config() -> Value {
-    json!({"name": "The Tavern", "meta": {"behavior": {
-        "disabledPlugins": ["example-nosy"],
-        "simulationConfig": {"tickSeconds": 1},
-        "activities": [
-            {"id": "sneak",
-             "conditions": [{"id": "plugin:game-stealth:has_disguise"}],
-             "effects": [{"id": "effect:plugin:game-stealth:raise_suspicion", "params": {"amount": 1}}]},
-            {"id": "chat",
-             "effects": [{"id": "effect:plugin:game-romance:affinity_boost", "params": {"amount": 1}}]},
-            {"id": "flirt",
-             "conditions": [{"id": "plugin:game-romance:is_attracted", "params": {"threshold": 100}}],
-             "effects": [{"id": "effect:plugin:game-romance:affinity_boost", "params": {"amount": 3}}]},
-            {"id": "gamble",
-             "conditions": [{"id": "plugin:example-flaky:coin_flip",
-                             "params": {"fail_rate": 0.02, "panic_rate": 0.005}}],
-             "effects": [{"id": "effect:plugin:game-stealth:raise_suspicion", "params": {"amount": 0.5}}]}
-        ]
-    }}})
-}
-
-fn cellar_config() -> Value {
-    json!({"name": "The Cellar", "meta": {"behavior": {
-        "enabledPlugins": ["example-nosy"],
-        "activities": [{"id": "snoop", "effects": [{"id": "effect:plugin:example-nosy:peek"}]}],
-    }}})
+    let mut config = crate::demo::tavern_config();
+    if let Some(activities) = config
+        .pointer_mut("/meta/behavior/activities")
+        .and_then(Value::as_array_mut)
+    {
+        for step in activities
+            .iter_mut()
+            .filter_map(|a| a.get_mut("conditions")?.as_array_mut())
+            .flatten()
+        {
+            if let Some(params) = step.get_mut("params").and_then(Value::as_object_mut) {
+                params.remove("overrun_rate");
+            }
+        }
+    }
+    config
 }

@@ -244,19 +244,26 @@ pub enum AuditCommand {
     Trail(TrailArgs),
 }
 
+/// Which part of the log an audit looks at: what matches every one given.
+#[derive(Debug, Clone, Args)]
+pub struct AuditScope {
+    /// Only this world's.
+    #[arg(long)]
+    pub world: Option<provenant_events::WorldId>,
+    /// Only this session's.
+    #[arg(long)]
+    pub session: Option<provenant_events::SessionId>,
+    /// Only this plugin's.
+    #[arg(long)]
+    pub plugin: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Only calls in this world.
-    #[arg(long)]
-    pub world: Option<provenant_events::WorldId>,
-    /// Only calls in this session.
-    #[arg(long)]
-    pub session: Option<provenant_events::SessionId>,
-    /// Only calls of this plugin.
-    #[arg(long)]
-    pub plugin: Option<String>,
+    #[command(flatten)]
+    pub scope: AuditScope,
     /// Only calls recorded at this position or later.
     #[arg(long, value_name = "POS")]
     pub from: Option<u64>,
@@ -284,18 +291,11 @@ pub struct ReplayArgs {
 pub struct TrailArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Only actions in this world.
-    #[arg(long)]
-    pub world: Option<provenant_events::WorldId>,
-    /// Only actions in this session.
-    #[arg(long)]
-    pub session: Option<provenant_events::SessionId>,
+    #[command(flatten)]
+    pub scope: AuditScope,
     /// Only actions of calls about this NPC.
     #[arg(long)]
     pub npc: Option<String>,
-    /// Only actions of this plugin.
-    #[arg(long)]
-    pub plugin: Option<String>,
     /// Only events of this kind (e.g. EffectApplied, RelationshipUpdated,
     /// PermissionDenied, plugin:game-stealth:suspicion_raised).
     #[arg(long)]
@@ -403,9 +403,9 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Audit(AuditCommand::Replay(args)) => {
             let config = audit::replay::ReplayConfig {
                 filter: audit::replay::CallFilter {
-                    world: args.world,
-                    session: args.session,
-                    plugin: args.plugin,
+                    world: args.scope.world,
+                    session: args.scope.session,
+                    plugin: args.scope.plugin,
                 },
                 from: args.from,
                 to: args.to,
@@ -424,10 +424,10 @@ async fn dispatch(command: Command) -> ExitCode {
             audit::trail::trail_command(&audit::trail::TrailConfig {
                 database_url: args.db.database_url,
                 filter: audit::trail::TrailFilter {
-                    world: args.world,
-                    session: args.session,
+                    world: args.scope.world,
+                    session: args.scope.session,
                     npc: args.npc,
-                    plugin: args.plugin,
+                    plugin: args.scope.plugin,
                     kind: args.kind,
                     tick: args.tick,
                 },

@@ -185,19 +185,7 @@ async fn story(
     let tavern = WorldId::new("tavern")?;
     let cellar = WorldId::new("cellar")?;
     let mut configured = Vec::new();
-    for (world, config) in [
-        (
-            &tavern,
-            json!({"name": "The Tavern", "meta": {"behavior": tavern_behavior()}}),
-        ),
-        (
-            &cellar,
-            json!({"name": "The Cellar", "meta": {"behavior": {
-                "enabledPlugins": ["example-nosy"],
-                "activities": [{"id": "snoop", "effects": [{"id": "effect:plugin:example-nosy:peek"}]}],
-            }}}),
-        ),
-    ] {
+    for (world, config) in [(&tavern, tavern_config()), (&cellar, cellar_config())] {
         let mut event = crate::world_cmd::configured_event(world, config)
             .with_context(|| format!("the configuration of {world} is refused"))?;
         event.provenance.engine_version = Some(engine.host.engine().version.clone());
@@ -1055,6 +1043,19 @@ async fn check_events_stream(
     Ok(())
 }
 
+/// The tavern's configuration: stealth, romance and flaky; nosy disabled.
+pub(crate) fn tavern_config() -> Value {
+    json!({"name": "The Tavern", "meta": {"behavior": tavern_behavior()}})
+}
+
+/// The cellar's configuration: only nosy.
+pub(crate) fn cellar_config() -> Value {
+    json!({"name": "The Cellar", "meta": {"behavior": {
+        "enabledPlugins": ["example-nosy"],
+        "activities": [{"id": "snoop", "effects": [{"id": "effect:plugin:example-nosy:peek"}]}],
+    }}})
+}
+
 fn tavern_behavior() -> Value {
     json!({
         "disabledPlugins": ["example-nosy"],
@@ -1142,7 +1143,9 @@ impl Iterator for TickPlan {
     }
 }
 
-fn tavern_tick(
+/// A tick of a tavern session: three NPCs, every seventh (by tick and NPC)
+/// in disguise.
+pub(crate) fn tavern_tick(
     world: &WorldId,
     session: &SessionId,
     n: u64,
@@ -1167,7 +1170,8 @@ fn tavern_tick(
     }
 }
 
-fn cellar_tick(
+/// A tick of the cellar: the rat.
+pub(crate) fn cellar_tick(
     world: &WorldId,
     session: &SessionId,
     n: u64,

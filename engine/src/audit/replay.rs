@@ -865,7 +865,9 @@ pub fn render(report: &ReplayReport) -> String {
         }
     }
     let (replayed, diverged) = (report.replayed(), report.diverged());
-    if diverged == 0 {
+    if replayed == 0 && report.skipped() == 0 {
+        let _ = writeln!(out, "no recorded plugin call in the range matches");
+    } else if diverged == 0 {
         let _ = writeln!(
             out,
             "all {} matched what was recorded ({} skipped)",

@@ -10,10 +10,10 @@ use provenant_engine::host::plugins;
 use provenant_engine::host::registry::{PluginError, RegisterError, Registrar};
 use provenant_engine::host::{Plugin, manifest::Manifest};
 use provenant_events::{Event, EventLog};
-use provenant_tests::{Backend, TestLog};
+use provenant_tests::Backend;
 use serde_json::{Value, json};
 
-use crate::cli::{demo, demo_log, json, provenant_on, stderr, stdout};
+use crate::cli::{demo_log, demo_log_of, json, provenant_on, stderr, stdout};
 
 /// Every event of the log.
 async fn all_events(log: &EventLog) -> Vec<Event> {
@@ -92,9 +92,7 @@ pub(crate) fn assert_all_replayed_and_matched(report: &Value, events: &[Event]) 
 
 #[tokio::test]
 async fn replay_matches_every_call_of_a_demo_run_and_appends_nothing() {
-    let t = TestLog::sqlite();
-    let out = demo(None, Some(&t.url), "120");
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let t = demo_log_of(Backend::Sqlite, 120).await;
     let log = t.open().await;
     let before = log.head().await.unwrap();
     let events = all_events(&log).await;
@@ -331,10 +329,8 @@ async fn an_edited_result_is_reported_at_its_position_with_exit_1() {
 
 #[tokio::test]
 async fn replay_takes_a_range_and_filters() {
-    let t = TestLog::sqlite();
     // Tick 100 is the cellar's first.
-    let out = demo(None, Some(&t.url), "100");
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let t = demo_log_of(Backend::Sqlite, 100).await;
     let log = t.open().await;
     let events = all_events(&log).await;
     // An effect whose write comes right before it: replaying from the
@@ -460,10 +456,8 @@ fn trail(url: &str, args: &[&str]) -> Vec<Value> {
 
 #[tokio::test]
 async fn trail_shows_matching_actions_with_their_causes() {
-    let t = TestLog::sqlite();
     // Past tick 100, npc-0's affinity (1 a tick) reaches the flirt threshold.
-    let out = demo(None, Some(&t.url), "103");
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let t = demo_log_of(Backend::Sqlite, 103).await;
     let log = t.open().await;
     let events = all_events(&log).await;
 

@@ -186,8 +186,13 @@ async fn demo_runs_on_postgres_when_given_its_url() {
 }
 
 pub(crate) async fn demo_log(backend: Backend) -> TestLog {
+    demo_log_of(backend, 40).await
+}
+
+/// A log the demo wrote with `ticks` ticks.
+pub(crate) async fn demo_log_of(backend: Backend, ticks: u64) -> TestLog {
     let t = TestLog::new(backend).await;
-    let out = demo(None, Some(&t.url), "40");
+    let out = demo(None, Some(&t.url), &ticks.to_string());
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     t
 }

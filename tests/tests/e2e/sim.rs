@@ -183,6 +183,17 @@ async fn sim_over_nats_on_postgres() {
     let status = engine.terminate();
     assert!(status.success(), "{status}: {}", engine.stderr());
     check_run(&report, "nats", &db).await;
+
+    // Every plugin call the engine recorded replays the same with this build.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+        .args(["audit", "replay", "--json"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run provenant audit replay");
+    let replayed: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{replayed}");
+    crate::audit::assert_all_replayed_and_matched(&replayed, &all_events(&db).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
