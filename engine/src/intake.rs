@@ -39,14 +39,27 @@ pub fn parse_tick(body: &[u8]) -> Result<Tick, Rejection> {
             body.len()
         )));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let tick: Tick = serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "not a valid tick",
             _ => "not JSON",
         };
         reject(format!("{what}: {e}"))
-    })
+    })?;
+    if let Some(context) = tick.context.as_ref().and_then(|c| c.as_object())
+        && let Some(key) = NPC_KEYS.iter().find(|k| context.contains_key(**k))
+    {
+        return Err(reject(format!(
+            "not a valid tick: the context key {key:?} is reserved: npc_id, location_id and npc_state are what a plugin call records of the NPC it is about"
+        )));
+    }
+    Ok(tick)
 }
+
+/// Keys a call's recorded context gives the NPC it is about, which the
+/// tick's own context therefore may not use (or a replay could not tell
+/// the two apart).
+const NPC_KEYS: [&str; 3] = ["npc_id", "location_id", "npc_state"];
 
 /// The `TickRejected` event for a refused tick; `source` says where it came
 /// from (`nats:<subject>` or `http`).
@@ -90,7 +103,7 @@ mod tests {
 
     #[test]
     fn bad_ticks_are_refused_with_a_reason_and_a_bounded_excerpt() {
-        let cases: [(&[u8], &str); 6] = [
+        let cases: [(&[u8], &str); 7] = [
             (b"not json", "not JSON"),
             (b"{\"tick_id\": 1}", "not a valid tick"),
             (
@@ -106,6 +119,10 @@ mod tests {
                 "unknown field",
             ),
             (&[0xff, 0xfe, b'{'], "not JSON"),
+            (
+                br#"{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "w", "session_id": "s", "tick": 1, "at": "2026-11-25T10:00:00Z", "context": {"weather": "rain", "location_id": "bar"}}"#,
+                "the context key \"location_id\" is reserved",
+            ),
         ];
         for (body, expect) in cases {
             let r = parse_tick(body).unwrap_err();

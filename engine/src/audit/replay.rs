@@ -111,7 +111,7 @@ impl SkipReason {
                 "simulation config providers are recorded in the effective config, not per call"
             }
             SkipReason::IncompleteRecord => {
-                "the event lacks what a replay needs (tick, call index, scene, or the event a handler handled)"
+                "the event lacks what a replay needs (tick, call index, scene, the reads it made, or the event a handler handled)"
             }
         }
     }
@@ -309,6 +309,9 @@ pub async fn replay(
             })
         })
         .collect();
+    // Only the workers hold the receiver: if they all end, sending fails
+    // instead of waiting.
+    drop(rx);
     let read = async {
         let mut batch = Vec::new();
         let mut events = 0;
@@ -513,7 +516,10 @@ impl Replayer {
             "simulation_config" => return Verdict::Skipped(SkipReason::ProviderCall),
             _ => return Verdict::Skipped(SkipReason::IncompleteRecord),
         };
-        let inputs = payload["inputs"].as_array().map_or(&[][..], Vec::as_slice);
+        // (Panicked calls recorded no reads before provenant recorded them.)
+        let Some(inputs) = payload.get("inputs").and_then(Value::as_array) else {
+            return Verdict::Skipped(SkipReason::IncompleteRecord);
+        };
         let outcome = self.host.replay(RecordedCall {
             call: replayed,
             scene: Arc::new(scene),

@@ -232,16 +232,18 @@ async fn tick_start(
     let mut start = position;
     while start > 1 {
         let low = start.saturating_sub(PAGE as u64).max(1);
-        let before = log.read_forward(low - 1, (start - low) as usize).await?;
+        let mut before = log.read_forward(low - 1, (start - low) as usize).await?;
+        // (Positions are dense but for tampering: never look past `start`.)
+        before.retain(|e| e.position < start);
         match before
             .iter()
             .rposition(|e| e.provenance.tick_id != Some(tick_id))
         {
             Some(i) => return Ok(before[i].position + 1),
-            None => start = before.first().map_or(low, |e| e.position),
-        }
-        if before.is_empty() {
-            break;
+            None => match before.first() {
+                Some(first) => start = first.position,
+                None => break,
+            },
         }
     }
     Ok(start)

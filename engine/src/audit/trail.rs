@@ -148,11 +148,13 @@ pub fn actions_of(tick: &TickEvents) -> Vec<Action> {
     let (world, session) = (tick.world(), tick.session());
     let mut actions = Vec::new();
     for e in &tick.events {
-        let (Some(plugin), Some(&i)) = (&e.plugin_id, call_of.get(&e.position)) else {
+        let (Some(plugin), Some(_)) = (&e.plugin_id, e.provenance.call_index) else {
             continue;
         };
-        let call = &calls[i];
-        let own = call.event.position == e.position;
+        // `None` for what a call made without recording an event of its own
+        // (a simulation config provider that returned a value).
+        let call = call_of.get(&e.position).map(|&i| &calls[i]);
+        let own = call.is_some_and(|c| c.event.position == e.position);
         actions.push(Action {
             position: e.position,
             event_id: e.event_id.to_string(),
@@ -160,16 +162,18 @@ pub fn actions_of(tick: &TickEvents) -> Vec<Action> {
             occurred_at: provenant_events::event::format_timestamp(&e.occurred_at),
             world_id: world.map(str::to_owned),
             session_id: session.map(str::to_owned),
-            npc_id: call.npc().map(str::to_owned),
+            npc_id: call.and_then(|c| c.npc()).map(str::to_owned),
             plugin_id: plugin.to_string(),
             provenance: serde_json::to_value(&e.provenance).unwrap_or(Value::Null),
             payload: e.payload.value().clone(),
             cause: Cause {
                 tick: tick_ref.clone(),
-                call: (!own).then(|| call_ref(call)),
-                activity: call.activity().map(str::to_owned),
-                conditions: conditions_before(&calls, call),
-                handled: handled(tick, &calls, &call_of, call),
+                call: call.filter(|_| !own).map(call_ref),
+                activity: call.and_then(|c| c.activity()).map(str::to_owned),
+                conditions: call
+                    .map(|c| conditions_before(&calls, c))
+                    .unwrap_or_default(),
+                handled: call.and_then(|c| handled(tick, &calls, &call_of, c)),
             },
         });
     }

@@ -135,23 +135,23 @@ pub enum Reads {
 #[derive(Debug, Clone, Default)]
 pub struct RecordedReads {
     /// By the canonical text of the request.
-    results: HashMap<String, VecDeque<Value>>,
+    results: HashMap<String, VecDeque<Option<Value>>>,
     /// The last result given for each request.
-    given: HashMap<String, Value>,
+    given: HashMap<String, Option<Value>>,
 }
 
 impl RecordedReads {
-    /// From a call event's `inputs` (`[{"request": .., "result": ..}]`);
-    /// anything else in the array is ignored.
+    /// From a call event's `inputs` (`[{"request": .., "result": ..}]`, no
+    /// `result` for a read that returned nothing); anything else in the
+    /// array is ignored.
     pub fn from_inputs(inputs: &[Value]) -> Self {
-        let mut results: HashMap<String, VecDeque<Value>> = HashMap::new();
+        let mut results: HashMap<String, VecDeque<Option<Value>>> = HashMap::new();
         for input in inputs {
             if let Some(request) = input.get("request") {
-                let result = input.get("result").cloned().unwrap_or(Value::Null);
                 results
                     .entry(canonical::to_canonical_string(request))
                     .or_default()
-                    .push_back(result);
+                    .push_back(input.get("result").cloned());
             }
         }
         RecordedReads {
@@ -166,7 +166,7 @@ impl RecordedReads {
         let result = self.results.get_mut(request.as_str())?.pop_front()?;
         self.given
             .insert(request.as_str().to_owned(), result.clone());
-        Some((!result.is_null()).then_some(result))
+        Some(result)
     }
 
     /// The result last given for `request`, or else its first recorded one.
@@ -174,8 +174,8 @@ impl RecordedReads {
         self.given
             .get(request.as_str())
             .or_else(|| self.results.get(request.as_str())?.front())
-            .filter(|v| !v.is_null())
             .cloned()
+            .flatten()
     }
 }
 
@@ -316,11 +316,15 @@ impl Ctx {
                 None
             }),
         };
-        let read = result.as_ref().unwrap_or(&Value::Null);
-        self.inputs.push(canonical::object(&[
-            ("request", Member::Canonical(&key)),
-            ("result", Member::Value(read)),
-        ]));
+        // A read that returned nothing has no `result` (one that returned
+        // JSON null has `"result": null`).
+        self.inputs.push(match &result {
+            Some(read) => canonical::object(&[
+                ("request", Member::Canonical(&key)),
+                ("result", Member::Value(read)),
+            ]),
+            None => canonical::object(&[("request", Member::Canonical(&key))]),
+        });
         Ok(result)
     }
 

@@ -93,6 +93,12 @@ fn an_activity_applies_its_effects_when_all_conditions_hold() {
     assert_eq!(evaluated.len(), 2);
     assert_eq!(evaluated[0].payload["result"], true);
     assert_eq!(evaluated[1].payload["result"], false);
+    // The cook's flag was read and is not there: a read that returned
+    // nothing records no result (one that returned null records null).
+    assert_eq!(
+        evaluated[1].payload["inputs"],
+        json!([{"request": {"capability": "get_session_flag", "key": "disguise:cook"}}])
+    );
     let applied = of_kind(&events, kinds::EFFECT_APPLIED);
     assert_eq!(applied.len(), 1, "only the disguised guard");
     assert_eq!(applied[0].payload["params"], json!({"amount": 2}));

@@ -126,7 +126,9 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
             session: tick.session_id.clone(),
             tick_id: tick.tick_id,
             tick: tick.tick,
-            at: tick.at,
+            // As the events record it (to the microsecond), so that a
+            // replay gives the same `now()`.
+            at: provenant_events::event::truncate_timestamp(tick.at),
             npcs: npcs.clone(),
             npc,
             context: tick.context.clone().unwrap_or(Value::Null),

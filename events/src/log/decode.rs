@@ -92,6 +92,21 @@ pub(crate) struct Link {
     pub computed: EventHash,
 }
 
+impl Checked {
+    /// The provenance is a JSON object and the payload JSON (checked, not
+    /// parsed into values).
+    fn check_json(&self) -> Result<(), String> {
+        if !self.provenance.trim_start().starts_with('{') {
+            return Err("provenance is not valid: not a JSON object".into());
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&self.provenance)
+            .map_err(|e| format!("provenance is not valid: {e}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&self.payload)
+            .map_err(|e| format!("payload is not valid JSON: {e}"))?;
+        Ok(())
+    }
+}
+
 impl Parts {
     /// Everything but the payload and provenance, checked.
     fn check(self) -> Result<Checked, String> {
@@ -152,9 +167,12 @@ impl Parts {
     /// What the verifier needs of a row: its place in the chain and the
     /// hash of its fields, computed over the payload and provenance text as
     /// stored (which the log writes in canonical form; any edit of the
-    /// stored bytes changes the hash), without parsing either.
+    /// stored bytes changes the hash). Both are checked for being JSON, not
+    /// parsed: each field being one JSON value is what makes the hashed
+    /// concatenation of the fields say which bytes belong to which field.
     pub fn into_link(self) -> Result<Link, String> {
         let c = self.check()?;
+        c.check_json()?;
         let canonical = CanonicalFields {
             event_id: &c.event_id,
             stream: &c.stream,
@@ -185,13 +203,7 @@ impl Parts {
     /// provenance an object), and both are written as stored.
     pub fn into_json(self) -> Result<EventJson, String> {
         let c = self.check()?;
-        if !c.provenance.trim_start().starts_with('{') {
-            return Err("provenance is not valid: not a JSON object".into());
-        }
-        serde_json::from_str::<serde::de::IgnoredAny>(&c.provenance)
-            .map_err(|e| format!("provenance is not valid: {e}"))?;
-        serde_json::from_str::<serde::de::IgnoredAny>(&c.payload)
-            .map_err(|e| format!("payload is not valid JSON: {e}"))?;
+        c.check_json()?;
         let json = JsonParts {
             position: c.position,
             event_id: &c.event_id,

@@ -106,7 +106,9 @@ pub(super) async fn run(
     // tasks of their own, two chunks ahead of the one being checked: the
     // database reads one while the other is decoded and hashed. Positions
     // are dense (or the walk stops at the first gap), so each chunk's start
-    // is known before the one before it arrives.
+    // is known before the one before it arrives. A chunk that comes back
+    // short was the end of the log when it was read: the walk ends there,
+    // whatever later reads saw of a log that has grown since.
     let read_after = |after: Position| {
         let log = log.clone();
         tokio::spawn(async move { log.read_links(after, chunk).await })
@@ -123,6 +125,7 @@ pub(super) async fn run(
         if rows.is_empty() {
             break;
         }
+        let end_of_log = rows.len() < chunk;
         ahead.push_back(read_after(next_start));
         next_start += chunk as u64;
         for (index, (position, row)) in rows.iter().enumerate() {
@@ -204,6 +207,9 @@ pub(super) async fn run(
             count += 1;
         }
         progress(last.position);
+        if end_of_log {
+            break;
+        }
     }
     if let Some(pin) = config.expect_head
         && !pinned_seen

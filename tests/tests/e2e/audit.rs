@@ -418,6 +418,42 @@ async fn replay_takes_a_range_and_filters() {
     );
 }
 
+/// A call event without its reads (as panicked calls were recorded before
+/// they kept them) cannot be fed what it read: skipped, not diverged.
+#[tokio::test]
+async fn a_call_recorded_without_its_reads_is_skipped() {
+    let t = demo_log(Backend::Sqlite).await;
+    let log = t.open().await;
+    let events = all_events(&log).await;
+    let call = events
+        .iter()
+        .find(|e| e.payload["condition_id"] == "plugin:game-stealth:has_disguise")
+        .expect("a has_disguise call");
+    t.tamper(&format!(
+        "UPDATE {{events}} SET payload = json_remove(payload, '$.inputs') WHERE position = {}",
+        call.position
+    ))
+    .await;
+    let out = provenant_on(
+        &t.url,
+        &["audit", "replay", "--plugin", "game-stealth", "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json(&out);
+    assert_eq!(report["calls"]["diverged"], 0, "{report}");
+    assert_eq!(report["calls"]["skipped"], 1, "{report}");
+    assert_eq!(
+        report["plugins"][0]["skipped"]["incomplete_record"], 1,
+        "{report}"
+    );
+}
+
 #[tokio::test]
 async fn replay_and_trail_exit_2_or_fail_when_they_cannot_run() {
     let dir = tempfile::tempdir().unwrap();

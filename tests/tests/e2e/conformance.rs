@@ -53,6 +53,7 @@ conformance!(
     verify_reports_an_edit_that_keeps_the_json_value,
     verify_reports_a_row_that_is_not_an_event,
     verify_walks_many_chunks_read_ahead,
+    verify_beside_appends_reports_an_intact_prefix,
     verify_reports_a_deleted_row,
     verify_reports_an_inserted_row,
     verify_reports_an_inserted_row_with_a_bad_hash,
@@ -578,6 +579,43 @@ async fn verify_walks_many_chunks_read_ahead(t: TestLog) {
     t2.tamper("DELETE FROM {events} WHERE position = 14").await;
     let report = log2.verify(&chunked(None), &mut |_| {}).await.unwrap();
     assert_eq!(fault(&report), (14, Fault::Missing));
+}
+
+/// Verifying while a writer appends: every walk ends intact, at a head
+/// that was the log's at some point (chunks are read ahead; one that came
+/// back short was the end of the log when it was read, and what the log
+/// grew by since is left for the next walk).
+async fn verify_beside_appends_reports_an_intact_prefix(t: TestLog) {
+    let log = t.open().await;
+    append_n(&log, 20).await;
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            // Batches larger than a chunk: the log can grow past a chunk
+            // between two reads.
+            for n in 0..60u64 {
+                let batch = (0..7).map(|i| plugin_event(n * 7 + i)).collect();
+                log.append(AppendBatch::new(batch)).await.unwrap();
+            }
+        })
+    };
+    let config = VerifyConfig {
+        expect_head: None,
+        chunk: Some(3),
+    };
+    let mut walks = 0;
+    let mut last = 0;
+    while !writer.is_finished() || walks == 0 {
+        let report = log.verify(&config, &mut |_| {}).await.unwrap();
+        assert!(report.intact(), "walk {walks}: {report:?}");
+        assert!(report.count >= last, "walk {walks}: {report:?}");
+        last = report.count;
+        walks += 1;
+    }
+    writer.await.unwrap();
+    let report = log.verify(&config, &mut |_| {}).await.unwrap();
+    assert!(report.intact());
+    assert_eq!(report.count, 20 + 60 * 7);
 }
 
 async fn verify_reports_a_deleted_row(t: TestLog) {
@@ -1332,4 +1370,37 @@ async fn waiting_for_projections_wakes_on_their_commits(t: TestLog) {
         }
     );
     assert!(waited.unwrap());
+}
+
+/// On SQLite, where payload and provenance are plain text, bytes moved from
+/// one field to the next (here: the plugin id put in the payload's place)
+/// leave the concatenated fields the same; each field must still be JSON of
+/// its own, so the row is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_bytes_moved_between_fields() {
+    let t = TestLog::new(Backend::Sqlite).await;
+    let log = t.open().await;
+    let mut e = plugin_event(1);
+    e.plugin_id = Some(PluginId::new("game-romance").unwrap());
+    e.provenance.plugin_id = e.plugin_id.clone();
+    e.payload = json!({"note": 1, "plugin_id": "evil", "provenance": {"k": 2}}).into();
+    log.append(AppendBatch::new(vec![e])).await.unwrap();
+    append_n(&log, 3).await;
+    let stored = read_all(&log).await.remove(0);
+    let provenance = stored.provenance.canonical();
+    // "payload":{"note":1,"plugin_id":"evil","provenance":{"k":2}},"plugin_id":"game-romance","provenance":{…}
+    // read as
+    // "payload":{"note":1 ,"plugin_id":"evil" ,"provenance":{"k":2}},"plugin_id":"game-romance","provenance":{…}
+    let moved = format!("{{\"k\":2}}}},\"plugin_id\":\"game-romance\",\"provenance\":{provenance}");
+    t.tamper(&format!(
+        "UPDATE {{events}} SET payload = '{{\"note\":1', plugin_id = 'evil', provenance = '{moved}' WHERE position = 1"
+    ))
+    .await;
+    let report = verify(&log, None).await;
+    assert_eq!(fault(&report), (1, Fault::Edited));
+    let detail = report.violation.unwrap().detail;
+    assert!(
+        detail.starts_with("the row cannot be read as an event"),
+        "{detail}"
+    );
 }
