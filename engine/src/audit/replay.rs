@@ -667,26 +667,9 @@ fn compare(
     let recorded_writes: Vec<Value> = call
         .produced
         .iter()
-        .map(|e| {
-            comparable(
-                e.kind.as_str(),
-                e.stream.as_str(),
-                e.session_id.as_ref().map(|s| s.as_str()),
-                e.payload.value(),
-            )
-        })
+        .map(|e| comparable(&e.as_new_event()))
         .collect();
-    let replayed_writes: Vec<Value> = writes
-        .iter()
-        .map(|e| {
-            comparable(
-                e.kind.as_str(),
-                e.stream.as_str(),
-                e.session_id.as_ref().map(|s| s.as_str()),
-                e.payload.value(),
-            )
-        })
-        .collect();
+    let replayed_writes: Vec<Value> = writes.iter().map(comparable).collect();
     if recorded_writes != replayed_writes {
         return Some(Mismatch {
             what: "writes",
@@ -728,14 +711,14 @@ fn outcome(kind: &str, payload: &Value) -> Value {
 }
 
 /// An event a call produced, as replay compares it.
-fn comparable(kind: &str, stream: &str, session: Option<&str>, payload: &Value) -> Value {
-    let mut payload = payload.clone();
-    if kind == kinds::RELATIONSHIP_UPDATED
+fn comparable(e: &NewEvent) -> Value {
+    let mut payload = e.payload.value().clone();
+    if e.kind.as_str() == kinds::RELATIONSHIP_UPDATED
         && let Some(p) = payload.as_object_mut()
     {
         p.remove("relationship");
     }
-    json!({"kind": kind, "stream": stream, "session_id": session, "payload": payload})
+    json!({"kind": e.kind, "stream": e.stream, "session_id": e.session_id, "payload": payload})
 }
 
 /// A call event's payload without what differs from run to run.

@@ -15,6 +15,22 @@ use serde_json::{Value, json};
 
 use crate::cli::{demo_log, demo_log_of, json, provenant_on, stderr, stdout};
 
+/// `audit replay --json` with `args`: its report, after checking the exit
+/// status.
+fn replay_json(url: &str, args: &[&str], code: i32) -> Value {
+    let mut all = vec!["audit", "replay", "--json"];
+    all.extend(args);
+    let out = provenant_on(url, &all);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    json(&out)
+}
+
 /// Every event of the log.
 async fn all_events(log: &EventLog) -> Vec<Event> {
     let mut events: Vec<Event> = Vec::new();
@@ -97,15 +113,7 @@ async fn replay_matches_every_call_of_a_demo_run_and_appends_nothing() {
     let before = log.head().await.unwrap();
     let events = all_events(&log).await;
 
-    let out = provenant_on(&t.url, &["audit", "replay", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let report = json(&out);
+    let report = replay_json(&t.url, &[], 0);
     assert_all_replayed_and_matched(&report, &events);
     assert_eq!(report["from"], 1);
     assert_eq!(report["to"], before.position);
@@ -284,15 +292,7 @@ async fn an_edited_result_is_reported_at_its_position_with_exit_1() {
     ))
     .await;
 
-    let out = provenant_on(&t.url, &["audit", "replay", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let report = json(&out);
+    let report = replay_json(&t.url, &[], 1);
     assert_eq!(report["status"], "diverged");
     assert_eq!(report["calls"]["diverged"], 1, "{report}");
     let stealth = report["plugins"]
@@ -343,18 +343,7 @@ async fn replay_takes_a_range_and_filters() {
         })
         .expect("an affinity boost");
     let p = effect.position.to_string();
-    let out = provenant_on(
-        &t.url,
-        &["audit", "replay", "--from", &p, "--to", &p, "--json"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let report = json(&out);
+    let report = replay_json(&t.url, &["--from", &p, "--to", &p], 0);
     assert_eq!(report["calls"]["replayed"], 1, "{report}");
     assert_eq!(report["calls"]["matched"], 1, "{report}");
     assert_eq!(report["events"], 1);
@@ -368,11 +357,7 @@ async fn replay_takes_a_range_and_filters() {
             vec!["example-flaky", "game-romance", "game-stealth"],
         ),
     ] {
-        let mut all = vec!["audit", "replay", "--json"];
-        all.extend(&args);
-        let out = provenant_on(&t.url, &all);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-        let report = json(&out);
+        let report = replay_json(&t.url, &args, 0);
         let got: Vec<&str> = report["plugins"]
             .as_array()
             .unwrap()
@@ -389,19 +374,7 @@ async fn replay_takes_a_range_and_filters() {
                 && e.world_id.as_ref().is_some_and(|w| w.as_str() == "tavern")
         })
         .count() as u64;
-    let out = provenant_on(
-        &t.url,
-        &[
-            "audit",
-            "replay",
-            "--world",
-            "tavern",
-            "--session",
-            "s2",
-            "--json",
-        ],
-    );
-    let report = json(&out);
+    let report = replay_json(&t.url, &["--world", "tavern", "--session", "s2"], 0);
     assert_eq!(
         report["calls"]["replayed"].as_u64().unwrap()
             + report["calls"]["skipped"].as_u64().unwrap(),
@@ -434,18 +407,7 @@ async fn a_call_recorded_without_its_reads_is_skipped() {
         call.position
     ))
     .await;
-    let out = provenant_on(
-        &t.url,
-        &["audit", "replay", "--plugin", "game-stealth", "--json"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let report = json(&out);
+    let report = replay_json(&t.url, &["--plugin", "game-stealth"], 0);
     assert_eq!(report["calls"]["diverged"], 0, "{report}");
     assert_eq!(report["calls"]["skipped"], 1, "{report}");
     assert_eq!(
