@@ -8,7 +8,7 @@
 //! in parallel.
 
 use provenant_events::log::LogConfig;
-use provenant_events::{EventLog, StreamName};
+use provenant_events::{Event, EventLog, StreamName};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
@@ -245,4 +245,17 @@ pub fn with_database(server: &str, name: &str) -> String {
 /// A stream name for tests.
 pub fn stream(name: &str) -> StreamName {
     StreamName::new(name).expect("valid stream name")
+}
+
+/// Every event of the log, in position order.
+pub async fn all_events(log: &EventLog) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |e| e.position);
+        let page = log.read_forward(after, 5000).await.expect("read the log");
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
 }

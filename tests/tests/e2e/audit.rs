@@ -10,7 +10,7 @@ use provenant_engine::host::plugins;
 use provenant_engine::host::registry::{PluginError, RegisterError, Registrar};
 use provenant_engine::host::{Plugin, manifest::Manifest};
 use provenant_events::{Event, EventLog};
-use provenant_tests::Backend;
+use provenant_tests::{Backend, all_events};
 use serde_json::{Value, json};
 
 use crate::cli::{demo_log, demo_log_of, json, provenant_on, stderr, stdout};
@@ -29,19 +29,6 @@ fn replay_json(url: &str, args: &[&str], code: i32) -> Value {
         stderr(&out)
     );
     json(&out)
-}
-
-/// Every event of the log.
-async fn all_events(log: &EventLog) -> Vec<Event> {
-    let mut events: Vec<Event> = Vec::new();
-    loop {
-        let after = events.last().map_or(0, |e| e.position);
-        let page = log.read_forward(after, 5000).await.expect("read the log");
-        if page.is_empty() {
-            return events;
-        }
-        events.extend(page);
-    }
 }
 
 const CALL_KINDS: [&str; 6] = [

@@ -45,15 +45,7 @@ fn report(output: &Output) -> Value {
 /// Every event of the log, in order.
 async fn all_events(db: &TestLog) -> Vec<Event> {
     let log = db.open().await;
-    let mut out: Vec<Event> = Vec::new();
-    loop {
-        let after = out.last().map_or(0, |e| e.position);
-        let page = log.read_forward(after, 5000).await.expect("read the log");
-        if page.is_empty() {
-            break;
-        }
-        out.extend(page);
-    }
+    let out = provenant_tests::all_events(&log).await;
     log.close().await;
     out
 }
