@@ -1,26 +1,23 @@
-//! provenant's engine: the plugin host, tick intake, the engine service and
-//! the `provenant` command.
+//! provenant's engine: the service, the clients of a running engine, and
+//! the commands. The binary (crate `provenant-cli`) parses the command line
+//! and calls one module of [`commands`].
 //!
-//! `main.rs` is one line; [`cli`] parses arguments and hands each command to
-//! its module. Commands get their settings as `Config` structs, never as
-//! loose flags, so that they can be called from tests and other commands.
+//! The layers inside, each importing only from those below it
+//! (ARCHITECTURE.md; the architecture test keeps it):
+//!
+//! - [`commands`]: one module per command, its arguments beside it;
+//! - [`service`] (`provenant serve`'s I/O edge around the plugin host) and
+//!   [`client`] (a running engine's HTTP API and NATS subjects, from the
+//!   outside);
+//! - leaves: [`error_text`] (how an error reads on one line, and a failed
+//!   command's exit code), [`nats_names`] (the subjects, streams and headers
+//!   the service and its clients share), [`progress`] (the progress bars).
 
-pub mod audit;
-pub mod bench;
-pub mod bench_audit;
-pub mod bench_projections;
-pub mod bench_service;
-pub mod cli;
-pub mod demo;
-pub mod host;
-pub mod intake;
-pub mod plugins_cmd;
-pub mod projections_cmd;
-pub mod sample;
+pub mod client;
+pub mod commands;
+pub mod error_text;
+pub mod nats_names;
+pub mod progress;
 pub mod service;
-pub mod sim;
-mod telemetry;
-pub mod world_cmd;
 
-/// The version of this build, recorded in every event's provenance.
-pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use provenant_host::ENGINE_VERSION;

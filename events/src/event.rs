@@ -414,7 +414,7 @@ pub struct Event {
 impl Event {
     /// The event as JSON, the same value its `Serialize` gives, written
     /// without a detour: payload and provenance go in as their canonical
-    /// text. The log's relay path ([`crate::log::EventJson`]) writes the same
+    /// text. The log's relay path (`provenant_log::EventJson`) writes the same
     /// bytes straight from a stored row.
     pub fn to_json(&self) -> Vec<u8> {
         JsonParts {
@@ -545,7 +545,7 @@ impl CanonicalFields<'_> {
 /// An event's fields, borrowed, as its JSON form writes them: one writer
 /// for [`Event::to_json`] and for the log's row-to-JSON path, so the two
 /// give the same bytes.
-pub(crate) struct JsonParts<'a> {
+pub struct JsonParts<'a> {
     pub position: Position,
     pub event_id: &'a Uuid,
     pub stream: &'a str,

@@ -1,24 +1,31 @@
-//! provenant's event model and its log.
+//! provenant's event model: the pure core every other crate builds on.
 //!
-//! - [`ids`], [`canonical`] and [`event`] are the pure core: validated ids,
-//!   the canonical JSON encoding, the event with its hash and the cheap
-//!   shared [`text::Text`] its provenance uses. They do no I/O.
-//! - [`log`] is the only module that talks to a database: the append-only,
-//!   hash-chained log on PostgreSQL or embedded SQLite, and its verifier.
+//! - [`ids`], [`canonical`], [`payload`], [`text`] and [`event`]: validated
+//!   ids, the canonical JSON encoding, an event's payload held as its
+//!   canonical text, the cheap shared [`Text`] provenance uses, and the
+//!   event with its hash. [`head`]: a log's `POSITION:HASH`.
+//! - The vocabulary, declared once: [`kinds`] (the event kinds provenant
+//!   writes), [`keys`] (the payload keys more than one crate reads),
+//!   [`CallKind`] (what a plugin call was) and [`TickAck`] (what became of a
+//!   tick, as the engine answers it).
+//!
+//! Nothing here does I/O: the log that stores events is `provenant-log`.
 
+pub mod call;
 pub mod canonical;
 pub mod event;
+pub mod head;
 pub mod ids;
-pub mod log;
+pub mod keys;
+pub mod kinds;
 pub mod payload;
 pub mod text;
+pub mod tick;
 
+pub use call::CallKind;
 pub use event::{Event, EventHash, NewEvent, Position, Provenance};
+pub use head::{Head, HeadParseError};
 pub use ids::{EventKind, IdError, PluginId, SessionId, StreamName, WorldId};
-pub use log::{
-    AppendBatch, AppendOutcome, EventFilter, EventJson, EventLog, ExpectedVersion, Head, LogConfig,
-    LogError, ProjectionCommit, ProjectionStatus, StoredProjection, Tail, VerifyConfig,
-    VerifyReport,
-};
 pub use payload::Payload;
 pub use text::Text;
+pub use tick::TickAck;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use provenant_events::Event;
 
-pub use runner::{Factory, Runner, RunnerConfig, RunnerError, catch_up_together};
+pub use runner::{Factory, Runner, RunnerConfig, RunnerError, catch_up_together, spawn_all};
 
 /// The projections' names: their checkpoints' and rows' names in the store.
 pub mod names {
@@ -61,27 +61,6 @@ pub fn standard(config: &ProjectionsConfig) -> Vec<(&'static str, Factory)> {
             Arc::new(|| Box::new(totals::TotalsProjection::new()) as Box<dyn Projection>),
         ),
     ]
-}
-
-/// Kinds the projections read (written by the engine; the projections only
-/// match on their names).
-pub mod kinds {
-    pub const PLUGIN_LOADED: &str = "PluginLoaded";
-    pub const CONDITION_EVALUATED: &str = "ConditionEvaluated";
-    pub const EFFECT_APPLIED: &str = "EffectApplied";
-    pub const EVENT_HANDLED: &str = "EventHandled";
-    pub const PLUGIN_CALL_FAILED: &str = "PluginCallFailed";
-    pub const PLUGIN_CALL_PANICKED: &str = "PluginCallPanicked";
-    pub const PLUGIN_DEADLINE_EXCEEDED: &str = "PluginDeadlineExceeded";
-    pub const PERMISSION_DENIED: &str = "PermissionDenied";
-    pub const SESSION_FLAG_SET: &str = "SessionFlagSet";
-    pub const RELATIONSHIP_UPDATED: &str = "RelationshipUpdated";
-    pub const NPC_STATE_SET: &str = "NpcStateSet";
-    pub const TICK_PROCESSED: &str = "TickProcessed";
-    pub const TICK_REJECTED: &str = "TickRejected";
-    /// An operator reset a plugin's metrics, or every plugin's
-    /// (`{plugin_id: <id> | null, requested_by}`).
-    pub const METRICS_RESET: &str = "MetricsReset";
 }
 
 /// A state folded from the log, stored as rows.

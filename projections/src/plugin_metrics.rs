@@ -31,14 +31,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::OnceLock;
 
-use provenant_events::Event;
 use provenant_events::event::{format_timestamp, write_timestamp};
+use provenant_events::{CallKind, Event};
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{Projection, kinds};
+use crate::Projection;
+use provenant_events::kinds;
 
 /// The upper bounds, in seconds, of the call duration histogram's buckets
 /// (a last `+Inf` bucket is implied).
@@ -91,59 +92,6 @@ impl Default for HealthConfig {
             window: chrono::Duration::minutes(5),
             window_calls: 200,
             min_samples: 10,
-        }
-    }
-}
-
-/// What a plugin call was, from the payload's `call`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallKind {
-    Condition,
-    Effect,
-    EventHandler,
-    SimulationConfig,
-    Other,
-}
-
-impl CallKind {
-    pub const ALL: [CallKind; 5] = [
-        CallKind::Condition,
-        CallKind::Effect,
-        CallKind::EventHandler,
-        CallKind::SimulationConfig,
-        CallKind::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallKind::Condition => "condition",
-            CallKind::Effect => "effect",
-            CallKind::EventHandler => "event_handler",
-            CallKind::SimulationConfig => "simulation_config",
-            CallKind::Other => "other",
-        }
-    }
-
-    /// The kind named by a payload's `call`; unknown names are `Other`.
-    pub fn from_call(call: &str) -> CallKind {
-        match call {
-            "condition" => CallKind::Condition,
-            "effect" => CallKind::Effect,
-            "event_handler" => CallKind::EventHandler,
-            "simulation_config" => CallKind::SimulationConfig,
-            _ => CallKind::Other,
-        }
-    }
-
-    /// The payload key that holds the called thing's id.
-    fn id_key(self) -> Option<&'static str> {
-        match self {
-            CallKind::Condition => Some("condition_id"),
-            CallKind::Effect => Some("effect_id"),
-            CallKind::EventHandler => Some("handler"),
-            CallKind::SimulationConfig => Some("provider_id"),
-            CallKind::Other => None,
         }
     }
 }
@@ -1769,18 +1717,6 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-fn is_call_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        kinds::CONDITION_EVALUATED
-            | kinds::EFFECT_APPLIED
-            | kinds::EVENT_HANDLED
-            | kinds::PLUGIN_CALL_FAILED
-            | kinds::PLUGIN_CALL_PANICKED
-            | kinds::PLUGIN_DEADLINE_EXCEEDED
-    )
-}
-
 /// The plugin of an event: its `plugin_id`, else its provenance's.
 fn plugin_of(event: &Event) -> Option<&str> {
     event
@@ -2003,7 +1939,7 @@ impl Projection for PluginMetricsProjection {
             kinds::PLUGIN_LOADED => self.on_loaded(event),
             kinds::PERMISSION_DENIED => self.on_denied(event),
             kinds::METRICS_RESET => self.on_reset(event),
-            kind if is_call_kind(kind) => self.on_call(event),
+            kind if kinds::records_a_call(kind) => self.on_call(event),
             _ => {}
         }
     }

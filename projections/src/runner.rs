@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use provenant_events::{EventLog, LogError, Position, ProjectionCommit};
+use provenant_events::Position;
+use provenant_log::{EventLog, LogError, ProjectionCommit};
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::Projection;
+use crate::{Projection, ProjectionsConfig, standard};
 
 /// Pages read ahead of the one being applied while catching up.
 const READ_AHEAD: usize = 2;
@@ -321,7 +323,7 @@ async fn fold_together(
     };
     let (name, every) = (first.name(), first.config.catch_up_commit);
     let (pages, mut incoming) = mpsc::channel(READ_AHEAD);
-    let reader = AbortOnDrop(tokio::spawn(read_pages(
+    let reader = AbortOnDropHandle::new(tokio::spawn(read_pages(
         first.log.clone(),
         first.applied,
         until,
@@ -378,7 +380,7 @@ async fn read_pages(
         .map(|start| {
             let log = log.clone();
             let limit = page.min(usize::try_from(until - start).unwrap_or(usize::MAX));
-            Spawned(tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 (limit, log.read_forward(start, limit).await)
             }))
         })
@@ -419,32 +421,18 @@ async fn read_pages(
 /// Pages read at once while catching up.
 const PARALLEL_READS: usize = 4;
 
-/// A spawned read, aborted when dropped (a stopped catch-up leaves no
-/// reads behind).
-struct Spawned<T>(tokio::task::JoinHandle<T>);
-
-impl<T> std::future::Future for Spawned<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
+/// Loads every standard projection and starts following the log with each,
+/// on a task of its own, until `stop` turns true (`serve` and `provenant
+/// projections run`).
+pub async fn spawn_all(
+    log: &EventLog,
+    config: &ProjectionsConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, RunnerError> {
+    let mut tasks = Vec::new();
+    for (_, factory) in standard(config) {
+        let runner = Runner::load(log.clone(), factory, RunnerConfig::default()).await?;
+        tasks.push(tokio::spawn(runner.run(stop.clone())));
     }
-}
-
-impl<T> Drop for Spawned<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Aborts the task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    Ok(tasks)
 }

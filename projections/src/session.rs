@@ -44,7 +44,8 @@ use provenant_events::event::format_timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Projection, kinds};
+use crate::Projection;
+use provenant_events::kinds;
 
 /// The key of a session's row: `"{world}/{session}"`.
 pub fn session_key(world: &str, session: &str) -> String {

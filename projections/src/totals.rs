@@ -27,7 +27,8 @@ use provenant_events::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Projection, kinds};
+use crate::Projection;
+use provenant_events::kinds;
 
 /// The key of the one row.
 pub const TOTALS_KEY: &str = "engine";

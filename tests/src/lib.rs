@@ -7,8 +7,9 @@
 //! of its own, created from that server and dropped afterwards, so tests run
 //! in parallel.
 
-use provenant_events::log::LogConfig;
-use provenant_events::{Event, EventLog, StreamName};
+use provenant_events::{Event, StreamName};
+use provenant_log::EventLog;
+use provenant_log::LogConfig;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 

@@ -13,16 +13,17 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use provenant_events::kinds;
 use provenant_events::{EventKind, NewEvent, StreamName};
+use provenant_projections::names;
 use provenant_projections::plugin_metrics::{HealthState, PluginMetrics};
 use provenant_projections::session::{SessionState, session_key};
-use provenant_projections::{kinds, names};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Engine;
-use super::http::ApiError;
-use crate::host::manifest::PluginKind;
+use super::api_error::ApiError;
+use super::engine::Engine;
+use provenant_host::manifest::PluginKind;
 
 /// Every plugin's metrics row, by plugin id (empty before the projection
 /// has seen anything).
@@ -190,7 +191,7 @@ pub async fn behavior_extensions(State(engine): State<Arc<Engine>>) -> Response 
                    "description": e.description, "default_params": e.default_params})
         })
         .collect();
-    let mut providers: Vec<&crate::host::registry::ProviderEntry> =
+    let mut providers: Vec<&provenant_host::registry::ProviderEntry> =
         registry.providers.values().collect();
     providers.sort_by_key(|p| (p.priority, p.id.as_str().to_owned()));
     let provider_list: Vec<Value> = providers

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use provenant_events::{EventLog, Head};
+use provenant_events::Head;
+use provenant_log::EventLog;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::nats::NatsNames;
+use crate::nats_names::NatsNames;
 
 /// Where and how anchors are published.
 #[derive(Clone)]
@@ -34,13 +35,13 @@ impl Anchors {
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
-                _ = super::stopped(&mut shutdown) => return,
+                _ = super::signals::stopped(&mut shutdown) => return,
             }
             match self.publish_if_moved(published).await {
                 Ok(head) => published = head.or(published),
                 Err(e) => tracing::warn!(
                     "cannot publish an anchor: {}; trying again in {every:?}",
-                    crate::cli::error_text(&e)
+                    crate::error_text::error_text(&e)
                 ),
             }
         }

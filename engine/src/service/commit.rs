@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use provenant_events::{AppendBatch, EventLog, LogError, NewEvent, Position};
+use provenant_events::{NewEvent, Position};
+
+use provenant_log::{AppendBatch, EventLog, LogError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::health::Health;

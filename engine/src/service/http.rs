@@ -11,15 +11,17 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use provenant_events::{EventFilter, EventKind, PluginId, SessionId, WorldId};
+use provenant_events::{EventKind, PluginId, SessionId, WorldId};
+use provenant_log::EventFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::Engine;
+use super::api_error::ApiError;
+use super::engine::Engine;
 use super::worlds::JobFailure;
-use crate::intake::{self, MAX_TICK_BYTES, Rejection};
+use provenant_host::intake::{self, MAX_TICK_BYTES, Rejection};
 
 /// How long `POST /v1/ticks` waits for a tick to be durable before it
 /// answers 503 (the tick may still be processed; resending it is safe).
@@ -41,7 +43,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api().split_for_parts();
     doc.info = utoipa::openapi::InfoBuilder::new()
         .title("provenant")
-        .version(crate::ENGINE_VERSION)
+        .version(provenant_host::ENGINE_VERSION)
         .description(Some(
             "The engine service: ticks in, the log, worlds, sessions, the admin API (when an admin token is set, every POST, PUT and DELETE and every /admin/ request needs `Authorization: Bearer <token>`), Prometheus metrics and health. Every error is a JSON object {\"error\": \"...\"}.",
         ))
@@ -82,41 +84,6 @@ fn api() -> OpenApiRouter<Arc<Engine>> {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document (OpenAPI 3.1)")))]
 async fn openapi_json() -> Response {
     axum::Json(openapi()).into_response()
-}
-
-/// An error answer.
-pub struct ApiError {
-    status: StatusCode,
-    body: Value,
-}
-
-impl ApiError {
-    pub fn unavailable(error: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error)
-    }
-
-    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            body: json!({"error": error.into()}),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
-    }
-}
-
-impl From<JobFailure> for ApiError {
-    fn from(f: JobFailure) -> Self {
-        let status = match f {
-            JobFailure::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            JobFailure::Refused(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, f.to_string())
-    }
 }
 
 /// With an admin token, mutating requests and `/admin/` need it.
@@ -160,7 +127,7 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError
     let text = super::prometheus::render(&engine).await.map_err(|e| {
         ApiError::unavailable(format!(
             "cannot read the metrics: {}",
-            crate::cli::error_text(&e)
+            crate::error_text::error_text(&e)
         ))
     })?;
     Ok((
@@ -224,7 +191,7 @@ async fn rejected(engine: &Engine, rejection: &Rejection, status: StatusCode) ->
             body["rejected_event_position"] = Value::Null;
         }
     }
-    ApiError { status, body }
+    ApiError::with_body(status, body)
 }
 
 struct Oversized {
@@ -262,7 +229,7 @@ async fn put_world(
             format!("the body is not JSON: {e}"),
         )
     })?;
-    let mut event = crate::world_cmd::configured_event(&world, config).map_err(|e| {
+    let mut event = provenant_host::world::configured_event(&world, config).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("invalid world configuration: {e}"),

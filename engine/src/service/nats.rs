@@ -1,11 +1,5 @@
-//! NATS JetStream: the names the engine uses, its streams, and the tick
-//! consumer.
-//!
-//! Ticks arrive on `PROVENANT_TICKS` (subjects `provenant.ticks.<world_id>`)
-//! through the durable pull consumer `provenant-engine`; the relay publishes
-//! the log to `PROVENANT_EVENTS` (subjects
-//! `provenant.events.<world_id or _>.<plugin_id or engine>.<kind>`). A prefix
-//! other than `provenant` renames all of them (tests use one each).
+//! NATS JetStream: the connection, the engine's streams, and the tick
+//! consumer (names in [`crate::nats_names`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,129 +7,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_util::StreamExt;
-use provenant_events::{Event, EventKind, PluginId, WorldId};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::Engine;
+use super::engine::Engine;
 use super::health::Health;
-use crate::intake::{self, Rejection};
-
-/// The subjects, streams and consumer of one deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NatsNames {
-    prefix: String,
-}
-
-impl NatsNames {
-    /// `prefix` is 1 to 32 characters of `[a-z0-9_-]`.
-    pub fn new(prefix: &str) -> anyhow::Result<Self> {
-        let ok = !prefix.is_empty()
-            && prefix.len() <= 32
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        anyhow::ensure!(
-            ok,
-            "invalid NATS prefix {prefix:?}: expected 1 to 32 characters of [a-z0-9_-]"
-        );
-        Ok(NatsNames {
-            prefix: prefix.to_owned(),
-        })
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    fn upper(&self) -> String {
-        self.prefix.to_ascii_uppercase().replace('-', "_")
-    }
-
-    /// `PROVENANT_TICKS` for the default prefix.
-    pub fn ticks_stream(&self) -> String {
-        format!("{}_TICKS", self.upper())
-    }
-
-    /// `PROVENANT_EVENTS` for the default prefix.
-    pub fn events_stream(&self) -> String {
-        format!("{}_EVENTS", self.upper())
-    }
-
-    /// The subject a game publishes a world's ticks on.
-    /// `<PREFIX>_ANCHORS`: the log's head, published periodically.
-    pub fn anchors_stream(&self) -> String {
-        format!("{}_ANCHORS", self.upper())
-    }
-
-    /// `<prefix>.anchors`
-    pub fn anchors_subject(&self) -> String {
-        format!("{}.anchors", self.prefix)
-    }
-
-    pub fn ticks_subject(&self, world: &str) -> String {
-        format!("{}.ticks.{world}", self.prefix)
-    }
-
-    pub fn ticks_wildcard(&self) -> String {
-        format!("{}.ticks.>", self.prefix)
-    }
-
-    pub fn events_wildcard(&self) -> String {
-        format!("{}.events.>", self.prefix)
-    }
-
-    /// `<prefix>.events.<world_id or _>.<plugin_id or engine>.<kind>`.
-    pub fn event_subject(&self, event: &Event) -> String {
-        self.subject_of(
-            event.world_id.as_ref(),
-            event.plugin_id.as_ref(),
-            &event.kind,
-        )
-    }
-
-    /// [`event_subject`](Self::event_subject) from the routing fields.
-    pub fn subject_of(
-        &self,
-        world: Option<&WorldId>,
-        plugin: Option<&PluginId>,
-        kind: &EventKind,
-    ) -> String {
-        format!(
-            "{}.events.{}.{}.{}",
-            self.prefix,
-            world.map_or("_", |w| w.as_str()),
-            plugin.map_or("engine", |p| p.as_str()),
-            kind.as_str()
-        )
-    }
-
-    /// The engine's durable consumer of ticks.
-    pub fn consumer(&self) -> String {
-        format!("{}-engine", self.prefix)
-    }
-
-    /// Where the engine announces each tick it acknowledged (core NATS, not
-    /// stored): `<prefix>.acked.<world_id>`, body the tick's outcome.
-    pub fn acked_subject(&self, world: &str) -> String {
-        format!("{}.acked.{world}", self.prefix)
-    }
-
-    pub fn acked_wildcard(&self) -> String {
-        format!("{}.acked.>", self.prefix)
-    }
-
-    /// The name of the relay's checkpoint in the log: the position of the
-    /// last event acknowledged by the events stream.
-    pub fn relay_checkpoint(&self) -> String {
-        format!("relay:{}", self.events_stream())
-    }
-
-    /// The world a ticks subject names.
-    fn subject_world<'a>(&self, subject: &'a str) -> Option<&'a str> {
-        subject.strip_prefix(&self.prefix)?.strip_prefix(".ticks.")
-    }
-}
+use crate::nats_names::NatsNames;
+use provenant_host::intake::{self, Rejection};
 
 /// Connects, retrying in the background when the server is not there yet;
 /// `health` follows the connection.
@@ -231,12 +109,15 @@ pub async fn consume_ticks(
                 m
             }
             Err(e) => {
-                let reason = format!("tick consumer not running: {}", crate::cli::error_text(&e));
+                let reason = format!(
+                    "tick consumer not running: {}",
+                    crate::error_text::error_text(&e)
+                );
                 tracing::warn!("{reason}; retrying in {wait:?}");
                 engine.health.consumer(Some(reason));
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = super::stopped(&mut shutdown) => break 'connect,
+                    _ = super::signals::stopped(&mut shutdown) => break 'connect,
                 }
                 wait = (wait * 2).min(Duration::from_secs(5));
                 continue;
@@ -245,7 +126,7 @@ pub async fn consume_ticks(
         loop {
             let next = tokio::select! {
                 next = messages.next() => next,
-                _ = super::stopped(&mut shutdown) => break 'connect,
+                _ = super::signals::stopped(&mut shutdown) => break 'connect,
             };
             while in_flight.try_join_next().is_some() {}
             match next {
@@ -402,25 +283,4 @@ async fn take(
 /// tick's world before this is called).
 fn subject_world_or_tick(names: &NatsNames, subject: &str) -> String {
     names.subject_world(subject).unwrap_or("_").to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_prefix() {
-        let n = NatsNames::new("provenant").unwrap();
-        assert_eq!(n.ticks_stream(), "PROVENANT_TICKS");
-        assert_eq!(n.events_stream(), "PROVENANT_EVENTS");
-        assert_eq!(n.ticks_subject("w1"), "provenant.ticks.w1");
-        assert_eq!(n.subject_world("provenant.ticks.w1"), Some("w1"));
-        assert_eq!(n.subject_world("other.ticks.w1"), None);
-        let t = NatsNames::new("t-1a").unwrap();
-        assert_eq!(t.events_stream(), "T_1A_EVENTS");
-        assert_eq!(t.consumer(), "t-1a-engine");
-        for bad in ["", "A", "a.b", "a*", &"x".repeat(33)] {
-            assert!(NatsNames::new(bad).is_err(), "{bad:?}");
-        }
-    }
 }

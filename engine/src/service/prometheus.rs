@@ -18,7 +18,7 @@ use provenant_projections::names;
 use provenant_projections::plugin_metrics::{DURATION_BUCKETS, PluginMetrics};
 use provenant_projections::totals::Totals;
 
-use super::Engine;
+use super::engine::Engine;
 
 const CALLS: &str = "provenant_plugin_calls_total";
 const DURATION: &str = "provenant_plugin_call_duration_seconds";
@@ -138,7 +138,10 @@ pub async fn render(engine: &Engine) -> anyhow::Result<String> {
     r.counter(RESETS, vec![]).absolute(totals.metrics_resets);
     r.gauge(
         BUILD,
-        vec![Label::new("version", crate::ENGINE_VERSION.to_string())],
+        vec![Label::new(
+            "version",
+            provenant_host::ENGINE_VERSION.to_string(),
+        )],
     )
     .set(1.0);
     Ok(recorder.handle().render())

@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use provenant_events::{Event, EventJson, EventLog, Position};
+use provenant_events::{Event, Position};
+use provenant_log::{EventJson, EventLog};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::nats::NatsNames;
+use crate::nats_names::{NatsNames, POSITION_HEADER};
 
 /// Where the relay publishes.
 pub enum RelaySink {
@@ -31,9 +32,6 @@ pub enum RelaySink {
     /// In-process subscribers (embedded default): live events only.
     Bus(broadcast::Sender<Arc<Event>>),
 }
-
-/// The header that carries an event's log position.
-pub const POSITION_HEADER: &str = "Provenant-Position";
 
 /// Events published before their acknowledgments are awaited.
 const BATCH: usize = 512;
@@ -79,7 +77,7 @@ pub async fn run(
                     // The pass got somewhere: this is a new interruption.
                     wait = Duration::from_millis(100);
                 }
-                let text = crate::cli::error_text(&e);
+                let text = crate::error_text::error_text(&e);
                 health.relay(Some(format!("relay interrupted: {text}")));
                 tracing::warn!(
                     "relay interrupted: {text}; resuming after the last acknowledged event in {wait:?}"
@@ -96,7 +94,7 @@ pub async fn run(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = super::stopped(&mut shutdown), if !stopping => {}
+                    _ = super::signals::stopped(&mut shutdown), if !stopping => {}
                 }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
@@ -238,7 +236,7 @@ impl Pass<'_> {
             let first = tokio::select! {
                 e = events.recv() => e.context("the log reader stopped")??,
                 _ = failed.notified() => break,
-                _ = super::stopped(shutdown), if drain_until.is_none() => {
+                _ = super::signals::stopped(shutdown), if drain_until.is_none() => {
                     let head = self.log.head().await.context("cannot read the head")?.position;
                     *drain_until = Some((tokio::time::Instant::now() + DRAIN, head));
                     continue;
@@ -418,7 +416,7 @@ async fn relay_bus(
     loop {
         let event = tokio::select! {
             e = tail.next() => e.context("cannot read the log")?,
-            _ = super::stopped(shutdown) => return Ok(()),
+            _ = super::signals::stopped(shutdown) => return Ok(()),
         };
         relayed.store(event.position, std::sync::atomic::Ordering::Relaxed);
         // No subscriber is not an error.

@@ -8,36 +8,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use provenant_events::{
-    EventFilter, EventKind, EventLog, LogError, NewEvent, Position, StreamName, WorldId,
-};
-use serde::Serialize;
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use provenant_events::{NewEvent, Position, TickAck, WorldId};
+use provenant_host::plugin_host::PluginHost;
+use provenant_host::state::GameState;
+use provenant_host::tick::{Tick, evaluate_tick, marker_event, tick_marker_id};
+use provenant_host::world::describe;
+use provenant_log::{EventFilter, EventLog, LogError};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::commit::Committer;
 use super::health::Health;
-use crate::host::context::{Scene, tick_provenance};
-use crate::host::kinds;
-use crate::host::plugin_host::PluginHost;
-use crate::host::state::GameState;
-use crate::host::tick::{Tick, evaluate_tick};
-
-/// What became of a tick.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TickOutcome {
-    pub tick_id: Uuid,
-    pub world_id: WorldId,
-    /// The tick was already in the log (or earlier in the same delivery):
-    /// nothing was added.
-    pub duplicate: bool,
-    /// Events this tick added (0 for a duplicate).
-    pub events: usize,
-    /// The position of the tick's `TickProcessed` event.
-    pub position: Position,
-}
 
 /// Why a job was not done. The tick is not in the log; sending it again is
 /// safe.
@@ -47,18 +29,6 @@ pub enum JobFailure {
     ShuttingDown,
     #[error("the log refused the events: {0}")]
     Refused(String),
-}
-
-/// The id of a tick's `TickProcessed` event: derived from the tick id, so a
-/// second delivery of the tick finds the first one's.
-pub fn tick_marker_id(tick_id: Uuid) -> Uuid {
-    let digest = Sha256::new()
-        .chain_update(b"provenant/TickProcessed/")
-        .chain_update(tick_id.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Uuid::new_v8(bytes)
 }
 
 /// The worlds of the engine and their workers.
@@ -87,7 +57,7 @@ enum Job {
     Tick {
         tick: Box<Tick>,
         source: Arc<str>,
-        done: oneshot::Sender<Result<TickOutcome, JobFailure>>,
+        done: oneshot::Sender<Result<TickAck, JobFailure>>,
     },
     Configure {
         event: Box<NewEvent>,
@@ -120,7 +90,7 @@ impl Worlds {
         &self,
         tick: Tick,
         source: Arc<str>,
-    ) -> Result<Answer<TickOutcome>, JobFailure> {
+    ) -> Result<Answer<TickAck>, JobFailure> {
         let (done, answer) = oneshot::channel();
         let world = tick.world_id.clone();
         self.send(
@@ -239,7 +209,7 @@ struct Worker {
 enum Planned {
     Tick {
         tick_id: Uuid,
-        done: oneshot::Sender<Result<TickOutcome, JobFailure>>,
+        done: oneshot::Sender<Result<TickAck, JobFailure>>,
         range: std::ops::Range<usize>,
         /// Already in the log, or earlier in this batch or the one before.
         duplicate: Option<Duplicate>,
@@ -442,11 +412,11 @@ impl Worker {
                             .checked_sub(1)
                             .and_then(|i| positions.get(i).copied()),
                     };
-                    let _ = done.send(Ok(TickOutcome {
+                    let _ = done.send(Ok(TickAck {
                         tick_id,
                         world_id: self.world.clone(),
                         duplicate: duplicate.is_some(),
-                        events: range.len(),
+                        events: range.len() as u64,
                         position: position.unwrap_or_default(),
                     }));
                 }
@@ -522,7 +492,7 @@ where
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = super::stopped(&mut shutdown) => return Err(JobFailure::ShuttingDown),
+            _ = super::signals::stopped(&mut shutdown) => return Err(JobFailure::ShuttingDown),
         }
         wait = (wait * 2).min(Duration::from_secs(2));
     }
@@ -560,7 +530,7 @@ fn plan(
                     let produced = evaluate_tick(host, &mut state, &tick);
                     events.extend(produced);
                     let count = events.len() - start + 1;
-                    events.push(marker_event(host, &tick, marker, count, &source));
+                    events.push(marker_event(host, &tick, count, &source));
                     in_batch.insert(marker, events.len() - 1);
                 }
                 planned.push(Planned::Tick {
@@ -587,52 +557,6 @@ fn plan(
     (state, events, planned, in_batch)
 }
 
-/// The last event of a processed tick.
-pub(crate) fn marker_event(
-    host: &PluginHost,
-    tick: &Tick,
-    id: Uuid,
-    events: usize,
-    source: &str,
-) -> NewEvent {
-    let mut e = NewEvent::at(
-        StreamName::session(&tick.world_id, &tick.session_id),
-        EventKind::from_static(kinds::TICK_PROCESSED).expect("TickProcessed is a valid kind"),
-        json!({"tick_id": tick.tick_id, "tick": tick.tick, "events": events, "source": source}),
-        tick.at,
-    );
-    e.event_id = id;
-    e.world_id = Some(tick.world_id.clone());
-    e.session_id = Some(tick.session_id.clone());
-    e.provenance = tick_provenance(tick.tick_id, tick.tick, host.engine());
-    e
-}
-
-/// A world's configuration and effective simulation config, as
-/// `GET /v1/worlds/{id}` and `provenant world show --json` answer.
-pub fn describe(host: &PluginHost, state: &Arc<GameState>, world: &WorldId) -> Option<Value> {
-    let w = state.world(world).filter(|w| w.configured)?;
-    let config = json!({"name": w.name, "description": w.description, "meta": w.meta});
-    let scene = Arc::new(Scene {
-        world: world.clone(),
-        session: provenant_events::SessionId::new("_").ok()?,
-        tick_id: Uuid::nil(),
-        tick: 0,
-        at: provenant_events::event::now(),
-        npcs: Arc::new(Vec::new()),
-        npc: None,
-        context: Value::Null,
-        memo: Default::default(),
-    });
-    let (effective, providers) = host.simulation_config(state, &scene, 0).value;
-    Some(json!({
-        "world_id": world,
-        "config": config,
-        "effective_simulation_config": effective,
-        "providers": providers,
-    }))
-}
-
 /// Errors that waiting cures: the database is unreachable or failing.
 fn transient(e: &LogError) -> bool {
     matches!(e, LogError::Database(_))
@@ -655,19 +579,5 @@ fn answer_failed(planned: Vec<Planned>, failure: JobFailure) {
             Planned::Configure { done, .. } => drop(done.send(Err(failure.clone()))),
             Planned::Describe { done, .. } => drop(done.send(Err(failure.clone()))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marker_ids_are_a_function_of_the_tick_id() {
-        let a = Uuid::now_v7();
-        let b = Uuid::now_v7();
-        assert_eq!(tick_marker_id(a), tick_marker_id(a));
-        assert_ne!(tick_marker_id(a), tick_marker_id(b));
-        assert_ne!(tick_marker_id(a), a);
     }
 }

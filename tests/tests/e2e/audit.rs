@@ -5,11 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use provenant_engine::audit::replay::{ReplayConfig, ReplayReport, replay};
-use provenant_engine::host::plugins;
-use provenant_engine::host::registry::{PluginError, RegisterError, Registrar};
-use provenant_engine::host::{Plugin, manifest::Manifest};
-use provenant_events::{Event, EventLog};
+use provenant_engine::commands::audit::replay::{ReplayConfig, ReplayReport, replay};
+use provenant_events::Event;
+use provenant_host::registry::{PluginError, RegisterError, Registrar};
+use provenant_host::{Plugin, manifest::Manifest};
+use provenant_log::EventLog;
+use provenant_plugins as plugins;
 use provenant_tests::{Backend, all_events};
 use serde_json::{Value, json};
 
@@ -143,16 +144,13 @@ impl Plugin for ChangedRomance {
     }
 
     fn register(&self, r: &mut Registrar<'_>) -> Result<(), RegisterError> {
-        fn affinity(
-            ctx: &mut provenant_engine::host::context::Ctx,
-            npc: &str,
-        ) -> Result<f64, PluginError> {
+        fn affinity(ctx: &mut provenant_host::context::Ctx, npc: &str) -> Result<f64, PluginError> {
             Ok(ctx
                 .get_relationship(npc)?
                 .and_then(|r| r.get("affinity").and_then(Value::as_f64))
                 .unwrap_or(0.0))
         }
-        fn npc(ctx: &provenant_engine::host::context::Ctx) -> Result<String, PluginError> {
+        fn npc(ctx: &provenant_host::context::Ctx) -> Result<String, PluginError> {
             ctx.npc()
                 .map(|n| n.npc_id.clone())
                 .ok_or_else(|| PluginError::Failed("no NPC in context".into()))

@@ -5,12 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use provenant_events::log::{Fault, VerifyConfig};
 use provenant_events::{
-    AppendBatch, Event, EventFilter, EventHash, EventKind, EventLog, ExpectedVersion, Head,
-    LogError, NewEvent, PluginId, ProjectionCommit, Provenance, SessionId, StoredProjection,
-    WorldId,
+    Event, EventHash, EventKind, Head, NewEvent, PluginId, Provenance, SessionId, WorldId,
 };
+use provenant_log::{
+    AppendBatch, EventFilter, EventLog, ExpectedVersion, LogError, ProjectionCommit,
+    StoredProjection,
+};
+use provenant_log::{Fault, VerifyConfig};
 use provenant_tests::{Backend, TestLog, stream};
 use serde_json::{Value, json};
 
@@ -114,7 +116,7 @@ async fn read_all(log: &EventLog) -> Vec<Event> {
     log.read_forward(0, 100_000).await.unwrap()
 }
 
-async fn verify(log: &EventLog, expect_head: Option<Head>) -> provenant_events::VerifyReport {
+async fn verify(log: &EventLog, expect_head: Option<Head>) -> provenant_log::VerifyReport {
     let config = VerifyConfig {
         expect_head,
         chunk: Some(3),
@@ -485,7 +487,7 @@ async fn update_delete_and_truncate_are_refused(t: TestLog) {
     assert!(verify(&log, None).await.intact());
 }
 
-fn fault(report: &provenant_events::VerifyReport) -> (u64, Fault) {
+fn fault(report: &provenant_log::VerifyReport) -> (u64, Fault) {
     let v = report
         .violation
         .as_ref()

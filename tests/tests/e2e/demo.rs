@@ -93,7 +93,7 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
     assert_eq!(log.head().await.unwrap(), printed);
     let report = log
         .verify(
-            &provenant_events::VerifyConfig {
+            &provenant_log::VerifyConfig {
                 expect_head: Some(printed),
                 chunk: None,
             },

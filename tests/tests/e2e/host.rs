@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use provenant_engine::host::context::TickNpc;
-use provenant_engine::host::kinds;
-use provenant_engine::host::state::GameState;
-use provenant_engine::host::tick::{Tick, evaluate_tick};
-use provenant_engine::host::{HostConfig, PluginHost, plugins};
-use provenant_events::{
-    AppendBatch, EventKind, NewEvent, SessionId, StreamName, VerifyConfig, WorldId,
-};
+use provenant_events::kinds;
+use provenant_events::{EventKind, NewEvent, SessionId, StreamName, WorldId};
+use provenant_host::context::TickNpc;
+use provenant_host::state::GameState;
+use provenant_host::tick::{Tick, evaluate_tick};
+use provenant_host::{HostConfig, PluginHost};
+use provenant_log::{AppendBatch, VerifyConfig};
+use provenant_plugins as plugins;
 use provenant_tests::{Backend, TestLog};
 use serde_json::json;
 use uuid::Uuid;

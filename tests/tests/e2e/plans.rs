@@ -9,7 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use provenant_events::{AppendBatch, EventKind, EventLog, NewEvent};
+use provenant_events::{EventKind, NewEvent};
+
+use provenant_log::{AppendBatch, EventLog};
 use provenant_tests::{TestLog, stream};
 use serde_json::json;
 use sqlx::Connection;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use provenant_events::EventLog;
+use provenant_log::EventLog;
 use provenant_tests::{Backend, TestLog};
 use serde_json::{Value, json};
 
@@ -82,7 +82,7 @@ async fn metrics_resets(log: &EventLog) -> Vec<provenant_events::Event> {
     log.read_filtered(
         0,
         10,
-        &provenant_events::EventFilter {
+        &provenant_log::EventFilter {
             kind: Some(provenant_events::EventKind::new("MetricsReset").unwrap()),
             ..Default::default()
         },
@@ -880,7 +880,7 @@ async fn append_events(log: &EventLog, n: usize) {
             )
         })
         .collect();
-    log.append(provenant_events::AppendBatch::new(events))
+    log.append(provenant_log::AppendBatch::new(events))
         .await
         .unwrap();
 }

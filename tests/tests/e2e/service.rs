@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
-use provenant_events::{Event, EventLog};
+use provenant_events::Event;
+use provenant_log::EventLog;
 use provenant_tests::{Backend, TestLog};
 use serde_json::{Value, json};
 

@@ -1,0 +1,92 @@
+//! The cost of one in-process condition evaluation through the plugin host
+//! (permission check, dispatch, event construction; no log I/O), beside the
+//! bare function call as its baseline.
+//!
+//! cargo bench -p provenant-bench --bench host
+//!
+//!
+//! It runs with the allocator the `provenant` binary uses (mimalloc);
+//! `--features system-alloc` runs both with the system allocator instead.
+
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use provenant_host::context::{Scene, TickNpc};
+use provenant_host::runner::Isolation;
+use provenant_host::state::GameState;
+use provenant_host::{HostConfig, PluginHost};
+use provenant_plugins as plugins;
+use provenant_events::{SessionId, WorldId};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The condition's logic as a plain function on plain data.
+fn has_disguise_bare(npc_state: &Value) -> bool {
+    npc_state
+        .get("disguise")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn bench(c: &mut Criterion) {
+    let scene = Arc::new(Scene {
+        world: WorldId::new("w1").unwrap(),
+        session: SessionId::new("s1").unwrap(),
+        tick_id: Uuid::now_v7(),
+        tick: 1,
+        at: chrono::Utc::now(),
+        npcs: Arc::new(vec![TickNpc {
+            npc_id: "guard".into(),
+            location_id: Some("hall".into()),
+            state: json!({"disguise": true}),
+        }]),
+        npc: Some(0),
+        context: Value::Null,
+        memo: Default::default(),
+    });
+    let state = Arc::new(GameState::default());
+    let npc_state = json!({"disguise": true});
+
+    let mut group = c.benchmark_group("condition");
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("bare function call", |b| {
+        b.iter(|| has_disguise_bare(black_box(&npc_state)))
+    });
+    for (label, isolation) in [
+        ("through the host, inline", Isolation::Inline),
+        ("through the host, worker thread", Isolation::Thread),
+    ] {
+        let host = PluginHost::start(
+            plugins::builtin(),
+            HostConfig {
+                isolation,
+                ..HostConfig::default()
+            },
+        )
+        .unwrap();
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let d = host.evaluate_condition(
+                    &state,
+                    &scene,
+                    "sneak",
+                    black_box("plugin:game-stealth:has_disguise"),
+                    &Value::Null,
+                    0,
+                );
+                assert!(d.value);
+                d
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

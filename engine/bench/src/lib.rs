@@ -1,0 +1,56 @@
+//! provenant's benchmarks (`provenant bench …`), the sample data they fill
+//! logs with, and the load generator (`provenant sim`): measured beside
+//! their baselines, in the same run.
+//!
+//! Invariant: this crate depends on the engine and never the reverse; the
+//! engine library carries no benchmark, sample data or load generator.
+//! Everything here runs against real servers (a scratch PostgreSQL database,
+//! NATS, a `provenant serve` process) and cleans up after itself.
+
+pub mod append;
+pub mod audit;
+pub mod projections;
+pub mod sample;
+pub mod scratch;
+pub mod service;
+pub mod sim;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use provenant_engine::error_text::report;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append throughput into PostgreSQL (batches of 1, 100, 1000) beside a
+    /// raw COPY of the same rows, and into SQLite.
+    Append(append::AppendBenchArgs),
+    /// The relay (log → JetStream) beside a raw async-nats publish loop of
+    /// the same messages.
+    Relay(service::RelayBenchArgs),
+    /// `provenant serve` on PostgreSQL and NATS under `provenant sim` load:
+    /// throughput and latency at full and half load, peak memory, and the
+    /// relay beside a raw publish loop.
+    Service(service::ServiceBenchArgs),
+    /// Rebuild throughput of each projection (events/s) from PostgreSQL and
+    /// SQLite, beside a bare paged SELECT of the same rows, with where a
+    /// rebuild's time goes (read, apply, encode, commit).
+    Projections(projections::ProjectionsBenchArgs),
+    /// `audit verify` and `audit replay` throughput (events/s) on a log of
+    /// real recorded plugin calls in PostgreSQL (1,000,000 events by
+    /// default), beside a bare paged SELECT of the same rows.
+    Audit(audit::AuditBenchArgs),
+}
+
+impl BenchCommand {
+    /// Runs the benchmark; its exit code.
+    pub async fn run(self) -> ExitCode {
+        report(match self {
+            BenchCommand::Append(args) => append::append(&args).await,
+            BenchCommand::Relay(args) => service::relay_command(&args).await,
+            BenchCommand::Service(args) => service::service_command(&args).await,
+            BenchCommand::Projections(args) => projections::projections(&args).await,
+            BenchCommand::Audit(args) => audit::audit(&args).await,
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! What the benchmarks run in: a scratch database on a PostgreSQL server,
+//! dropped at the end, and their progress bars. The tests make their
+//! databases the same way.
+
+use anyhow::Context as _;
+use indicatif::ProgressBar;
+use provenant_log::redact_url;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+/// The PostgreSQL server the benchmarks (and the tests) use when
+/// `DATABASE_URL` does not say: the local one, as its package installs it.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A bar of `len` steps labelled `label`.
+pub fn progress(len: u64, label: &str) -> ProgressBar {
+    let bar =
+        provenant_engine::progress::bar(Some(len), "{msg:<28} {bar:30} {pos}/{len} ({per_sec})");
+    bar.set_message(label.to_owned());
+    bar
+}
+
+/// A scratch database on the server, dropped by [`Scratch::drop_database`].
+pub struct Scratch {
+    pub server: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl Scratch {
+    /// A new database `<prefix>_<uuid>` on the server at `server`.
+    pub async fn create(server: &str) -> anyhow::Result<Self> {
+        Self::create_named(server, "provenant_bench").await
+    }
+
+    /// A new database named `<prefix>_<a fresh uuid>`.
+    pub async fn create_named(server: &str, prefix: &str) -> anyhow::Result<Self> {
+        let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = PgConnection::connect(server)
+            .await
+            .with_context(|| format!("cannot connect to {}", redact_url(server)))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create the scratch database {name}"))?;
+        let mut url = url::Url::parse(server).context("invalid database URL")?;
+        url.set_path(&name);
+        Ok(Scratch {
+            server: server.to_owned(),
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    pub async fn drop_database(&self) {
+        let Ok(mut conn) = PgConnection::connect(&self.server).await else {
+            eprintln!("warning: could not drop the scratch database {}", self.name);
+            return;
+        };
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
+            eprintln!(
+                "warning: could not drop the scratch database {}: {e}",
+                self.name
+            );
+        }
+    }
+}

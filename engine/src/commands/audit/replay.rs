@@ -1,0 +1,932 @@
+//! `provenant audit replay`: re-executes recorded plugin calls with the
+//! plugins of this build and compares what they do with what was recorded.
+//!
+//! Each recorded condition evaluation, effect application and event handler
+//! call is fed back what its event recorded: the scene (game time, the NPC
+//! and the tick's context), the params, the call index (and so the same
+//! seeded RNG) and, for every read it makes, the result the recorded call
+//! got. Its result, its outcome (evaluated, failed, panicked) and the events
+//! it produces (writes, emitted events, denials) are compared with the
+//! recorded ones. Nothing is appended and no game state is read: a replay
+//! depends only on the events of the tick.
+//!
+//! Not compared: how long a call took, the reads themselves (a read the
+//! recording holds no result for is a divergence, since the call could not
+//! be fed what it asked for), and the merged `relationship` of a
+//! `RelationshipUpdated` (the host's merge of the plugin's `updates` into a
+//! relationship the call did not necessarily read). Skipped: calls of a
+//! plugin this build lacks or carries at another version, calls that overran
+//! their deadline (they never returned, so nothing of theirs was recorded),
+//! and simulation config providers (a provider's value is recorded in the
+//! effective config, not per call).
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use provenant_events::canonical::Canonical;
+use provenant_events::{Event, NewEvent, Position, SessionId, WorldId};
+use provenant_log::EventLog;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::reading::{open_read_only, plural, progress_bar};
+use super::ticks::{CallEvents, TickEvents, TickReader};
+use crate::commands::args::{AuditScope, DbArgs, isolation};
+use provenant_events::kinds;
+use provenant_host::context::{EngineInfo, RecordedReads, Scene, TickNpc};
+use provenant_host::plugin_host::{RecordedCall, Replay, ReplayedCall};
+use provenant_host::runner::Isolation;
+use provenant_host::{HostConfig, Plugin, PluginHost};
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub scope: AuditScope,
+    /// Only calls recorded at this position or later.
+    #[arg(long, value_name = "POS")]
+    pub from: Option<u64>,
+    /// Only calls recorded at this position or earlier (default: the head
+    /// when the replay starts).
+    #[arg(long, value_name = "POS")]
+    pub to: Option<u64>,
+    /// How long one replayed call may run before it counts as diverged.
+    #[arg(long, default_value_t = 10_000)]
+    pub deadline_ms: u64,
+    /// Where replayed calls run: `thread` (worker threads: a call that
+    /// hangs is abandoned at the deadline) or `inline` (about twice as
+    /// fast; a call that hangs holds the replay).
+    #[arg(long, default_value = "thread", value_parser = ["thread", "inline"])]
+    pub isolation: String,
+    /// Divergences shown per plugin and version (the first ones).
+    #[arg(long, default_value_t = 10)]
+    pub show: usize,
+    /// Print one JSON object instead of a report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ReplayArgs {
+    pub fn config(&self) -> ReplayConfig {
+        ReplayConfig {
+            filter: CallFilter {
+                world: self.scope.world.clone(),
+                session: self.scope.session.clone(),
+                plugin: self.scope.plugin.clone(),
+            },
+            from: self.from,
+            to: self.to,
+            deadline: Duration::from_millis(self.deadline_ms),
+            isolation: isolation(&self.isolation),
+            keep: self.show,
+        }
+    }
+}
+
+/// `provenant audit replay`: 0 all matched, 1 a divergence, 2 could not run.
+pub async fn run(args: ReplayArgs) -> ExitCode {
+    replay_command(&args.db.database_url, &args.config(), args.json)
+        .await
+        .exit_code()
+}
+
+/// What `provenant audit replay` replays, and how.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub filter: CallFilter,
+    /// The first position whose calls are replayed (default 1).
+    pub from: Option<Position>,
+    /// The last position whose calls are replayed (default: the head when
+    /// the replay starts).
+    pub to: Option<Position>,
+    /// How long one replayed call may run before it counts as diverged.
+    pub deadline: Duration,
+    /// Where replayed calls run (a thread: a call that hangs cannot hang
+    /// the replay).
+    pub isolation: Isolation,
+    /// Divergences kept per plugin and version (the first ones).
+    pub keep: usize,
+}
+
+impl Default for ReplayConfig {
+    /// Every call in the log, on worker threads with a deadline of 10 s
+    /// each, the first 10 divergences of each plugin kept.
+    fn default() -> Self {
+        ReplayConfig {
+            filter: CallFilter::default(),
+            from: None,
+            to: None,
+            deadline: Duration::from_secs(10),
+            isolation: Isolation::Thread,
+            keep: 10,
+        }
+    }
+}
+
+/// Which recorded calls to replay: those that match every field given.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub world: Option<WorldId>,
+    pub session: Option<SessionId>,
+    pub plugin: Option<String>,
+}
+
+/// Why a recorded call was not replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    PluginNotInBuild,
+    VersionNotInBuild,
+    DeadlineExceeded,
+    ProviderCall,
+    IncompleteRecord,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::PluginNotInBuild => "plugin_not_in_build",
+            SkipReason::VersionNotInBuild => "version_not_in_build",
+            SkipReason::DeadlineExceeded => "deadline_exceeded",
+            SkipReason::ProviderCall => "provider_call",
+            SkipReason::IncompleteRecord => "incomplete_record",
+        }
+    }
+
+    pub fn explain(self) -> &'static str {
+        match self {
+            SkipReason::PluginNotInBuild => "this build does not have the plugin",
+            SkipReason::VersionNotInBuild => "this build carries another version of the plugin",
+            SkipReason::DeadlineExceeded => {
+                "the call overran its deadline: it never returned, so no result, reads or writes of it were recorded"
+            }
+            SkipReason::ProviderCall => {
+                "simulation config providers are recorded in the effective config, not per call"
+            }
+            SkipReason::IncompleteRecord => {
+                "the event lacks what a replay needs (tick, call index, scene, the reads it made, or the event a handler handled)"
+            }
+        }
+    }
+}
+
+/// One recorded call that the replay did differently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Divergence {
+    /// The position of the event that records the call.
+    pub position: Position,
+    pub kind: String,
+    /// `condition`, `effect` or `event_handler`.
+    pub call: String,
+    pub id: String,
+    pub tick: Option<u64>,
+    pub world_id: Option<String>,
+    pub session_id: Option<String>,
+    pub npc_id: Option<String>,
+    /// What differs: `reads` (the call asked for something the recording
+    /// does not hold), `outcome`, `result`, `error`, `panic`, `writes`,
+    /// `record` (another field of the call's event), `not_registered` or
+    /// `missing_context` (this build would not make the call).
+    pub what: String,
+    pub recorded: Value,
+    pub replayed: Value,
+}
+
+/// What the replay found for one plugin at one version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PluginReplay {
+    pub plugin_id: String,
+    pub version: String,
+    /// Calls re-executed (matched + diverged).
+    pub replayed: u64,
+    pub matched: u64,
+    pub diverged: u64,
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// The first divergences, by position (at most `keep`).
+    pub divergences: Vec<Divergence>,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReplayReport {
+    pub from: Position,
+    pub to: Position,
+    /// Events in `from..=to`.
+    pub events: u64,
+    /// Ticks with an event in the range.
+    pub ticks: u64,
+    pub seconds: f64,
+    /// By plugin id, then version.
+    pub plugins: Vec<PluginReplay>,
+}
+
+impl ReplayReport {
+    pub fn replayed(&self) -> u64 {
+        self.plugins.iter().map(|p| p.replayed).sum()
+    }
+
+    pub fn matched(&self) -> u64 {
+        self.plugins.iter().map(|p| p.matched).sum()
+    }
+
+    pub fn diverged(&self) -> u64 {
+        self.plugins.iter().map(|p| p.diverged).sum()
+    }
+
+    pub fn skipped(&self) -> u64 {
+        self.plugins.iter().flat_map(|p| p.skipped.values()).sum()
+    }
+
+    /// Every divergence kept, by position.
+    pub fn divergences(&self) -> Vec<&Divergence> {
+        let mut all: Vec<&Divergence> = self.plugins.iter().flat_map(|p| &p.divergences).collect();
+        all.sort_by_key(|d| d.position);
+        all
+    }
+}
+
+/// How `audit replay` ended.
+#[derive(Debug)]
+pub enum ReplayOutcome {
+    Matched(ReplayReport),
+    Diverged(ReplayReport),
+    CouldNotRun(anyhow::Error),
+}
+
+impl ReplayOutcome {
+    /// 0 every replayed call matched, 1 a divergence, 2 could not run.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ReplayOutcome::Matched(_) => ExitCode::SUCCESS,
+            ReplayOutcome::Diverged(_) => ExitCode::from(1),
+            ReplayOutcome::CouldNotRun(_) => ExitCode::from(2),
+        }
+    }
+}
+
+/// `provenant audit replay` with the plugins of this build on the log at
+/// `database_url`: replays, prints the report (text, or JSON with `json`)
+/// and returns how it ended.
+pub async fn replay_command(
+    database_url: &str,
+    config: &ReplayConfig,
+    json: bool,
+) -> ReplayOutcome {
+    let outcome = match run_with(database_url, config, provenant_plugins::builtin()).await {
+        Ok(r) if r.diverged() == 0 => ReplayOutcome::Matched(r),
+        Ok(r) => ReplayOutcome::Diverged(r),
+        Err(e) => ReplayOutcome::CouldNotRun(e),
+    };
+    print_outcome(&outcome, json);
+    outcome
+}
+
+async fn run_with(
+    database_url: &str,
+    config: &ReplayConfig,
+    plugins: Vec<Arc<dyn Plugin>>,
+) -> anyhow::Result<ReplayReport> {
+    let log = open_read_only(database_url).await?;
+    let bar = progress_bar("replaying");
+    let report = replay(&log, config, plugins, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    log.close().await;
+    report
+}
+
+/// Replays the calls `config` selects with `plugins` (the plugins of a
+/// build); `progress` is told how many of the range's events were read, and
+/// how many there are.
+pub async fn replay(
+    log: &EventLog,
+    config: &ReplayConfig,
+    plugins: Vec<Arc<dyn Plugin>>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> anyhow::Result<ReplayReport> {
+    let started = Instant::now();
+    let host = PluginHost::start(
+        plugins,
+        HostConfig {
+            deadline: config.deadline,
+            isolation: config.isolation,
+            engine: EngineInfo {
+                version: provenant_host::ENGINE_VERSION.into(),
+                instance: "audit-replay".into(),
+            },
+            ..HostConfig::default()
+        },
+    )
+    .context("the plugins of this build do not start")?;
+    let head = log.head().await.context("cannot read the log")?;
+    let from = config.from.unwrap_or(1).max(1);
+    let to = config.to.unwrap_or(head.position).min(head.position);
+    let mut report = ReplayReport {
+        from,
+        to,
+        events: (to + 1).saturating_sub(from),
+        ..ReplayReport::default()
+    };
+    if from > to {
+        return Ok(report);
+    }
+    let replayer = Arc::new(Replayer::new(host, config, from, to));
+    let mut reader = TickReader::new(log, from, to)
+        .await
+        .context("cannot read the log")?;
+
+    // Ticks are replayed on blocking threads, a batch at a time, while the
+    // next batch is read.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<TickEvents>>(workers * 2);
+    let rx = Arc::new(Mutex::new(rx));
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let (replayer, rx) = (replayer.clone(), rx.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut tally = Tally::default();
+                loop {
+                    let batch = match rx.lock() {
+                        Ok(mut rx) => rx.blocking_recv(),
+                        Err(_) => None,
+                    };
+                    let Some(batch) = batch else { break };
+                    for tick in &batch {
+                        replayer.tick(tick, &mut tally);
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+    // Only the workers hold the receiver: if they all end, sending fails
+    // instead of waiting.
+    drop(rx);
+    let read = async {
+        let mut batch = Vec::new();
+        let mut events = 0;
+        while let Some(tick) = reader.next().await.context("cannot read the log")? {
+            report.ticks += 1;
+            events += tick.events.len();
+            batch.push(tick);
+            if events >= BATCH_EVENTS {
+                let done = (reader.position().min(to) + 1).saturating_sub(from);
+                progress(done, report.events);
+                if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    break;
+                }
+                events = 0;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(batch).await;
+        }
+        progress(report.events, report.events);
+        anyhow::Ok(())
+    }
+    .await;
+    drop(tx);
+    let mut tally = Tally::default();
+    for handle in handles {
+        tally.merge(handle.await.context("a replay worker failed")?, config.keep);
+    }
+    read?;
+    report.plugins = tally.into_plugins(config.keep);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Events per batch handed to a replay worker.
+const BATCH_EVENTS: usize = 2_000;
+
+/// What the workers share: the host with this build's plugins and what to
+/// replay.
+struct Replayer {
+    host: PluginHost,
+    /// Plugin id → version, of this build.
+    build: HashMap<String, String>,
+    filter: CallFilter,
+    from: Position,
+    to: Position,
+    keep: usize,
+}
+
+/// Counts and divergences by (plugin, version).
+#[derive(Default)]
+struct Tally(BTreeMap<(String, String), PluginReplay>);
+
+impl Tally {
+    fn of(&mut self, plugin: &str, version: &str) -> &mut PluginReplay {
+        self.0
+            .entry((plugin.to_owned(), version.to_owned()))
+            .or_insert_with(|| PluginReplay {
+                plugin_id: plugin.to_owned(),
+                version: version.to_owned(),
+                ..PluginReplay::default()
+            })
+    }
+
+    fn merge(&mut self, other: Tally, keep: usize) {
+        for ((plugin, version), p) in other.0 {
+            let mine = self.of(&plugin, &version);
+            mine.replayed += p.replayed;
+            mine.matched += p.matched;
+            mine.diverged += p.diverged;
+            for (reason, n) in p.skipped {
+                *mine.skipped.entry(reason).or_default() += n;
+            }
+            mine.divergences.extend(p.divergences);
+            mine.divergences.sort_by_key(|d| d.position);
+            mine.divergences.truncate(keep);
+        }
+    }
+
+    fn into_plugins(self, keep: usize) -> Vec<PluginReplay> {
+        self.0
+            .into_values()
+            .map(|mut p| {
+                p.divergences.sort_by_key(|d| d.position);
+                p.divergences.truncate(keep);
+                p
+            })
+            .collect()
+    }
+}
+
+impl Replayer {
+    fn new(host: PluginHost, config: &ReplayConfig, from: Position, to: Position) -> Self {
+        let build = host
+            .plugins()
+            .iter()
+            .map(|p| (p.info.id.to_string(), p.info.version.to_string()))
+            .collect();
+        Replayer {
+            host,
+            build,
+            filter: config.filter.clone(),
+            from,
+            to,
+            keep: config.keep,
+        }
+    }
+
+    fn selects(&self, e: &Event) -> bool {
+        (self.from..=self.to).contains(&e.position)
+            && self
+                .filter
+                .world
+                .as_ref()
+                .is_none_or(|w| e.world_id.as_ref() == Some(w))
+            && self
+                .filter
+                .session
+                .as_ref()
+                .is_none_or(|s| e.session_id.as_ref() == Some(s))
+            && self
+                .filter
+                .plugin
+                .as_deref()
+                .is_none_or(|p| e.plugin_id.as_ref().is_some_and(|id| id.as_str() == p))
+    }
+
+    /// Replays the selected calls of one tick.
+    fn tick(&self, tick: &TickEvents, tally: &mut Tally) {
+        // Which of a plugin's handlers of one event each call was.
+        let mut handler_calls: HashMap<(&str, String), usize> = HashMap::new();
+        for call in tick.calls() {
+            let e = call.event;
+            let plugin = e.plugin_id.as_ref().map_or("", |p| p.as_str());
+            let nth = if call.call() == "event_handler" {
+                let handled = call.event.payload.value()["params"]["event_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let n = handler_calls.entry((plugin, handled)).or_default();
+                *n += 1;
+                *n - 1
+            } else {
+                0
+            };
+            if !self.selects(e) {
+                continue;
+            }
+            let version = e.provenance.plugin_version.as_deref().unwrap_or("");
+            let verdict = self.call(tick, &call, nth, version);
+            let entry = tally.of(plugin, version);
+            match verdict {
+                Verdict::Skipped(reason) => *entry.skipped.entry(reason).or_default() += 1,
+                Verdict::Matched => {
+                    entry.replayed += 1;
+                    entry.matched += 1;
+                }
+                Verdict::Diverged(mismatch) => {
+                    entry.replayed += 1;
+                    entry.diverged += 1;
+                    if entry.divergences.len() < self.keep {
+                        entry.divergences.push(divergence(tick, &call, mismatch));
+                    }
+                }
+            }
+        }
+    }
+
+    fn call(&self, tick: &TickEvents, call: &CallEvents<'_>, nth: usize, version: &str) -> Verdict {
+        let e = call.event;
+        let plugin = e.plugin_id.as_ref().map_or("", |p| p.as_str());
+        match self.build.get(plugin) {
+            None => return Verdict::Skipped(SkipReason::PluginNotInBuild),
+            Some(v) if v != version => return Verdict::Skipped(SkipReason::VersionNotInBuild),
+            Some(_) => {}
+        }
+        if e.kind.as_str() == kinds::PLUGIN_DEADLINE_EXCEEDED {
+            return Verdict::Skipped(SkipReason::DeadlineExceeded);
+        }
+        let payload = e.payload.value();
+        let (Some(call_index), Some(scene)) = (
+            e.provenance.call_index,
+            scene_of(e, call.call() != "event_handler"),
+        ) else {
+            return Verdict::Skipped(SkipReason::IncompleteRecord);
+        };
+        let (id, activity) = (call.id(), call.activity());
+        let replayed = match call.call() {
+            "condition" => ReplayedCall::Condition { id, activity },
+            "effect" => ReplayedCall::Effect { id, activity },
+            "event_handler" => {
+                let handled = payload["params"]["event_id"].as_str().unwrap_or_default();
+                let Some(event) = tick.event(handled) else {
+                    return Verdict::Skipped(SkipReason::IncompleteRecord);
+                };
+                ReplayedCall::EventHandler {
+                    plugin,
+                    event: serde_json::to_value(event.as_new_event()).unwrap_or(Value::Null),
+                    nth,
+                }
+            }
+            "simulation_config" => return Verdict::Skipped(SkipReason::ProviderCall),
+            _ => return Verdict::Skipped(SkipReason::IncompleteRecord),
+        };
+        // (Panicked calls recorded no reads before provenant recorded them.)
+        let Some(inputs) = payload.get("inputs").and_then(Value::as_array) else {
+            return Verdict::Skipped(SkipReason::IncompleteRecord);
+        };
+        let outcome = self.host.replay(RecordedCall {
+            call: replayed,
+            scene: Arc::new(scene),
+            params: &payload["params"],
+            reads: RecordedReads::from_inputs(inputs),
+            call_index,
+        });
+        match outcome {
+            Replay::Ran { events, unrecorded } => match compare(call, &events, &unrecorded) {
+                None => Verdict::Matched,
+                Some(m) => Verdict::Diverged(m),
+            },
+            Replay::NotRegistered => Verdict::Diverged(Mismatch {
+                what: "not_registered",
+                recorded: json!({"kind": e.kind, "id": id}),
+                replayed: json!(format!("this build's {plugin} {version} registers no {id}")),
+            }),
+            Replay::MissingContext(keys) => Verdict::Diverged(Mismatch {
+                what: "missing_context",
+                recorded: payload["context"].clone(),
+                replayed: json!({"required_context_missing": keys}),
+            }),
+        }
+    }
+}
+
+enum Verdict {
+    Matched,
+    Diverged(Mismatch),
+    Skipped(SkipReason),
+}
+
+/// What differs between a recorded call and its replay.
+#[derive(Debug)]
+struct Mismatch {
+    what: &'static str,
+    recorded: Value,
+    replayed: Value,
+}
+
+fn divergence(tick: &TickEvents, call: &CallEvents<'_>, m: Mismatch) -> Divergence {
+    let e = call.event;
+    Divergence {
+        position: e.position,
+        kind: e.kind.to_string(),
+        call: call.call().to_owned(),
+        id: call.id().to_owned(),
+        tick: e.provenance.tick.or_else(|| tick.tick()),
+        world_id: e.world_id.as_ref().map(|w| w.to_string()),
+        session_id: e.session_id.as_ref().map(|s| s.to_string()),
+        npc_id: call.npc().map(str::to_owned),
+        what: m.what.to_owned(),
+        recorded: m.recorded,
+        replayed: m.replayed,
+    }
+}
+
+/// The scene a recorded call ran in, rebuilt from its event: the world,
+/// session, tick and game time are the event's own, the NPC (for
+/// conditions and effects) and the tick's context come from the recorded
+/// `context`.
+fn scene_of(e: &Event, with_npc: bool) -> Option<Scene> {
+    let mut context: Map<String, Value> = e.payload.value()["context"].as_object()?.clone();
+    let npc = match (with_npc, context.get("npc_id").and_then(Value::as_str)) {
+        (true, Some(npc_id)) => {
+            let npc = TickNpc {
+                npc_id: npc_id.to_owned(),
+                location_id: context
+                    .get("location_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                state: context.get("npc_state").cloned().unwrap_or(Value::Null),
+            };
+            for key in ["npc_id", "location_id", "npc_state"] {
+                context.remove(key);
+            }
+            Some(npc)
+        }
+        _ => None,
+    };
+    Some(Scene {
+        world: e.world_id.clone()?,
+        session: e.session_id.clone()?,
+        tick_id: e.provenance.tick_id?,
+        tick: e.provenance.tick?,
+        at: e.occurred_at,
+        npc: npc.as_ref().map(|_| 0),
+        npcs: Arc::new(npc.into_iter().collect()),
+        context: Value::Object(context),
+        memo: Default::default(),
+    })
+}
+
+/// Fields of a call's event that differ from run to run.
+const VOLATILE: [&str; 3] = ["duration_us", "waited_us", "inputs"];
+
+/// The first thing that differs between a recorded call and the events its
+/// replay produced (the call's own event last), or `None`.
+fn compare(
+    call: &CallEvents<'_>,
+    replayed: &[NewEvent],
+    unrecorded: &[Canonical],
+) -> Option<Mismatch> {
+    let recorded = call.event;
+    let recorded_payload = recorded.payload.value();
+    if !unrecorded.is_empty() {
+        let asked: Vec<Value> = unrecorded
+            .iter()
+            .map(|c| serde_json::from_str(c.as_str()).unwrap_or(Value::Null))
+            .collect();
+        let held: Vec<Value> = recorded_payload["inputs"]
+            .as_array()
+            .map(|inputs| inputs.iter().map(|i| i["request"].clone()).collect())
+            .unwrap_or_default();
+        return Some(Mismatch {
+            what: "reads",
+            recorded: json!({"reads": held}),
+            replayed: json!({"reads_not_recorded": asked}),
+        });
+    }
+    let Some((own, writes)) = replayed.split_last() else {
+        return Some(Mismatch {
+            what: "outcome",
+            recorded: outcome(recorded.kind.as_str(), recorded_payload),
+            replayed: Value::Null,
+        });
+    };
+    let own_payload = own.payload.value();
+    if own.kind != recorded.kind {
+        return Some(Mismatch {
+            what: "outcome",
+            recorded: outcome(recorded.kind.as_str(), recorded_payload),
+            replayed: outcome(own.kind.as_str(), own_payload),
+        });
+    }
+    for key in ["result", "error", "panic"] {
+        if recorded_payload.get(key) != own_payload.get(key) {
+            return Some(Mismatch {
+                what: key,
+                recorded: recorded_payload.get(key).cloned().unwrap_or(Value::Null),
+                replayed: own_payload.get(key).cloned().unwrap_or(Value::Null),
+            });
+        }
+    }
+    let recorded_writes: Vec<Value> = call
+        .produced
+        .iter()
+        .map(|e| comparable(&e.as_new_event()))
+        .collect();
+    let replayed_writes: Vec<Value> = writes.iter().map(comparable).collect();
+    if recorded_writes != replayed_writes {
+        return Some(Mismatch {
+            what: "writes",
+            recorded: Value::Array(recorded_writes),
+            replayed: Value::Array(replayed_writes),
+        });
+    }
+    let (a, b) = (stable(recorded_payload), stable(own_payload));
+    if a != b {
+        let keys: Vec<&String> = a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .collect();
+        let pick = |m: &Map<String, Value>| -> Map<String, Value> {
+            keys.iter()
+                .map(|k| ((*k).clone(), m.get(*k).cloned().unwrap_or(Value::Null)))
+                .collect()
+        };
+        return Some(Mismatch {
+            what: "record",
+            recorded: Value::Object(pick(&a)),
+            replayed: Value::Object(pick(&b)),
+        });
+    }
+    None
+}
+
+/// How a call ended, for a divergence in outcome.
+fn outcome(kind: &str, payload: &Value) -> Value {
+    let mut o = Map::new();
+    o.insert("kind".into(), json!(kind));
+    for key in ["result", "error", "panic", "fallback"] {
+        if let Some(v) = payload.get(key) {
+            o.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(o)
+}
+
+/// An event a call produced, as replay compares it.
+fn comparable(e: &NewEvent) -> Value {
+    let mut payload = e.payload.value().clone();
+    if e.kind.as_str() == kinds::RELATIONSHIP_UPDATED
+        && let Some(p) = payload.as_object_mut()
+    {
+        p.remove("relationship");
+    }
+    json!({"kind": e.kind, "stream": e.stream, "session_id": e.session_id, "payload": payload})
+}
+
+/// A call event's payload without what differs from run to run.
+fn stable(payload: &Value) -> Map<String, Value> {
+    let mut m = payload.as_object().cloned().unwrap_or_default();
+    for key in VOLATILE {
+        m.remove(key);
+    }
+    m
+}
+
+fn print_outcome(outcome: &ReplayOutcome, as_json: bool) {
+    let report = match outcome {
+        ReplayOutcome::Matched(r) | ReplayOutcome::Diverged(r) => r,
+        ReplayOutcome::CouldNotRun(e) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"status": "error", "error": crate::error_text::error_text(e)})
+                );
+            } else {
+                eprintln!("error: {}", crate::error_text::error_text(e));
+            }
+            return;
+        }
+    };
+    if as_json {
+        let status = if report.diverged() == 0 {
+            "matched"
+        } else {
+            "diverged"
+        };
+        println!(
+            "{}",
+            json!({
+                "status": status,
+                "from": report.from,
+                "to": report.to,
+                "events": report.events,
+                "ticks": report.ticks,
+                "seconds": report.seconds,
+                "calls": {
+                    "replayed": report.replayed(),
+                    "matched": report.matched(),
+                    "diverged": report.diverged(),
+                    "skipped": report.skipped(),
+                },
+                "plugins": report.plugins,
+            })
+        );
+        return;
+    }
+    print!("{}", render(report));
+}
+
+/// The human report.
+pub fn render(report: &ReplayReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if report.from > report.to {
+        let _ = writeln!(
+            out,
+            "nothing to replay: positions {} to {} hold no events",
+            report.from, report.to
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "replayed the plugin calls recorded at positions {} to {} ({}, {}) in {:.2} s ({:.0} events/s)",
+        report.from,
+        report.to,
+        plural(report.events, "event"),
+        plural(report.ticks, "tick"),
+        report.seconds,
+        report.events as f64 / report.seconds.max(1e-9)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<18} {:<10} {:>9} {:>9} {:>9} {:>9}",
+        "plugin", "version", "replayed", "matched", "diverged", "skipped"
+    );
+    for p in &report.plugins {
+        let skipped: u64 = p.skipped.values().sum();
+        let _ = writeln!(
+            out,
+            "  {:<18} {:<10} {:>9} {:>9} {:>9} {:>9}",
+            p.plugin_id, p.version, p.replayed, p.matched, p.diverged, skipped
+        );
+    }
+    for p in &report.plugins {
+        for (reason, n) in &p.skipped {
+            let _ = writeln!(
+                out,
+                "skipped {n} of {} {}: {}: {}",
+                p.plugin_id,
+                p.version,
+                reason.as_str(),
+                reason.explain()
+            );
+        }
+    }
+    for p in report.plugins.iter().filter(|p| p.diverged > 0) {
+        let shown = if p.divergences.len() as u64 == p.diverged {
+            String::new()
+        } else {
+            format!("; the first {}", p.divergences.len())
+        };
+        let _ = writeln!(
+            out,
+            "DIVERGED: {} {}: {} of {} replayed calls{shown}:",
+            p.plugin_id, p.version, p.diverged, p.replayed,
+        );
+        for d in &p.divergences {
+            let npc = d
+                .npc_id
+                .as_deref()
+                .map(|n| format!(", {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  position {}: {} {} (tick {} of {}/{}{npc}): {} not as recorded",
+                d.position,
+                d.call,
+                d.id,
+                d.tick.map_or("?".into(), |t| t.to_string()),
+                d.world_id.as_deref().unwrap_or("?"),
+                d.session_id.as_deref().unwrap_or("?"),
+                d.what
+            );
+            let _ = writeln!(out, "    recorded: {}", d.recorded);
+            let _ = writeln!(out, "    replayed: {}", d.replayed);
+        }
+    }
+    let (replayed, diverged) = (report.replayed(), report.diverged());
+    if replayed == 0 && report.skipped() == 0 {
+        let _ = writeln!(out, "no recorded plugin call in the range matches");
+    } else if diverged == 0 {
+        let _ = writeln!(
+            out,
+            "all {} matched what was recorded ({} skipped)",
+            plural(replayed, "replayed call"),
+            report.skipped()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{diverged} of {replayed} replayed calls diverged from what was recorded ({} skipped)",
+            report.skipped()
+        );
+    }
+    out
+}

@@ -1,0 +1,244 @@
+//! The log read tick by tick, and a tick's plugin calls told apart: what
+//! `audit replay` and `audit trail` walk.
+//!
+//! The engine appends each tick's events in one batch, ended by its
+//! `TickProcessed`, so the events of a tick are contiguous in the log and
+//! share `provenance.tick_id`. A plugin call's events are contiguous too:
+//! the writes and denials it made, then the event that records the call
+//! itself (`ConditionEvaluated`, `EffectApplied`, `EventHandled`, or a
+//! failure), all with the call's `provenance.call_index`.
+
+use std::collections::{HashMap, VecDeque};
+
+use provenant_events::{Event, Position};
+
+use provenant_log::{EventLog, LogError};
+use serde_json::Value;
+use uuid::Uuid;
+
+use provenant_events::kinds;
+
+/// The events of one tick, in position order.
+#[derive(Debug, Clone)]
+pub struct TickEvents {
+    pub tick_id: Uuid,
+    pub events: Vec<Event>,
+}
+
+impl TickEvents {
+    /// The tick's number.
+    pub fn tick(&self) -> Option<u64> {
+        self.events.iter().find_map(|e| e.provenance.tick)
+    }
+
+    /// The world of the tick.
+    pub fn world(&self) -> Option<&str> {
+        self.events
+            .iter()
+            .find_map(|e| e.world_id.as_ref().map(|w| w.as_str()))
+    }
+
+    /// The session of the tick.
+    pub fn session(&self) -> Option<&str> {
+        self.events
+            .iter()
+            .find_map(|e| e.session_id.as_ref().map(|s| s.as_str()))
+    }
+
+    /// The tick's `TickProcessed`, its last event.
+    pub fn processed(&self) -> Option<&Event> {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e.kind.as_str() == kinds::TICK_PROCESSED)
+    }
+
+    /// The event of this tick with `event_id`.
+    pub fn event(&self, event_id: &str) -> Option<&Event> {
+        let id = Uuid::parse_str(event_id).ok()?;
+        self.events.iter().find(|e| e.event_id == id)
+    }
+
+    /// The plugin calls of the tick, in order.
+    pub fn calls(&self) -> Vec<CallEvents<'_>> {
+        let mut pending: HashMap<(&str, u64), Vec<&Event>> = HashMap::new();
+        let mut calls = Vec::new();
+        for e in &self.events {
+            let (Some(plugin), Some(index)) = (&e.plugin_id, e.provenance.call_index) else {
+                continue;
+            };
+            let key = (plugin.as_str(), index);
+            if kinds::records_a_call(e.kind.as_str()) {
+                calls.push(CallEvents {
+                    event: e,
+                    produced: pending.remove(&key).unwrap_or_default(),
+                });
+            } else {
+                pending.entry(key).or_default().push(e);
+            }
+        }
+        calls
+    }
+}
+
+/// One plugin call as the log records it.
+#[derive(Debug, Clone)]
+pub struct CallEvents<'t> {
+    /// The event that records the call and how it ended.
+    pub event: &'t Event,
+    /// The events the call produced (writes, emitted events, denials), in
+    /// order; they come right before `event`.
+    pub produced: Vec<&'t Event>,
+}
+
+impl<'t> CallEvents<'t> {
+    /// `condition`, `effect`, `event_handler` or `simulation_config`.
+    pub fn call(&self) -> &'t str {
+        self.field("call").unwrap_or("")
+    }
+
+    /// The condition, effect, handler or provider id.
+    pub fn id(&self) -> &'t str {
+        let payload = self.event.payload.value();
+        ["condition_id", "effect_id", "handler", "provider_id"]
+            .into_iter()
+            .find_map(|k| payload.get(k).and_then(Value::as_str))
+            .unwrap_or("")
+    }
+
+    /// The activity a condition or effect was evaluated for (recorded
+    /// since provenant 0.1 recorded activities; `None` before).
+    pub fn activity(&self) -> Option<&'t str> {
+        self.field("activity")
+    }
+
+    /// The NPC the call was about.
+    pub fn npc(&self) -> Option<&'t str> {
+        self.event.payload.value()["context"]["npc_id"].as_str()
+    }
+
+    pub fn call_index(&self) -> Option<u64> {
+        self.event.provenance.call_index
+    }
+
+    fn field(&self, key: &str) -> Option<&'t str> {
+        self.event.payload.value().get(key).and_then(Value::as_str)
+    }
+}
+
+/// Events read per query.
+const PAGE: usize = 5_000;
+
+/// Reads the log as whole ticks: every tick with an event in `from..=to`,
+/// from its first event to its last (before `from` and after `to` if it
+/// crosses them). Events outside ticks (world configurations, rejected
+/// ticks, plugin loads) are passed over.
+pub struct TickReader<'l> {
+    log: &'l EventLog,
+    /// The last position read.
+    after: Position,
+    to: Position,
+    /// Read, not yet grouped.
+    pending: VecDeque<Event>,
+    /// The log has no more events (after the last read).
+    exhausted: bool,
+}
+
+impl<'l> TickReader<'l> {
+    /// A reader of the ticks with an event in `from..=to` (`from` at least
+    /// 1). A tick that `from` cuts is read from its start.
+    pub async fn new(log: &'l EventLog, from: Position, to: Position) -> Result<Self, LogError> {
+        let from = from.max(1);
+        let start = match log.read_forward(from - 1, 1).await?.first() {
+            Some(e) => match e.provenance.tick_id {
+                Some(tick_id) => tick_start(log, from, tick_id).await?,
+                None => from,
+            },
+            None => from,
+        };
+        Ok(TickReader {
+            log,
+            after: start - 1,
+            to,
+            pending: VecDeque::new(),
+            exhausted: false,
+        })
+    }
+
+    /// The next tick, or `None` after the last tick that starts at or
+    /// before `to`.
+    pub async fn next(&mut self) -> Result<Option<TickEvents>, LogError> {
+        // The first event of the next tick.
+        let tick_id = loop {
+            self.fill().await?;
+            let Some(first) = self.pending.front() else {
+                return Ok(None);
+            };
+            if first.position > self.to {
+                return Ok(None);
+            }
+            match first.provenance.tick_id {
+                Some(id) => break id,
+                None => {
+                    self.pending.pop_front();
+                }
+            }
+        };
+        let mut events = Vec::new();
+        loop {
+            self.fill().await?;
+            match self.pending.front() {
+                Some(e) if e.provenance.tick_id == Some(tick_id) => {}
+                _ => break,
+            }
+            events.extend(self.pending.pop_front());
+        }
+        Ok(Some(TickEvents { tick_id, events }))
+    }
+
+    /// The last position grouped or passed over.
+    pub fn position(&self) -> Position {
+        self.pending
+            .front()
+            .map_or(self.after, |e| e.position.saturating_sub(1))
+    }
+
+    /// Reads the next page when nothing read is left.
+    async fn fill(&mut self) -> Result<(), LogError> {
+        if self.pending.is_empty() && !self.exhausted {
+            let page = self.log.read_forward(self.after, PAGE).await?;
+            match page.last() {
+                Some(last) => self.after = last.position,
+                None => self.exhausted = true,
+            }
+            self.pending.extend(page);
+        }
+        Ok(())
+    }
+}
+
+/// The first position of the tick `tick_id` that has an event at `position`.
+async fn tick_start(
+    log: &EventLog,
+    position: Position,
+    tick_id: Uuid,
+) -> Result<Position, LogError> {
+    let mut start = position;
+    while start > 1 {
+        let low = start.saturating_sub(PAGE as u64).max(1);
+        let mut before = log.read_forward(low - 1, (start - low) as usize).await?;
+        // (Positions are dense but for tampering: never look past `start`.)
+        before.retain(|e| e.position < start);
+        match before
+            .iter()
+            .rposition(|e| e.provenance.tick_id != Some(tick_id))
+        {
+            Some(i) => return Ok(before[i].position + 1),
+            None => match before.first() {
+                Some(first) => start = first.position,
+                None => break,
+            },
+        }
+    }
+    Ok(start)
+}

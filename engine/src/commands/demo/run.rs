@@ -1,0 +1,160 @@
+//! `provenant demo`'s start and end: its arguments, the engine started on
+//! the log (and NATS), the story told, the engine stopped, the summary.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::ProgressBar;
+use provenant_host::runner::Isolation;
+use provenant_log::{BackendKind, EventLog, LogConfig, redact_url};
+use provenant_plugins::worlds::total_ticks;
+
+use super::limits::INSTANCE;
+use super::nats::NatsSide;
+use super::story::story;
+use super::summary::summary;
+use crate::commands::args::DbArgs;
+use crate::nats_names::NatsNames;
+use crate::service::run::{self as service, ServiceConfig};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// NATS with JetStream, e.g. nats://127.0.0.1:4222: ticks are published
+    /// to <prefix>.ticks.<world_id> and the log is relayed to the events
+    /// stream. Without it ticks are handed to the engine in-process.
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+    /// Prefix of the NATS subjects, streams and consumer, as `provenant
+    /// serve`'s: `provenant` gives provenant.ticks.<world>, PROVENANT_TICKS
+    /// and PROVENANT_EVENTS.
+    #[arg(long, env = "PROVENANT_NATS_PREFIX", default_value = "provenant")]
+    pub nats_prefix: String,
+    /// Number of game ticks to simulate (each for two sessions of the
+    /// tavern, and every 100th for the cellar).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ticks: u64,
+}
+
+impl DemoArgs {
+    pub fn config(self) -> DemoConfig {
+        DemoConfig {
+            database_url: self.db.database_url,
+            nats_url: self.nats_url.filter(|u| !u.is_empty()),
+            nats_prefix: self.nats_prefix,
+            ticks: self.ticks,
+        }
+    }
+}
+
+/// Settings of `provenant demo`.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// The log: `postgres://…` or `sqlite://…`.
+    pub database_url: String,
+    /// NATS with JetStream; None: ticks are handed to the engine in-process.
+    pub nats_url: Option<String>,
+    /// The engine's NATS prefix (subjects, streams, consumer).
+    pub nats_prefix: String,
+    /// Game ticks, each for two sessions of the tavern (and every 100th for
+    /// the cellar).
+    pub ticks: u64,
+}
+
+pub async fn run(config: &DemoConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(config.ticks >= 1, "--ticks must be at least 1");
+    let names = NatsNames::new(&config.nats_prefix)?;
+    let url = redact_url(&config.database_url);
+    // Opened here first, so that an unreachable database is an error at once
+    // (the engine would wait for it), and kept for what the demo reads and
+    // checks itself.
+    let log = EventLog::open(&LogConfig::new(&config.database_url))
+        .await
+        .with_context(|| format!("cannot open the log at {url}"))?;
+    let result = demo(config, &log, names, &url).await;
+    log.close().await;
+    result
+}
+
+async fn demo(
+    config: &DemoConfig,
+    log: &EventLog,
+    names: NatsNames,
+    url: &str,
+) -> anyhow::Result<()> {
+    println!(
+        "provenant demo: a game sends ticks; plugins act on them through the engine; every action becomes an event in a hash-chained log"
+    );
+    let sqlite_hint = match log.backend_kind() {
+        BackendKind::Sqlite => " (set DATABASE_URL=postgres://… to use PostgreSQL instead)",
+        _ => "",
+    };
+    println!("log: {} at {url}{sqlite_hint}", log.backend_kind());
+    let start = log.head().await.context("cannot read the log's head")?;
+    if start.position > 0 {
+        println!(
+            "(the log already holds {} events; this run appends after them)",
+            start.position
+        );
+    }
+    let bar = progress_bar(total_ticks(config.ticks));
+    let mut nats = match &config.nats_url {
+        Some(nats_url) => {
+            let side = NatsSide::connect(nats_url, names.clone(), log, bar.clone()).await?;
+            println!(
+                "ticks: published to NATS JetStream at {} on {}; the log is relayed to the stream {}",
+                side.url(),
+                names.ticks_subject("<world>"),
+                names.events_stream()
+            );
+            Some(side)
+        }
+        None => {
+            println!(
+                "ticks: handed to the engine in this process (set NATS_URL=nats://… to publish them to NATS JetStream instead)"
+            );
+            None
+        }
+    };
+    println!();
+
+    let running = service::start(ServiceConfig {
+        database_url: config.database_url.clone(),
+        nats_url: config.nats_url.clone(),
+        http_addr: ([127, 0, 0, 1], 0).into(),
+        admin_token: None,
+        nats_names: names,
+        instance: INSTANCE.into(),
+        deadline: Duration::from_millis(50),
+        isolation: Isolation::Thread,
+        commit: Default::default(),
+        projections: Default::default(),
+        run_projections: true,
+        anchor_every: Some(Duration::from_secs(10)),
+    })
+    .await
+    .context("the engine did not start")?;
+    let told = story(&running, log, nats.as_mut(), config, &bar).await;
+    let stopped = running.stop().await;
+    if let Some(side) = nats {
+        side.close().await;
+    }
+    let told = told?;
+    stopped.context("the engine did not stop cleanly")?;
+    println!("engine stopped gracefully: every tick it had taken was answered first");
+    println!();
+    summary(log, start.position, &told).await
+}
+
+/// A progress bar over the ticks, drawn on stderr when it is a terminal
+/// (hidden until the ticks are sent).
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    bar.set_length(len);
+    bar.set_style(crate::progress::style(
+        "ticks acknowledged {bar:30} {pos}/{len} ({per_sec})",
+    ));
+    bar
+}

@@ -1,0 +1,53 @@
+//! The running engine's parts, shared by its tasks (the tick consumer, the
+//! world workers, the HTTP handlers).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use provenant_events::{Event, Position};
+use provenant_host::intake::{self, Rejection};
+use provenant_host::plugin_host::PluginHost;
+use provenant_log::{EventLog, LogError};
+use tokio::sync::broadcast;
+
+use super::commit::Committer;
+use super::health::Health;
+use super::worlds::Worlds;
+
+/// The running engine's parts, shared by its tasks.
+pub struct Engine {
+    pub log: EventLog,
+    pub host: Arc<PluginHost>,
+    pub worlds: Worlds,
+    pub committer: Committer,
+    pub health: Arc<Health>,
+    /// The position of the last event the relay published.
+    pub relayed: Arc<AtomicU64>,
+    /// Live events, on the embedded default.
+    pub bus: Option<broadcast::Sender<Arc<Event>>>,
+    pub admin_token: Option<String>,
+}
+
+impl Engine {
+    /// Whether the relay publishes to NATS (else to the in-process bus).
+    pub fn relays_to_nats(&self) -> bool {
+        self.bus.is_none()
+    }
+
+    /// Appends the `TickRejected` event of a refused tick.
+    pub async fn record_rejection(
+        &self,
+        rejection: &Rejection,
+        source: &str,
+    ) -> Result<Position, Arc<LogError>> {
+        let Some(mut event) = intake::rejected_event(rejection, source) else {
+            return Err(Arc::new(LogError::Invalid(
+                "TickRejected is not a valid kind".into(),
+            )));
+        };
+        event.provenance.engine_version = Some(self.host.engine().version.clone());
+        event.provenance.engine_instance = Some(self.host.engine().instance.clone());
+        let positions = self.committer.append(vec![event]).await?;
+        Ok(positions.first().copied().unwrap_or_default())
+    }
+}

@@ -1,0 +1,296 @@
+//! Starting and stopping the engine: the log opened (waiting while it is
+//! unreachable), the plugins loaded, the worlds' state folded, then every
+//! task started; a graceful stop finishes what is in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use provenant_host::context::EngineInfo;
+use provenant_host::plugin_host::{HostConfig, PluginHost};
+use provenant_log::{AppendBatch, EventLog, LogConfig, LogError, redact_url};
+use tokio::sync::{broadcast, watch};
+
+use super::anchors;
+use super::commit::{CommitConfig, Committer};
+use super::engine::Engine;
+use super::health::Health;
+use super::relay::{self, RelaySink};
+use super::signals::{stop_signal, stopped};
+use super::worlds::{self, Shared, Worlds};
+use super::{http, nats};
+use crate::nats_names::NatsNames;
+
+/// The default HTTP address: loopback only.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9464";
+
+/// How to run the engine.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The log: `postgres://…` or `sqlite://…`.
+    pub database_url: String,
+    /// NATS with JetStream; None: HTTP only, relay to the in-process bus.
+    pub nats_url: Option<String>,
+    pub http_addr: SocketAddr,
+    /// When set, mutating requests and `/admin/` need `Authorization:
+    /// Bearer <token>`.
+    pub admin_token: Option<String>,
+    pub nats_names: NatsNames,
+    /// Recorded in every event's provenance.
+    pub instance: String,
+    /// Per plugin call.
+    pub deadline: Duration,
+    /// Where plugin calls run.
+    pub isolation: provenant_host::runner::Isolation,
+    pub commit: CommitConfig,
+    /// The projections' settings (also when another process runs them: the
+    /// admin API reads their rows).
+    pub projections: provenant_projections::ProjectionsConfig,
+    /// Run the projections in this process.
+    pub run_projections: bool,
+    /// How often the log's head is published to `<prefix>.anchors` (with
+    /// NATS); `None`: never.
+    pub anchor_every: Option<Duration>,
+}
+
+/// A started engine.
+pub struct Running {
+    pub engine: Arc<Engine>,
+    /// Where the HTTP API listens (the port is known even when 0 was asked).
+    pub http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    consumer: Option<tokio::task::JoinHandle<()>>,
+    relay: tokio::task::JoinHandle<()>,
+    projections: Vec<tokio::task::JoinHandle<()>>,
+    anchors: Option<(anchors::Anchors, tokio::task::JoinHandle<()>)>,
+    nats: Option<async_nats::Client>,
+}
+
+/// Starts the engine: opens the log (waiting for it to be reachable), loads
+/// the plugins, folds the worlds' state, then takes ticks.
+pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
+    if config.admin_token.is_none() && !config.http_addr.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {} without an admin token: set PROVENANT_ADMIN_TOKEN (or --admin-token), or listen on a loopback address",
+            config.http_addr
+        );
+    }
+    let health = Arc::new(Health::starting());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let log = open_log(&config.database_url, &health).await?;
+    let host = Arc::new(
+        PluginHost::start(
+            provenant_plugins::builtin(),
+            HostConfig {
+                deadline: config.deadline,
+                isolation: config.isolation,
+                engine: EngineInfo {
+                    version: provenant_host::ENGINE_VERSION.into(),
+                    instance: config.instance.clone().into(),
+                },
+                ..HostConfig::default()
+            },
+        )
+        .context("the plugins did not load")?,
+    );
+    log.append(AppendBatch::new(host.startup_events()))
+        .await
+        .context("cannot record the plugins loaded")?;
+    let initial = worlds::fold_worlds(&log)
+        .await
+        .context("cannot fold the worlds' state from the log")?;
+    health.plugins_loaded();
+
+    let (committer, _committer_task) = Committer::start(log.clone(), health.clone(), config.commit);
+    let worlds = Worlds::new(
+        Shared {
+            host: host.clone(),
+            committer: committer.clone(),
+            log: log.clone(),
+            health: health.clone(),
+            shutdown: shutdown_rx.clone(),
+        },
+        initial,
+    );
+    let relayed = Arc::new(AtomicU64::new(0));
+    let (sink, bus, js, nats_client) = match &config.nats_url {
+        Some(url) => {
+            let client = nats::connect(url, health.clone()).await?;
+            let js = async_nats::jetstream::new(client.clone());
+            nats::ensure_streams(&js, &config.nats_names).await?;
+            let sink = RelaySink::Nats {
+                js: Box::new(js.clone()),
+                names: config.nats_names.clone(),
+            };
+            (sink, None, Some(js), Some(client))
+        }
+        None => {
+            let (bus, _) = broadcast::channel(4096);
+            (RelaySink::Bus(bus.clone()), Some(bus), None, None)
+        }
+    };
+    let engine = Arc::new(Engine {
+        log: log.clone(),
+        host,
+        worlds,
+        committer,
+        health: health.clone(),
+        relayed: relayed.clone(),
+        bus,
+        admin_token: config.admin_token.clone(),
+    });
+    let relay = tokio::spawn(relay::run(
+        log.clone(),
+        sink,
+        relayed,
+        health.clone(),
+        shutdown_rx.clone(),
+    ));
+    let projections = if config.run_projections {
+        provenant_projections::spawn_all(&log, &config.projections, shutdown_rx.clone())
+            .await
+            .context("cannot start the projections")?
+    } else {
+        Vec::new()
+    };
+    let anchors = match (&js, config.anchor_every) {
+        (Some(js), Some(every)) if !every.is_zero() => {
+            let anchors = anchors::Anchors {
+                log: log.clone(),
+                js: js.clone(),
+                names: config.nats_names.clone(),
+                instance: config.instance.clone(),
+            };
+            let task = tokio::spawn(anchors.clone().run(every, shutdown_rx.clone()));
+            Some((anchors, task))
+        }
+        _ => None,
+    };
+    let consumer = js.map(|js| {
+        tokio::spawn(nats::consume_ticks(
+            engine.clone(),
+            js,
+            config.nats_names.clone(),
+            shutdown_rx.clone(),
+        ))
+    });
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let app = http::router(engine.clone());
+    let mut http_shutdown = shutdown_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped(&mut http_shutdown).await })
+            .await
+    });
+    tracing::info!(%http_addr, log = %log.backend_kind(), nats = config.nats_url.is_some(), "engine started");
+    Ok(Running {
+        engine,
+        http_addr,
+        shutdown,
+        http,
+        consumer,
+        relay,
+        projections,
+        anchors,
+        nats: nats_client,
+    })
+}
+
+impl Running {
+    /// Stops taking ticks, finishes and acknowledges what is in flight, lets
+    /// the relay catch up with the head, and closes the log.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.engine.health.shutting_down();
+        let _ = self.shutdown.send(true);
+        if let Some(consumer) = self.consumer {
+            consumer
+                .await
+                .context("the tick consumer ended abnormally")?;
+        }
+        self.http
+            .await
+            .context("the HTTP server ended abnormally")?
+            .context("the HTTP server failed")?;
+        self.engine.worlds.close().await;
+        self.relay.await.context("the relay ended abnormally")?;
+        if let Some((anchors, task)) = self.anchors {
+            let _ = task.await;
+            // The head as the engine leaves it.
+            if let Err(e) = anchors.publish_if_moved(None).await {
+                tracing::warn!(
+                    "cannot publish the last anchor: {}",
+                    crate::error_text::error_text(&e)
+                );
+            }
+        }
+        for projection in self.projections {
+            projection.await.context("a projection ended abnormally")?;
+        }
+        if let Some(client) = self.nats {
+            // Acknowledgments are buffered: send them before exiting.
+            if let Err(e) = client.flush().await {
+                tracing::warn!(error = %e, "cannot flush the last acknowledgments; those ticks will be redelivered and recognised");
+            }
+        }
+        self.engine.log.close().await;
+        Ok(())
+    }
+}
+
+/// `provenant serve`: runs until SIGTERM or Ctrl-C, then stops gracefully.
+pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
+    let url = redact_url(&config.database_url);
+    let nats = config.nats_url.clone();
+    let running = tokio::select! {
+        r = start(config) => r?,
+        _ = stop_signal() => {
+            eprintln!("stopped before the engine was ready");
+            return Ok(());
+        }
+    };
+    println!(
+        "provenant engine listening on http://{} (log: {} at {url}; ticks: {})",
+        running.http_addr,
+        running.engine.log.backend_kind(),
+        match &nats {
+            Some(n) => format!("NATS {} and POST /v1/ticks", redact_url(n)),
+            None => "POST /v1/ticks (no NATS_URL: events go to the in-process bus)".into(),
+        }
+    );
+    stop_signal().await;
+    eprintln!("stopping: finishing the ticks in flight");
+    running.stop().await?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// Opens the log, waiting (and saying why on `/readyz` and in the logs)
+/// while it is unreachable. A log that is there but refuses (bad URL, not
+/// migratable) is an error at once.
+async fn open_log(url: &str, health: &Health) -> anyhow::Result<EventLog> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match EventLog::open(&LogConfig::new(url)).await {
+            Ok(log) => {
+                health.log_ok();
+                return Ok(log);
+            }
+            Err(e @ LogError::Database(_)) => {
+                health.log_failed(&e);
+                tracing::warn!(url = %redact_url(url), error = %e, "the log is unreachable; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot open the log at {}", redact_url(url)));
+            }
+        }
+    }
+}
