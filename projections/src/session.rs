@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Projection;
-use provenant_events::kinds;
+use provenant_events::{keys, kinds};
 
 /// The key of a session's row: `"{world}/{session}"`.
 pub fn session_key(world: &str, session: &str) -> String {
@@ -121,22 +121,22 @@ impl Change {
         let p = payload.as_object()?;
         match kind {
             kinds::SESSION_FLAG_SET => Some(Change::Flag(
-                p.get("key")?.as_str()?.to_owned(),
-                p.get("value")?.clone(),
+                p.get(keys::KEY)?.as_str()?.to_owned(),
+                p.get(keys::VALUE)?.clone(),
             )),
             kinds::RELATIONSHIP_UPDATED => Some(Change::Relationship(
-                p.get("npc_key")?.as_str()?.to_owned(),
-                p.get("relationship")?.clone(),
+                p.get(keys::NPC_KEY)?.as_str()?.to_owned(),
+                p.get(keys::RELATIONSHIP)?.clone(),
             )),
             kinds::NPC_STATE_SET => Some(Change::Npc {
-                npc_id: p.get("npc_id")?.as_str()?.to_owned(),
+                npc_id: p.get(keys::NPC_ID)?.as_str()?.to_owned(),
                 location_id: p
-                    .get("location_id")
+                    .get(keys::LOCATION_ID)
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                state: p.get("state").cloned(),
+                state: p.get(keys::STATE).cloned(),
             }),
-            kinds::TICK_PROCESSED => Some(Change::Tick(p.get("tick")?.as_u64()?)),
+            kinds::TICK_PROCESSED => Some(Change::Tick(p.get(keys::TICK)?.as_u64()?)),
             _ => None,
         }
     }

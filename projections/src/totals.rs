@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Projection;
-use provenant_events::kinds;
+use provenant_events::{keys, kinds};
 
 /// The key of the one row.
 pub const TOTALS_KEY: &str = "engine";
@@ -108,7 +108,7 @@ impl Projection for TotalsProjection {
         };
         match kind {
             kinds::TICK_PROCESSED => {
-                if let Some(source) = payload.get("source").and_then(Value::as_str) {
+                if let Some(source) = payload.get(keys::SOURCE).and_then(Value::as_str) {
                     t.ticks_processed = t.ticks_processed.saturating_add(1);
                     let n = t.ticks_by_source.entry(source.to_owned()).or_default();
                     *n = n.saturating_add(1);

@@ -1,262 +1,47 @@
-//! Helpers for provenant's end-to-end tests: a fresh log per test on the real
-//! PostgreSQL server or in a temporary SQLite file, cleaned up in `Drop`, and
-//! the path of the real `provenant` binary.
+//! The one home of the end-to-end tests' helpers (the tests themselves are
+//! in `tests/e2e`):
+//!
+//! - [`log`]: a fresh log per test, in a database of its own on the real
+//!   PostgreSQL server or in a temporary SQLite file, removed in `Drop`;
+//! - [`nats`]: NATS names of the test's own, or a private nats-server;
+//! - [`engine`]: the real `provenant serve` as a process;
+//! - [`http`]: requests through a real HTTP client;
+//! - [`fixtures`]: ticks and worlds as a game sends them.
 //!
 //! PostgreSQL is found through `DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); each test gets a database
-//! of its own, created from that server and dropped afterwards, so tests run
-//! in parallel.
+//! `postgres://postgres@127.0.0.1:5432/postgres`), NATS through `NATS_URL`
+//! (default `nats://127.0.0.1:4222`); every test isolates itself, so the
+//! suite runs in parallel.
 
-use provenant_events::{Event, StreamName};
-use provenant_log::EventLog;
-use provenant_log::LogConfig;
-use sqlx::Connection;
-use sqlx::postgres::PgConnection;
+pub mod engine;
+pub mod fixtures;
+pub mod http;
+pub mod log;
+pub mod nats;
 
-pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub use engine::{EngineOptions, EngineProcess};
+pub use fixtures::{free_port, tavern, tick};
+pub use http::{http, http_text, try_http_text};
+pub use log::{Backend, TestLog, all_events, on_own_runtime, postgres_server_url, stream};
+pub use nats::{PrivateNats, TestNats, nats_url};
 
-/// The server URL tests create their databases on.
-pub fn postgres_server_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-        .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned())
-}
-
-/// Which log a test runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-/// A fresh, empty log location; removed when dropped.
-pub struct TestLog {
-    pub backend: Backend,
-    pub url: String,
-    guard: Guard,
-}
-
-enum Guard {
-    Postgres { server: String, name: String },
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-}
-
-impl TestLog {
-    pub async fn new(backend: Backend) -> Self {
-        match backend {
-            Backend::Postgres => Self::postgres().await,
-            Backend::Sqlite => Self::sqlite(),
-        }
-    }
-
-    /// A new database on the PostgreSQL server.
-    pub async fn postgres() -> Self {
-        let server = postgres_server_url();
-        let name = format!("provenant_test_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = PgConnection::connect(&server)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {server}: {e}"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let url = with_database(&server, &name);
-        TestLog {
-            backend: Backend::Postgres,
-            url,
-            guard: Guard::Postgres { server, name },
-        }
-    }
-
-    /// A new SQLite file in a temporary directory.
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("log.db").display());
-        TestLog {
-            backend: Backend::Sqlite,
-            url,
-            guard: Guard::Sqlite(dir),
-        }
-    }
-
-    /// Opens (and migrates) the log with its own connection pool.
-    pub async fn open(&self) -> EventLog {
-        EventLog::open(&LogConfig::new(&self.url))
-            .await
-            .expect("open log")
-    }
-
-    /// The PostgreSQL database of this log (None for SQLite).
-    pub fn database_name(&self) -> Option<&str> {
-        match &self.guard {
-            Guard::Postgres { name, .. } => Some(name),
-            Guard::Sqlite(_) => None,
-        }
-    }
-
-    /// The events table's name in SQL.
-    pub fn events_table(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => "provenant.events",
-            Backend::Sqlite => "events",
-        }
-    }
-
-    /// Runs SQL statements directly against the database.
-    pub async fn sql(&self, sql: &str) -> Result<(), sqlx::Error> {
-        let sql = sql.replace("{events}", self.events_table());
-        match self.backend {
-            Backend::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await?;
-            }
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url).await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs SQL with the immutability triggers out of the way, as someone
-    /// tampering with the database by hand would.
-    pub async fn tamper(&self, sql: &str) {
-        let wrapped = match self.backend {
-            Backend::Postgres => format!(
-                "BEGIN; ALTER TABLE provenant.events DISABLE TRIGGER USER; {sql}; \
-                 ALTER TABLE provenant.events ENABLE TRIGGER USER; COMMIT;"
-            ),
-            Backend::Sqlite => format!(
-                "DROP TRIGGER events_refuse_update; DROP TRIGGER events_refuse_delete; {sql};"
-            ),
-        };
-        self.sql(&wrapped)
-            .await
-            .unwrap_or_else(|e| panic!("tamper SQL failed: {e}\n{wrapped}"));
-    }
-
-    /// Inserts a fully formed event as a row, bypassing the log's writer.
-    pub async fn insert_raw(&self, e: &provenant_events::Event) {
-        use provenant_events::event::format_timestamp;
-        let provenance = provenant_events::canonical::to_canonical_string(
-            &serde_json::to_value(&e.provenance).unwrap(),
-        );
-        let payload = e.payload.text().to_owned();
-        let sql = match self.backend {
-            Backend::Postgres => {
-                "INSERT INTO provenant.events VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, \
-                 $9::timestamptz, $10::timestamptz, $11::json, $12::json, $13::int, $14, $15)"
-            }
-            Backend::Sqlite => {
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            }
-        };
-        macro_rules! bind_all {
-            ($q:expr) => {
-                $q.bind(e.position as i64)
-                    .bind(e.event_id.to_string())
-                    .bind(e.stream.as_str().to_owned())
-                    .bind(e.stream_version as i64)
-                    .bind(e.kind.as_str().to_owned())
-                    .bind(e.plugin_id.as_ref().map(|p| p.to_string()))
-                    .bind(e.world_id.as_ref().map(|p| p.to_string()))
-                    .bind(e.session_id.as_ref().map(|p| p.to_string()))
-                    .bind(format_timestamp(&e.occurred_at))
-                    .bind(format_timestamp(&e.recorded_at))
-                    .bind(provenance.clone())
-                    .bind(payload.clone())
-                    .bind(e.schema_version as i64)
-                    .bind(e.prev_hash.0.to_vec())
-                    .bind(e.hash.0.to_vec())
-            };
-        }
-        match self.backend {
-            Backend::Postgres => {
-                let mut conn = PgConnection::connect(&self.url).await.unwrap();
-                bind_all!(sqlx::query(sql))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-                bind_all!(sqlx::query(sql))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-}
-
-impl Drop for TestLog {
-    fn drop(&mut self) {
-        if let Guard::Postgres { server, name } = &self.guard {
-            let (server, name) = (server.clone(), name.clone());
-            on_own_runtime(async move {
-                let mut conn = PgConnection::connect(&server).await.ok()?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()
-            });
-        }
-    }
-}
-
-/// Runs `cleanup` to its end on a thread and runtime of its own: `Drop`
-/// runs inside the test's runtime, which cannot be blocked on.
-pub fn on_own_runtime<T: Send + 'static>(
-    cleanup: impl std::future::Future<Output = Option<T>> + Send + 'static,
-) {
-    let _ = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?
-            .block_on(cleanup)
-    })
-    .join();
-}
-
-/// `server` with its database name replaced by `name`.
-pub fn with_database(server: &str, name: &str) -> String {
-    let (base, query) = match server.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (server, None),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[after_scheme..].find('/') {
-        Some(i) => &base[..after_scheme + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-/// A stream name for tests.
-pub fn stream(name: &str) -> StreamName {
-    StreamName::new(name).expect("valid stream name")
-}
-
-/// Every event of the log, in position order.
-pub async fn all_events(log: &EventLog) -> Vec<Event> {
-    let mut out: Vec<Event> = Vec::new();
-    loop {
-        let after = out.last().map_or(0, |e| e.position);
-        let page = log.read_forward(after, 5000).await.expect("read the log");
-        if page.is_empty() {
-            return out;
-        }
-        out.extend(page);
-    }
+/// The binary under test, `provenant-under-test` (the `provenant` command,
+/// built by this crate from the binary's own `main.rs`): beside the test
+/// executable's `deps/` folder, where cargo puts a package's binaries.
+pub fn binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test executable is in <target>/<profile>/deps");
+    let binary = dir.join(format!(
+        "provenant-under-test{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with cargo, which builds it",
+        binary.display()
+    );
+    binary
 }

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use provenant_events::{SessionId, WorldId};
 use provenant_host::context::{Scene, TickNpc};
 use provenant_host::runner::Isolation;
 use provenant_host::state::GameState;
 use provenant_host::{HostConfig, PluginHost};
 use provenant_plugins as plugins;
-use provenant_events::{SessionId, WorldId};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -21,6 +21,7 @@ pub fn progress(len: u64, label: &str) -> ProgressBar {
 }
 
 /// A scratch database on the server, dropped by [`Scratch::drop_database`].
+#[derive(Debug, Clone)]
 pub struct Scratch {
     pub server: String,
     pub name: String,

@@ -589,7 +589,7 @@ fn replay_and_trail_document_their_flags_and_exit_codes() {
             ][..],
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+        let out = std::process::Command::new(provenant_tests::binary())
             .args(["audit", command, "--help"])
             .output()
             .expect("run provenant");

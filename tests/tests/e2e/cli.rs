@@ -8,7 +8,7 @@ use provenant_tests::{Backend, TestLog};
 use serde_json::Value;
 
 fn provenant(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    Command::new(provenant_tests::binary())
         .args(args)
         .current_dir(dir)
         .env_remove("DATABASE_URL")
@@ -17,7 +17,7 @@ fn provenant(dir: &Path, args: &[&str]) -> Output {
 }
 
 pub(crate) fn provenant_on(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    Command::new(provenant_tests::binary())
         .args(args)
         .env("DATABASE_URL", url)
         .output()
@@ -28,7 +28,7 @@ pub(crate) fn provenant_on(url: &str, args: &[&str]) -> Output {
 /// environment says (CI sets NATS_URL); in `dir` when given, on `url` when
 /// given. The demo over NATS has its own test, in `demo.rs`.
 pub(crate) fn demo(dir: Option<&Path>, url: Option<&str>, ticks: &str) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"));
+    let mut cmd = Command::new(provenant_tests::binary());
     cmd.args(["demo", "--ticks", ticks])
         .env_remove("DATABASE_URL")
         .env_remove("NATS_URL")

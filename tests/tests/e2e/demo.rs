@@ -9,13 +9,13 @@ use std::process::Command;
 use provenant_events::{Event, Head};
 use provenant_tests::TestLog;
 
-use crate::support::TestNats;
+use provenant_tests::TestNats;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
     let db = TestLog::postgres().await;
     let nats = TestNats::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    let out = Command::new(provenant_tests::binary())
         .args(["demo", "--ticks", "40"])
         .env("DATABASE_URL", &db.url)
         .env("NATS_URL", &nats.url)
@@ -159,7 +159,7 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
 
     // Every plugin call the engine recorded replays the same with this
     // build (overruns aside: nothing of them was recorded).
-    let out = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    let out = Command::new(provenant_tests::binary())
         .args(["audit", "replay", "--json"])
         .env("DATABASE_URL", &db.url)
         .output()

@@ -1,5 +1,7 @@
 //! provenant's end-to-end tests: one test binary.
 //!
+//! - `architecture`: ARCHITECTURE.md's dependency rule, checked against
+//!   `cargo metadata` and the sources.
 //! - `conformance`: the log's contract, run against PostgreSQL and SQLite.
 //! - `audit`: `audit replay` and `audit trail` on logs the engine wrote.
 //! - `cli`: the real `provenant` binary.
@@ -7,6 +9,7 @@
 //!   including SIGKILL and NATS restarts.
 //! - `plans`: PostgreSQL's query plans stay right as the log grows.
 
+mod architecture;
 mod audit;
 mod cli;
 mod conformance;
@@ -16,4 +19,3 @@ mod plans;
 mod projections;
 mod service;
 mod sim;
-mod support;

@@ -11,7 +11,7 @@ use provenant_log::EventLog;
 use provenant_tests::{Backend, TestLog};
 use serde_json::{Value, json};
 
-use crate::support::{EngineOptions, EngineProcess, http, http_text, tavern, tick};
+use provenant_tests::{EngineOptions, EngineProcess, http, http_text, tavern, tick, try_http_text};
 
 const TOKEN: &str = "projection-test-token";
 const PROJECTIONS: [&str; 3] = ["plugin_metrics", "sessions", "totals"];
@@ -40,7 +40,7 @@ fn with_token(db: &TestLog, args: &[&str]) -> EngineOptions {
     }
 }
 
-fn put_world(engine: &EngineProcess, world: &str, config: &Value) {
+async fn put_world(engine: &EngineProcess, world: &str, config: &Value) {
     let body = serde_json::to_vec(config).unwrap();
     let (status, answer) = http(
         engine.addr,
@@ -48,18 +48,19 @@ fn put_world(engine: &EngineProcess, world: &str, config: &Value) {
         &format!("/v1/worlds/{world}"),
         Some(&body),
         Some(TOKEN),
-    );
+    )
+    .await;
     assert_eq!(status, 200, "{answer}");
 }
 
-fn send_tick(engine: &EngineProcess, world: &str, session: &str, n: u64, npcs: &[&str]) {
+async fn send_tick(engine: &EngineProcess, world: &str, session: &str, n: u64, npcs: &[&str]) {
     let body = serde_json::to_vec(&tick(world, session, n, npcs)).unwrap();
-    let (status, answer) = http(engine.addr, "POST", "/v1/ticks", Some(&body), Some(TOKEN));
+    let (status, answer) = http(engine.addr, "POST", "/v1/ticks", Some(&body), Some(TOKEN)).await;
     assert_eq!(status, 200, "{answer}");
 }
 
-fn get(engine: &EngineProcess, path: &str) -> (u16, Value) {
-    http(engine.addr, "GET", path, None, Some(TOKEN))
+async fn get(engine: &EngineProcess, path: &str) -> (u16, Value) {
+    http(engine.addr, "GET", path, None, Some(TOKEN)).await
 }
 
 /// Waits until every projection has committed the log up to its head.
@@ -91,8 +92,8 @@ async fn metrics_resets(log: &EventLog) -> Vec<provenant_events::Event> {
     .unwrap()
 }
 
-fn flaky_metrics(engine: &EngineProcess) -> Value {
-    let (status, m) = get(engine, "/admin/plugins/metrics/example-flaky");
+async fn flaky_metrics(engine: &EngineProcess) -> Value {
+    let (status, m) = get(engine, "/admin/plugins/metrics/example-flaky").await;
     assert_eq!(status, 200, "{m}");
     m
 }
@@ -104,12 +105,12 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
     let log = db.open().await;
 
     // 15 calls, every one failing: above the 10 samples health needs.
-    put_world(&engine, "casino", &casino(1.0));
+    put_world(&engine, "casino", &casino(1.0)).await;
     for n in 1..=15 {
-        send_tick(&engine, "casino", "s1", n, &["gambler"]);
+        send_tick(&engine, "casino", "s1", n, &["gambler"]).await;
     }
     caught_up(&log).await;
-    let m = flaky_metrics(&engine);
+    let m = flaky_metrics(&engine).await;
     assert_eq!(m["plugin_id"], "example-flaky");
     assert_eq!(m["requests"]["total"], 15, "{m}");
     assert_eq!(m["requests"]["errors"], 15, "{m}");
@@ -150,7 +151,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
             .all(|e| e["error_message"].as_str().unwrap().contains("coin")),
         "{m}"
     );
-    let (status, h) = get(&engine, "/admin/plugins/health");
+    let (status, h) = get(&engine, "/admin/plugins/health").await;
     assert_eq!(status, 200);
     assert_eq!(h["overall_healthy"], false, "{h}");
     assert_eq!(h["unhealthy_plugins"], json!(["example-flaky"]), "{h}");
@@ -184,12 +185,12 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
     );
 
     // The plugin recovers: 20 good calls fill the 20-call window.
-    put_world(&engine, "casino", &casino(0.0));
+    put_world(&engine, "casino", &casino(0.0)).await;
     for n in 16..=35 {
-        send_tick(&engine, "casino", "s1", n, &["gambler"]);
+        send_tick(&engine, "casino", "s1", n, &["gambler"]).await;
     }
     caught_up(&log).await;
-    let m = flaky_metrics(&engine);
+    let m = flaky_metrics(&engine).await;
     assert_eq!(m["health"]["state"], "healthy", "{m}");
     assert_eq!(m["health"]["is_healthy"], true, "{m}");
     // The counters since the last reset keep the failures.
@@ -198,7 +199,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
         (&json!(35), &json!(15)),
         "{m}"
     );
-    let (_, h) = get(&engine, "/admin/plugins/health");
+    let (_, h) = get(&engine, "/admin/plugins/health").await;
     assert_eq!(h["overall_healthy"], true, "{h}");
 
     // Reset one plugin: a MetricsReset event, and its counters restart.
@@ -208,7 +209,8 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
         "/admin/plugins/metrics/reset?plugin_id=example-flaky",
         None,
         Some(TOKEN),
-    );
+    )
+    .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "ok", "{answer}");
     assert!(
@@ -219,7 +221,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
         "{answer}"
     );
     caught_up(&log).await;
-    let m = flaky_metrics(&engine);
+    let m = flaky_metrics(&engine).await;
     assert_eq!(
         (&m["requests"]["total"], &m["requests"]["errors"]),
         (&json!(0), &json!(0)),
@@ -229,12 +231,12 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
     let resets = metrics_resets(&log).await;
     assert_eq!(resets.len(), 1);
     assert_eq!(resets[0].payload["plugin_id"], "example-flaky");
-    send_tick(&engine, "casino", "s1", 36, &["gambler"]);
+    send_tick(&engine, "casino", "s1", 36, &["gambler"]).await;
     caught_up(&log).await;
-    assert_eq!(flaky_metrics(&engine)["requests"]["total"], 1);
+    assert_eq!(flaky_metrics(&engine).await["requests"]["total"], 1);
 
     // The summary of every plugin.
-    let (status, all) = get(&engine, "/admin/plugins/metrics");
+    let (status, all) = get(&engine, "/admin/plugins/metrics").await;
     assert_eq!(status, 200);
     let summary = &all["summary"];
     assert_eq!(summary["total_plugins"], 4, "{all}");
@@ -255,7 +257,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
     );
 
     // list, behavior-extensions and details, in the original's shapes.
-    let (status, list) = get(&engine, "/admin/plugins/list");
+    let (status, list) = get(&engine, "/admin/plugins/list").await;
     assert_eq!(status, 200);
     assert_eq!(list["total"], 4, "{list}");
     assert_eq!(list["route_plugins"], json!([]), "{list}");
@@ -275,7 +277,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
             assert!(p.get(key).is_some(), "{key} missing in {p}");
         }
     }
-    let (status, ext) = get(&engine, "/admin/plugins/behavior-extensions");
+    let (status, ext) = get(&engine, "/admin/plugins/behavior-extensions").await;
     assert_eq!(status, 200);
     assert_eq!(ext["registry_locked"], true, "{ext}");
     let flip = ext["conditions"]["list"]
@@ -306,7 +308,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
         );
     }
     assert!(ext["simulation_configs"]["total"].is_number(), "{ext}");
-    let (status, d) = get(&engine, "/admin/plugins/example-flaky/details");
+    let (status, d) = get(&engine, "/admin/plugins/example-flaky/details").await;
     assert_eq!(status, 200, "{d}");
     for key in [
         "plugin_id",
@@ -339,7 +341,7 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
             "/admin/plugins/metrics/reset?plugin_id=no-such-plugin",
         ),
     ] {
-        let (status, answer) = http(engine.addr, method, path, None, Some(TOKEN));
+        let (status, answer) = http(engine.addr, method, path, None, Some(TOKEN)).await;
         assert_eq!(status, 404, "{method} {path}: {answer}");
         assert!(
             answer["error"].as_str().unwrap().contains("no-such-plugin"),
@@ -358,13 +360,13 @@ async fn health_follows_the_failure_rate_and_the_admin_api_keeps_the_original_sh
         ("POST", "/admin/plugins/metrics/reset"),
     ] {
         for bearer in [None, Some("wrong")] {
-            let (status, answer) = http(engine.addr, method, path, None, bearer);
+            let (status, answer) = http(engine.addr, method, path, None, bearer).await;
             assert_eq!(status, 401, "{method} {path} with {bearer:?}: {answer}");
             assert!(answer["error"].is_string(), "{answer}");
         }
     }
     caught_up(&log).await;
-    assert_eq!(flaky_metrics(&engine)["requests"]["total"], 1);
+    assert_eq!(flaky_metrics(&engine).await["requests"]["total"], 1);
     let resets = metrics_resets(&log).await;
     assert_eq!(resets.len(), 1, "refused resets recorded nothing");
 }
@@ -398,8 +400,8 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
-fn scrape(engine: &EngineProcess) -> (String, BTreeMap<String, f64>) {
-    let (status, text) = http_text(engine.addr, "GET", "/metrics", None, None);
+async fn scrape(engine: &EngineProcess) -> (String, BTreeMap<String, f64>) {
+    let (status, text) = http_text(engine.addr, "GET", "/metrics", None, None).await;
     assert_eq!(status, 200, "{text}");
     let parsed = samples(&text);
     (text, parsed)
@@ -447,13 +449,13 @@ async fn prometheus_reports_the_projections_totals_and_a_restart_keeps_them() {
     let options = with_token(&db, &[]);
     let mut engine = EngineProcess::start(&options);
     let log = db.open().await;
-    put_world(&engine, "casino", &casino(1.0));
-    put_world(&engine, "tavern", &tavern());
+    put_world(&engine, "casino", &casino(1.0)).await;
+    put_world(&engine, "tavern", &tavern()).await;
     for n in 1..=12 {
-        send_tick(&engine, "casino", "s1", n, &["gambler"]);
+        send_tick(&engine, "casino", "s1", n, &["gambler"]).await;
     }
     for n in 1..=5 {
-        send_tick(&engine, "tavern", "s1", n, &["npc-1"]);
+        send_tick(&engine, "tavern", "s1", n, &["npc-1"]).await;
     }
     // A bad tick: rejected and counted.
     let (status, _) = http(
@@ -462,11 +464,12 @@ async fn prometheus_reports_the_projections_totals_and_a_restart_keeps_them() {
         "/v1/ticks",
         Some(b"{not json"),
         Some(TOKEN),
-    );
+    )
+    .await;
     assert_eq!(status, 400);
     let head = caught_up(&log).await;
 
-    let (text, m) = scrape(&engine);
+    let (text, m) = scrape(&engine).await;
     promtool_check(&text);
     let flaky_errors =
         r#"provenant_plugin_calls_total{kind="condition",outcome="error",plugin="example-flaky"}"#;
@@ -533,7 +536,7 @@ async fn prometheus_reports_the_projections_totals_and_a_restart_keeps_them() {
     }
 
     // The session state the game reads.
-    let (status, session) = get(&engine, "/v1/sessions/tavern/s1");
+    let (status, session) = get(&engine, "/v1/sessions/tavern/s1").await;
     assert_eq!(status, 200, "{session}");
     assert_eq!(
         (&session["world_id"], &session["session_id"]),
@@ -552,7 +555,7 @@ async fn prometheus_reports_the_projections_totals_and_a_restart_keeps_them() {
     // NPC state is what plugins and the game's session updates wrote
     // (NpcStateSet); the tick's own NPC list is context, not state.
     assert!(session["npcs"].is_object(), "{session}");
-    let (status, missing) = get(&engine, "/v1/sessions/tavern/nobody");
+    let (status, missing) = get(&engine, "/v1/sessions/tavern/nobody").await;
     assert_eq!(status, 404, "{missing}");
     assert!(missing["error"].is_string());
 
@@ -560,7 +563,7 @@ async fn prometheus_reports_the_projections_totals_and_a_restart_keeps_them() {
     assert!(engine.terminate().success());
     let engine = EngineProcess::start(&options);
     caught_up(&log).await;
-    let (_, again) = scrape(&engine);
+    let (_, again) = scrape(&engine).await;
     for key in [
         flaky_errors,
         "provenant_ticks_processed_total",
@@ -586,12 +589,12 @@ async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_count
     let db = TestLog::new(Backend::Postgres).await;
     let options = with_token(&db, &[]);
     let mut engine = EngineProcess::start(&options);
-    put_world(&engine, "casino", &casino(0.3));
-    put_world(&engine, "tavern", &tavern());
+    put_world(&engine, "casino", &casino(0.3)).await;
+    put_world(&engine, "tavern", &tavern()).await;
     // Ticks from another thread while the engine is killed: some are
     // acknowledged, some fail with the connection.
     let addr = engine.addr;
-    let sender = std::thread::spawn(move || {
+    let sender = tokio::spawn(async move {
         let mut acknowledged = 0u64;
         for n in 1..=400u64 {
             let (world, npcs): (&str, &[&str]) = if n % 2 == 0 {
@@ -600,9 +603,7 @@ async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_count
                 ("tavern", &["npc-1", "npc-2"])
             };
             let body = serde_json::to_vec(&tick(world, "s1", n, npcs)).unwrap();
-            let sent = std::panic::catch_unwind(|| {
-                http(addr, "POST", "/v1/ticks", Some(&body), Some(TOKEN))
-            });
+            let sent = try_http_text(addr, "POST", "/v1/ticks", Some(&body), Some(TOKEN)).await;
             match sent {
                 Ok((200, _)) => acknowledged += 1,
                 _ => break,
@@ -622,12 +623,12 @@ async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_count
         log.projection_statuses().await.unwrap()
     );
     engine.kill();
-    let acknowledged = sender.join().unwrap();
+    let acknowledged = sender.await.unwrap();
     assert!(acknowledged > 0);
 
     let engine = EngineProcess::start(&options);
     for n in 1000..1010 {
-        send_tick(&engine, "casino", "s2", n, &["gambler"]);
+        send_tick(&engine, "casino", "s2", n, &["gambler"]).await;
     }
     let head = caught_up(&log).await;
     let mut engine = engine;
@@ -667,7 +668,7 @@ async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_count
     assert_eq!(counted, calls, "every call counted once");
 
     // Rebuilt from position 0: the same rows.
-    let out = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    let out = Command::new(provenant_tests::binary())
         .args(["projections", "rebuild"])
         .env("DATABASE_URL", &db.url)
         .output()
@@ -689,7 +690,7 @@ async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_count
 }
 
 fn provenant(url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    Command::new(provenant_tests::binary())
         .args(args)
         .env("DATABASE_URL", url)
         .output()
@@ -710,9 +711,9 @@ fn status_json(url: &str) -> Value {
 async fn projections_run_as_their_own_process_and_status_shows_their_lag() {
     let db = TestLog::new(Backend::Sqlite).await;
     let engine = EngineProcess::start(&with_token(&db, &["--projections", "external"]));
-    put_world(&engine, "casino", &casino(1.0));
+    put_world(&engine, "casino", &casino(1.0)).await;
     for n in 1..=12 {
-        send_tick(&engine, "casino", "s1", n, &["gambler"]);
+        send_tick(&engine, "casino", "s1", n, &["gambler"]).await;
     }
     let log = db.open().await;
     let head = log.head().await.unwrap().position;
@@ -726,9 +727,9 @@ async fn projections_run_as_their_own_process_and_status_shows_their_lag() {
         );
     }
     // Nothing projected yet: zeros for a loaded plugin.
-    assert_eq!(flaky_metrics(&engine)["requests"]["total"], 0);
+    assert_eq!(flaky_metrics(&engine).await["requests"]["total"], 0);
 
-    let mut runner = Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    let mut runner = Command::new(provenant_tests::binary())
         .args(["projections", "run"])
         .env("DATABASE_URL", &db.url)
         .stdout(Stdio::null())
@@ -748,7 +749,7 @@ async fn projections_run_as_their_own_process_and_status_shows_their_lag() {
         "{text}"
     );
     // The engine's admin API reads what the other process committed.
-    assert_eq!(flaky_metrics(&engine)["requests"]["errors"], 12);
+    assert_eq!(flaky_metrics(&engine).await["requests"]["errors"], 12);
     let kill = Command::new("kill")
         .args(["-TERM", &runner.id().to_string()])
         .status()
@@ -767,9 +768,9 @@ async fn projections_run_as_their_own_process_and_status_shows_their_lag() {
 async fn the_openapi_document_describes_exactly_the_routes_served() {
     let db = TestLog::new(Backend::Sqlite).await;
     let engine = EngineProcess::start(&with_token(&db, &[]));
-    put_world(&engine, "tavern", &tavern());
-    send_tick(&engine, "tavern", "s1", 1, &["npc-1"]);
-    let (status, doc) = http(engine.addr, "GET", "/openapi.json", None, None);
+    put_world(&engine, "tavern", &tavern()).await;
+    send_tick(&engine, "tavern", "s1", 1, &["npc-1"]).await;
+    let (status, doc) = http(engine.addr, "GET", "/openapi.json", None, None).await;
     assert_eq!(status, 200, "{doc}");
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     let paths = doc["paths"].as_object().unwrap();
@@ -818,7 +819,7 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
             ("PUT", _) => Some(world_body.as_slice()),
             _ => None,
         };
-        let (status, answer) = http_text(engine.addr, method, &concrete, body, Some(TOKEN));
+        let (status, answer) = http_text(engine.addr, method, &concrete, body, Some(TOKEN)).await;
         assert!(
             status != 405 && !answer.contains("no route for"),
             "{method} {concrete} is documented but not served: {status} {answer}"
@@ -832,7 +833,8 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         "/admin/plugins/nope/nothing",
         None,
         Some(TOKEN),
-    );
+    )
+    .await;
     assert_eq!(status, 404);
     assert!(answer.contains("no route for"), "{answer}");
 }

@@ -12,7 +12,7 @@ use provenant_log::EventLog;
 use provenant_tests::{Backend, TestLog};
 use serde_json::{Value, json};
 
-use crate::support::{EngineOptions, EngineProcess, PrivateNats, TestNats, http, tavern, tick};
+use provenant_tests::{EngineOptions, EngineProcess, PrivateNats, TestNats, http, tavern, tick};
 
 /// Every event of the log, in order.
 async fn all_events(log: &EventLog) -> Vec<Event> {
@@ -43,35 +43,35 @@ async fn http_ticks(backend: Backend) {
         database_url: db.url.clone(),
         ..Default::default()
     });
-    let (status, body) = engine.get("/readyz");
+    let (status, body) = engine.get("/readyz").await;
     assert_eq!(
         (status, body["ready"].clone()),
         (200, json!(true)),
         "{body}"
     );
 
-    let (status, body) = engine.put("/v1/worlds/tavern", &tavern());
+    let (status, body) = engine.put("/v1/worlds/tavern", &tavern()).await;
     assert_eq!(status, 200, "{body}");
-    let (status, world) = engine.get("/v1/worlds/tavern");
+    let (status, world) = engine.get("/v1/worlds/tavern").await;
     assert_eq!(status, 200);
     assert_eq!(world["config"]["name"], "The Tavern");
     assert_eq!(
         world["effective_simulation_config"]["stealth"]["detection_radius"], 5,
         "{world}"
     );
-    assert_eq!(engine.get("/v1/worlds/nowhere").0, 404);
-    assert_eq!(engine.get("/v1/worlds/bad%20id").0, 400);
+    assert_eq!(engine.get("/v1/worlds/nowhere").await.0, 404);
+    assert_eq!(engine.get("/v1/worlds/bad%20id").await.0, 400);
 
     // Good ticks, with bad ones between them.
     let mut sent = Vec::new();
     for n in 1..=6 {
         let t = tick("tavern", "s1", n, &["n1", "n2"]);
-        let (status, body) = engine.post("/v1/ticks", t.to_string().as_bytes());
+        let (status, body) = engine.post("/v1/ticks", t.to_string().as_bytes()).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["duplicate"], false);
         assert!(body["events"].as_u64().unwrap() > 1, "{body}");
         sent.push((t, body));
-        let (status, body) = engine.post("/v1/ticks", b"{not json");
+        let (status, body) = engine.post("/v1/ticks", b"{not json").await;
         assert_eq!(status, 400, "{body}");
         assert!(
             body["error"].as_str().unwrap().starts_with("not JSON"),
@@ -80,36 +80,41 @@ async fn http_ticks(backend: Backend) {
     }
     let mut wrong = tick("tavern", "s1", 7, &[]);
     wrong["tick"] = json!("seven");
-    let (status, body) = engine.post("/v1/ticks", wrong.to_string().as_bytes());
+    let (status, body) = engine.post("/v1/ticks", wrong.to_string().as_bytes()).await;
     assert_eq!(status, 422, "{body}");
     assert!(body["rejected_event_position"].as_u64().is_some(), "{body}");
     let mut bad_id = tick("tavern", "s1", 8, &[]);
     bad_id["world_id"] = json!("no spaces allowed");
     assert_eq!(
-        engine.post("/v1/ticks", bad_id.to_string().as_bytes()).0,
+        engine
+            .post("/v1/ticks", bad_id.to_string().as_bytes())
+            .await
+            .0,
         422
     );
     let huge = json!({"tick_id": uuid::Uuid::now_v7(), "pad": "x".repeat(1_100_000)});
-    let (status, body) = engine.post("/v1/ticks", huge.to_string().as_bytes());
+    let (status, body) = engine.post("/v1/ticks", huge.to_string().as_bytes()).await;
     assert_eq!(status, 413, "{body}");
 
     // A tick sent again adds nothing.
     let (first, first_answer) = &sent[2];
-    let (status, again) = engine.post("/v1/ticks", first.to_string().as_bytes());
+    let (status, again) = engine.post("/v1/ticks", first.to_string().as_bytes()).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["position"], first_answer["position"]);
 
     // A world never configured: every plugin, no activities.
-    let (status, body) = engine.post(
-        "/v1/ticks",
-        tick("elsewhere", "s9", 1, &["n1"]).to_string().as_bytes(),
-    );
+    let (status, body) = engine
+        .post(
+            "/v1/ticks",
+            tick("elsewhere", "s9", 1, &["n1"]).to_string().as_bytes(),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["events"], 2, "config change and TickProcessed: {body}");
 
     // Reads.
-    let (status, page) = engine.get("/v1/events?kind=TickRejected&limit=100");
+    let (status, page) = engine.get("/v1/events?kind=TickRejected&limit=100").await;
     assert_eq!(status, 200);
     let rejected = page["events"].as_array().unwrap();
     assert_eq!(
@@ -118,14 +123,20 @@ async fn http_ticks(backend: Backend) {
         "6 not JSON, wrong type, bad id, too large"
     );
     assert!(rejected.iter().all(|e| e["payload"]["source"] == "http"));
-    let (_, page) = engine.get("/v1/events?world=tavern&kind=TickProcessed&limit=2");
+    let (_, page) = engine
+        .get("/v1/events?world=tavern&kind=TickProcessed&limit=2")
+        .await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     let next = page["next_after"].as_u64().unwrap();
-    let (_, rest) = engine.get(&format!(
-        "/v1/events?world=tavern&kind=TickProcessed&after={next}"
-    ));
+    let (_, rest) = engine
+        .get(&format!(
+            "/v1/events?world=tavern&kind=TickProcessed&after={next}"
+        ))
+        .await;
     assert_eq!(rest["events"].as_array().unwrap().len(), 4);
-    let (_, by_plugin) = engine.get("/v1/events?plugin=game-stealth&limit=1000");
+    let (_, by_plugin) = engine
+        .get("/v1/events?plugin=game-stealth&limit=1000")
+        .await;
     assert!(
         by_plugin["events"]
             .as_array()
@@ -133,9 +144,9 @@ async fn http_ticks(backend: Backend) {
             .iter()
             .all(|e| e["plugin_id"] == "game-stealth")
     );
-    assert_eq!(engine.get("/v1/events?after=-1").0, 400);
-    assert_eq!(engine.get("/v1/events?world=a.b").0, 400);
-    assert_eq!(engine.get("/v1/events?colour=red").0, 400);
+    assert_eq!(engine.get("/v1/events?after=-1").await.0, 400);
+    assert_eq!(engine.get("/v1/events?world=a.b").await.0, 400);
+    assert_eq!(engine.get("/v1/events?colour=red").await.0, 400);
 
     // Stop: SIGTERM is a clean exit.
     let mut engine = engine;
@@ -182,7 +193,8 @@ async fn the_admin_token_guards_mutations_and_a_public_address_needs_one() {
         "/v1/worlds/w",
         Some(body.as_bytes()),
         None,
-    );
+    )
+    .await;
     assert_eq!(status, 401, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("Bearer"));
     let wrong = http(
@@ -191,11 +203,14 @@ async fn the_admin_token_guards_mutations_and_a_public_address_needs_one() {
         "/v1/worlds/w",
         Some(body.as_bytes()),
         Some("guess"),
-    );
+    )
+    .await;
     assert_eq!(wrong.0, 401);
     let t = tick("w", "s", 1, &[]).to_string();
     assert_eq!(
-        http(engine.addr, "POST", "/v1/ticks", Some(t.as_bytes()), None).0,
+        http(engine.addr, "POST", "/v1/ticks", Some(t.as_bytes()), None)
+            .await
+            .0,
         401
     );
     let ok = http(
@@ -204,7 +219,8 @@ async fn the_admin_token_guards_mutations_and_a_public_address_needs_one() {
         "/v1/worlds/w",
         Some(body.as_bytes()),
         Some("s3cret"),
-    );
+    )
+    .await;
     assert_eq!(ok.0, 200, "{}", ok.1);
     assert_eq!(
         http(
@@ -214,14 +230,15 @@ async fn the_admin_token_guards_mutations_and_a_public_address_needs_one() {
             Some(t.as_bytes()),
             Some("s3cret")
         )
+        .await
         .0,
         200
     );
     // Reads stay open.
-    assert_eq!(engine.get("/v1/worlds/w").0, 200);
-    assert_eq!(engine.get("/livez").0, 200);
+    assert_eq!(engine.get("/v1/worlds/w").await.0, 200);
+    assert_eq!(engine.get("/livez").await.0, 200);
     // /admin/ needs the token even to read.
-    assert_eq!(engine.get("/admin/plugins/list").0, 401);
+    assert_eq!(engine.get("/admin/plugins/list").await.0, 401);
 
     let refused = EngineProcess::try_start(&EngineOptions {
         database_url: db.url.clone(),
@@ -368,7 +385,7 @@ async fn nats_ticks_reach_the_log_and_the_events_stream_exactly_once() {
     let nats = TestNats::new();
     let options = EngineOptions::with_nats(&db.url, &nats);
     let mut engine = EngineProcess::start(&options);
-    assert_eq!(engine.put("/v1/worlds/w1", &tavern()).0, 200);
+    assert_eq!(engine.put("/v1/worlds/w1", &tavern()).await.0, 200);
     let js = nats.jetstream().await;
 
     let mut ticks = Vec::new();
@@ -469,7 +486,10 @@ async fn sigkill_in_the_middle_of_a_stream_loses_and_duplicates_nothing() {
     let options = EngineOptions::with_nats(&db.url, &nats);
     let mut engine = EngineProcess::start(&options);
     for w in ["k1", "k2", "k3"] {
-        assert_eq!(engine.put(&format!("/v1/worlds/{w}"), &tavern()).0, 200);
+        assert_eq!(
+            engine.put(&format!("/v1/worlds/{w}"), &tavern()).await.0,
+            200
+        );
     }
     let js = nats.jetstream().await;
     let mut ticks = publish_ticks(&js, &nats, &["k1", "k2", "k3"], 1, 100).await;
@@ -500,14 +520,16 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
     let nats = TestNats::on(server.url());
     let options = EngineOptions::with_nats(&db.url, &nats);
     let mut engine = EngineProcess::start(&options);
-    assert_eq!(engine.put("/v1/worlds/r1", &tavern()).0, 200);
+    assert_eq!(engine.put("/v1/worlds/r1", &tavern()).await.0, 200);
     let js = nats.jetstream().await;
     let mut ticks = publish_ticks(&js, &nats, &["r1", "r2"], 1, 60).await;
     wait_processed(&js, &nats, 20).await;
     server.stop();
     // While NATS is away the HTTP side goes on, and its events wait for the relay.
     let during = tick("r1", "s2", 1, &["a"]);
-    let (status, body) = engine.post("/v1/ticks", during.to_string().as_bytes());
+    let (status, body) = engine
+        .post("/v1/ticks", during.to_string().as_bytes())
+        .await;
     assert_eq!(status, 200, "{body}");
     ticks.push(during);
     server.restart();
@@ -528,7 +550,10 @@ async fn an_events_stream_of_another_log_is_refused_not_skipped_over() {
     let mut first = EngineProcess::start(&EngineOptions::with_nats(&first_db.url, &nats));
     for n in 1..=5 {
         let t = tick("w", "s", n, &["a"]);
-        assert_eq!(first.post("/v1/ticks", t.to_string().as_bytes()).0, 200);
+        assert_eq!(
+            first.post("/v1/ticks", t.to_string().as_bytes()).await.0,
+            200
+        );
     }
     let js = nats.jetstream().await;
     let head = all_events(&first_db.open().await).await.len();
@@ -540,14 +565,17 @@ async fn an_events_stream_of_another_log_is_refused_not_skipped_over() {
     let second_db = TestLog::postgres().await;
     let mut second = EngineProcess::start(&EngineOptions::with_nats(&second_db.url, &nats));
     let t = tick("w", "s", 1, &["a"]);
-    assert_eq!(second.post("/v1/ticks", t.to_string().as_bytes()).0, 200);
+    assert_eq!(
+        second.post("/v1/ticks", t.to_string().as_bytes()).await.0,
+        200
+    );
     // The relay says so in its log, then /readyz gives the reason.
     assert!(
         second.wait_for_stderr("holds events of another log", Duration::from_secs(30)),
         "{}",
         second.stderr()
     );
-    let ready = second.get("/readyz");
+    let ready = second.get("/readyz").await;
     assert_eq!(ready.0, 503, "{}", ready.1);
     let reasons = ready.1["reasons"].to_string();
     assert!(reasons.contains("holds events of another log"), "{reasons}");
@@ -591,7 +619,7 @@ async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers
         "{}",
         engine.stderr()
     );
-    let (status, ready) = engine.get("/readyz");
+    let (status, ready) = engine.get("/readyz").await;
     assert_eq!(status, 503, "{ready}");
     assert!(
         ready["reasons"].to_string().contains("log unreachable"),
@@ -615,7 +643,7 @@ async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers
     // It comes back: the engine carries on by itself.
     on_server(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
     wait_processed(&js, &nats, 20).await;
-    let (status, ready) = engine.get("/readyz");
+    let (status, ready) = engine.get("/readyz").await;
     assert_eq!(status, 200, "{ready}");
     let status = engine.terminate();
     assert!(status.success(), "{status}: {}", engine.stderr());
@@ -657,11 +685,11 @@ async fn anchors_publish_the_head_that_audit_verify_pins() {
     let mut options = EngineOptions::with_nats(&db.url, &nats);
     options.args = vec!["--anchor-interval-seconds".into(), "1".into()];
     let mut engine = EngineProcess::start(&options);
-    let (status, answer) = engine.put("/v1/worlds/tavern", &tavern());
+    let (status, answer) = engine.put("/v1/worlds/tavern", &tavern()).await;
     assert_eq!(status, 200, "{answer}");
     for n in 1..=3 {
         let body = serde_json::to_vec(&tick("tavern", "s1", n, &["npc-1"])).unwrap();
-        let (status, answer) = engine.post("/v1/ticks", &body);
+        let (status, answer) = engine.post("/v1/ticks", &body).await;
         assert_eq!(status, 200, "{answer}");
     }
     let log = db.open().await;
@@ -689,7 +717,7 @@ async fn anchors_publish_the_head_that_audit_verify_pins() {
 
     // The anchor pins the log: verify passes against it.
     let verify = |pin: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+        std::process::Command::new(provenant_tests::binary())
             .args(["audit", "verify", "--expect-head", pin])
             .env("DATABASE_URL", &db.url)
             .output()
@@ -703,10 +731,12 @@ async fn anchors_publish_the_head_that_audit_verify_pins() {
     );
 
     // A graceful stop publishes the head the engine leaves.
-    let (status, _) = engine.post(
-        "/v1/ticks",
-        &serde_json::to_vec(&tick("tavern", "s1", 4, &["npc-1"])).unwrap(),
-    );
+    let (status, _) = engine
+        .post(
+            "/v1/ticks",
+            &serde_json::to_vec(&tick("tavern", "s1", 4, &["npc-1"])).unwrap(),
+        )
+        .await;
     assert_eq!(status, 200);
     assert!(engine.terminate().success());
     let last = log.head().await.unwrap();

@@ -9,12 +9,12 @@ use provenant_events::Event;
 use provenant_tests::TestLog;
 use serde_json::Value;
 
-use crate::support::{EngineOptions, EngineProcess, TestNats, free_port};
+use provenant_tests::{EngineOptions, EngineProcess, TestNats, free_port};
 
 /// Runs `provenant sim` with `args`, with none of its settings from the
 /// environment.
 async fn sim(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_provenant-under-test"));
+    let mut cmd = tokio::process::Command::new(provenant_tests::binary());
     cmd.arg("sim")
         .args(args)
         .env_remove("PROVENANT_ENGINE_URL")
@@ -177,7 +177,7 @@ async fn sim_over_nats_on_postgres() {
     check_run(&report, "nats", &db).await;
 
     // Every plugin call the engine recorded replays the same with this build.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provenant-under-test"))
+    let out = std::process::Command::new(provenant_tests::binary())
         .args(["audit", "replay", "--json"])
         .env("DATABASE_URL", &db.url)
         .output()

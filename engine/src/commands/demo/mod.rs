@@ -8,6 +8,7 @@
 //! optimistic concurrency), and, after a graceful stop, what each plugin did
 //! as counted from the log, the throughput and the verified head.
 
+mod args;
 mod limits;
 mod nats;
 mod run;
@@ -15,4 +16,5 @@ mod story;
 mod summary;
 mod ticks;
 
-pub use run::{DemoArgs, DemoConfig, run};
+pub use args::{DemoArgs, DemoConfig};
+pub use run::run;

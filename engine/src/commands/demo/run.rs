@@ -1,68 +1,23 @@
-//! `provenant demo`'s start and end: its arguments, the engine started on
-//! the log (and NATS), the story told, the engine stopped, the summary.
+//! `provenant demo`'s start and end: the log opened, the engine started on
+//! it (and NATS), the story told, the engine stopped, the summary.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
 use indicatif::ProgressBar;
 use provenant_host::runner::Isolation;
 use provenant_log::{BackendKind, EventLog, LogConfig, redact_url};
 use provenant_plugins::worlds::total_ticks;
 
+use super::args::DemoConfig;
 use super::limits::INSTANCE;
 use super::nats::NatsSide;
 use super::story::story;
 use super::summary::summary;
-use crate::commands::args::DbArgs;
 use crate::nats_names::NatsNames;
 use crate::service::run::{self as service, ServiceConfig};
 
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    #[command(flatten)]
-    pub db: DbArgs,
-    /// NATS with JetStream, e.g. nats://127.0.0.1:4222: ticks are published
-    /// to <prefix>.ticks.<world_id> and the log is relayed to the events
-    /// stream. Without it ticks are handed to the engine in-process.
-    #[arg(long, env = "NATS_URL", hide_env_values = true)]
-    pub nats_url: Option<String>,
-    /// Prefix of the NATS subjects, streams and consumer, as `provenant
-    /// serve`'s: `provenant` gives provenant.ticks.<world>, PROVENANT_TICKS
-    /// and PROVENANT_EVENTS.
-    #[arg(long, env = "PROVENANT_NATS_PREFIX", default_value = "provenant")]
-    pub nats_prefix: String,
-    /// Number of game ticks to simulate (each for two sessions of the
-    /// tavern, and every 100th for the cellar).
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub ticks: u64,
-}
-
-impl DemoArgs {
-    pub fn config(self) -> DemoConfig {
-        DemoConfig {
-            database_url: self.db.database_url,
-            nats_url: self.nats_url.filter(|u| !u.is_empty()),
-            nats_prefix: self.nats_prefix,
-            ticks: self.ticks,
-        }
-    }
-}
-
-/// Settings of `provenant demo`.
-#[derive(Debug, Clone)]
-pub struct DemoConfig {
-    /// The log: `postgres://…` or `sqlite://…`.
-    pub database_url: String,
-    /// NATS with JetStream; None: ticks are handed to the engine in-process.
-    pub nats_url: Option<String>,
-    /// The engine's NATS prefix (subjects, streams, consumer).
-    pub nats_prefix: String,
-    /// Game ticks, each for two sessions of the tavern (and every 100th for
-    /// the cellar).
-    pub ticks: u64,
-}
-
+/// `provenant demo`: the whole story, then the summary read from the log.
 pub async fn run(config: &DemoConfig) -> anyhow::Result<()> {
     anyhow::ensure!(config.ticks >= 1, "--ticks must be at least 1");
     let names = NatsNames::new(&config.nats_prefix)?;

@@ -14,9 +14,9 @@ use provenant_plugins::worlds::{TickPlan, cellar_config, tavern_config};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::args::DemoConfig;
 use super::limits::{INSTANCE, SOURCE, WAIT};
 use super::nats::NatsSide;
-use super::run::DemoConfig;
 use super::ticks::{Tally, resend_in_process, send_in_process};
 use crate::service::engine::Engine;
 use crate::service::run::Running;
