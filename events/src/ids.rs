@@ -153,6 +153,11 @@ impl StreamName {
         Self(format!("plugin:{plugin}").into())
     }
 
+    /// `engine`: the engine's own events (ticks it refused, metrics resets).
+    pub fn engine() -> Self {
+        Self("engine".into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -199,12 +204,34 @@ impl EventKind {
         Ok(Self(value.into()))
     }
 
+    /// A kind known when compiling, such as one of [`crate::kinds`]. Used
+    /// in a `const` context (`const { EventKind::known(kinds::TICK_PROCESSED) }`)
+    /// an invalid name does not compile, so the kind needs no error path at
+    /// run time; anywhere else use [`EventKind::from_static`].
+    pub const fn known(value: &'static str) -> Self {
+        assert!(Self::is_valid(value), "not a valid event kind");
+        Self(Text::from_static(value))
+    }
+
+    /// 1 to 128 bytes of printable ASCII without `.`, `*`, `>`.
+    const fn is_valid(value: &str) -> bool {
+        let bytes = value.as_bytes();
+        if bytes.is_empty() || bytes.len() > 128 {
+            return false;
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if !b.is_ascii_graphic() || b == b'.' || b == b'*' || b == b'>' {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
     fn check(value: &str) -> Result<(), IdError> {
-        let ok = (1..=128).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>'));
-        if ok {
+        if Self::is_valid(value) {
             Ok(())
         } else {
             Err(IdError {
@@ -282,6 +309,18 @@ mod tests {
         assert!(EventKind::new("plugin:game-stealth:noticed").is_ok());
         for bad in ["", "a.b", "a*", "a>", "a b", "a\n"] {
             assert!(EventKind::new(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn known_kinds_are_checked_as_any_kind() {
+        const K: EventKind = EventKind::known("TickProcessed");
+        assert_eq!(K, EventKind::new("TickProcessed").unwrap());
+        for bad in ["", "a.b", "a*", "a>", "a b", "a\n"] {
+            assert!(
+                std::panic::catch_unwind(|| EventKind::known(bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -30,6 +30,8 @@ pub const NPC_STATE: &str = "npc_state";
 pub const PARAMS: &str = "params";
 /// The results of the call's reads, in order.
 pub const INPUTS: &str = "inputs";
+/// A read's request, in each of a call's `inputs` (`{request, result?}`).
+pub const REQUEST: &str = "request";
 /// What the call returned.
 pub const RESULT: &str = "result";
 /// The activity a condition or effect was called for.
@@ -88,5 +90,7 @@ pub const PLUGIN_ID: &str = "plugin_id";
 pub const MANIFEST: &str = "manifest";
 /// The permissions a loaded plugin was granted (`PluginLoaded`).
 pub const GRANTED: &str = "granted";
+/// What a loaded plugin registered (`PluginLoaded`).
+pub const REGISTERED: &str = "registered";
 /// Who asked for a metrics reset (`MetricsReset`).
 pub const REQUESTED_BY: &str = "requested_by";

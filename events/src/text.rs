@@ -18,6 +18,11 @@ enum Repr {
 }
 
 impl Text {
+    /// A constant, borrowed (usable in `const` contexts).
+    pub const fn from_static(s: &'static str) -> Self {
+        Text(Repr::Static(s))
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Static(s) => s,

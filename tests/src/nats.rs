@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use provenant_engine::nats_names::NatsNames;
 
-pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub use provenant_bench::scratch::DEFAULT_NATS_URL;
 
 /// The NATS server tests use (`NATS_URL`, default 127.0.0.1:4222).
 pub fn nats_url() -> String {

@@ -1,6 +1,7 @@
-//! What the benchmarks run in: a scratch database on a PostgreSQL server,
-//! dropped at the end, and their progress bars. The tests make their
-//! databases the same way.
+//! What the benchmarks run in: the local servers they use by default, a
+//! scratch database on a PostgreSQL server (dropped at the end), and their
+//! progress bars. The tests use the same defaults and make their databases
+//! the same way.
 
 use anyhow::Context as _;
 use indicatif::ProgressBar;
@@ -11,6 +12,10 @@ use sqlx::postgres::PgConnection;
 /// The PostgreSQL server the benchmarks (and the tests) use when
 /// `DATABASE_URL` does not say: the local one, as its package installs it.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The NATS server with JetStream the benchmarks (and the tests) use when
+/// `NATS_URL` does not say.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// A bar of `len` steps labelled `label`.
 pub fn progress(len: u64, label: &str) -> ProgressBar {

@@ -25,10 +25,9 @@ use provenant_engine::service::health::Health;
 use provenant_engine::service::relay::{self, RelaySink};
 
 use crate::sample::generate;
-use crate::scratch::{DEFAULT_POSTGRES_URL as DEFAULT_POSTGRES, Scratch, progress};
-
-/// The NATS server the benchmarks use when `NATS_URL` does not say.
-const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+use crate::scratch::{
+    DEFAULT_NATS_URL as DEFAULT_NATS, DEFAULT_POSTGRES_URL as DEFAULT_POSTGRES, Scratch, progress,
+};
 
 /// Arguments of `provenant bench relay`.
 #[derive(Debug, Clone, clap::Args)]

@@ -22,7 +22,7 @@ use crate::capability::{Capability, Denied, LogLevel, Request};
 use crate::permissions::{FailureMode, Permission};
 use crate::rng::Rng;
 use crate::state::{GameState, merged_relationship};
-use provenant_events::kinds;
+use provenant_events::{keys, kinds};
 
 /// A plugin as the host runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +84,8 @@ impl Scene {
     pub fn has_context_key(&self, key: &str) -> bool {
         match key {
             "world_id" | "session_id" => true,
-            "npc_id" | "npc_state" => self.npc().is_some(),
-            "location_id" => self.npc().is_some_and(|n| n.location_id.is_some()),
+            keys::NPC_ID | keys::NPC_STATE => self.npc().is_some(),
+            keys::LOCATION_ID => self.npc().is_some_and(|n| n.location_id.is_some()),
             other => self.context.get(other).is_some(),
         }
     }
@@ -103,11 +103,11 @@ impl Scene {
     fn recorded_context_map(&self) -> Map<String, Value> {
         let mut map = self.context.as_object().cloned().unwrap_or_default();
         if let Some(npc) = self.npc() {
-            map.insert("npc_id".into(), json!(npc.npc_id));
+            map.insert(keys::NPC_ID.into(), json!(npc.npc_id));
             if let Some(loc) = &npc.location_id {
-                map.insert("location_id".into(), json!(loc));
+                map.insert(keys::LOCATION_ID.into(), json!(loc));
             }
-            map.insert("npc_state".into(), npc.state.clone());
+            map.insert(keys::NPC_STATE.into(), npc.state.clone());
         }
         map
     }
@@ -147,11 +147,11 @@ impl RecordedReads {
     pub fn from_inputs(inputs: &[Value]) -> Self {
         let mut results: HashMap<String, VecDeque<Option<Value>>> = HashMap::new();
         for input in inputs {
-            if let Some(request) = input.get("request") {
+            if let Some(request) = input.get(keys::REQUEST) {
                 results
                     .entry(canonical::to_canonical_string(request))
                     .or_default()
-                    .push_back(input.get("result").cloned());
+                    .push_back(input.get(keys::RESULT).cloned());
             }
         }
         RecordedReads {
@@ -325,10 +325,10 @@ impl Ctx {
         // JSON null has `"result": null`).
         self.inputs.push(match &result {
             Some(read) => canonical::object(&[
-                ("request", Member::Canonical(&key)),
-                ("result", Member::Value(read)),
+                (keys::REQUEST, Member::Canonical(&key)),
+                (keys::RESULT, Member::Value(read)),
             ]),
-            None => canonical::object(&[("request", Member::Canonical(&key))]),
+            None => canonical::object(&[(keys::REQUEST, Member::Canonical(&key))]),
         });
         Ok(result)
     }
@@ -472,11 +472,11 @@ impl Ctx {
         let mode = self.mode.unwrap_or(cap.mode);
         let permission = missing_permission.then(|| cap.permission.as_str().to_owned());
         let payload = json!({
-            "capability": cap.name,
-            "permission": permission,
-            "mode": mode,
-            "reason": reason,
-            "call": self.call.as_str(),
+            keys::CAPABILITY: cap.name,
+            keys::PERMISSION: permission,
+            keys::MODE: mode,
+            keys::REASON: reason,
+            keys::CALL: self.call.as_str(),
         });
         let stream = StreamName::plugin(&self.plugin.id);
         self.push_event(kinds::PERMISSION_DENIED, stream, payload, cap, false);
@@ -535,9 +535,9 @@ impl Ctx {
                 }
                 for e in &self.events {
                     if e.kind.as_str() == kinds::SESSION_FLAG_SET
-                        && let Some(k) = e.payload["key"].as_str()
+                        && let Some(k) = e.payload[keys::KEY].as_str()
                     {
-                        flags.insert(k.to_owned(), e.payload["value"].clone());
+                        flags.insert(k.to_owned(), e.payload[keys::VALUE].clone());
                     }
                 }
                 let mut relationships: Map<String, Value> = session
@@ -550,9 +550,9 @@ impl Ctx {
                     .unwrap_or_default();
                 for e in &self.events {
                     if e.kind.as_str() == kinds::RELATIONSHIP_UPDATED
-                        && let Some(k) = e.payload["npc_key"].as_str()
+                        && let Some(k) = e.payload[keys::NPC_KEY].as_str()
                     {
-                        relationships.insert(k.to_owned(), e.payload["relationship"].clone());
+                        relationships.insert(k.to_owned(), e.payload[keys::RELATIONSHIP].clone());
                     }
                 }
                 Some(json!({
@@ -564,7 +564,7 @@ impl Ctx {
             }
             Request::GetSessionFlag { key } => {
                 let key = self.own_flag(key);
-                self.written(kinds::SESSION_FLAG_SET, "key", &key, "value")
+                self.written(kinds::SESSION_FLAG_SET, keys::KEY, &key, keys::VALUE)
                     .or_else(|| {
                         state
                             .session(&self.scene.world, &self.scene.session)
@@ -574,9 +574,9 @@ impl Ctx {
             Request::GetRelationship { npc_key } => self
                 .written(
                     kinds::RELATIONSHIP_UPDATED,
-                    "npc_key",
+                    keys::NPC_KEY,
                     npc_key,
-                    "relationship",
+                    keys::RELATIONSHIP,
                 )
                 .or_else(|| {
                     state
@@ -584,7 +584,7 @@ impl Ctx {
                         .and_then(|s| s.relationships.get(npc_key).cloned())
                 }),
             Request::GetNpc { npc_id } => self
-                .written(kinds::NPC_STATE_SET, "npc_id", npc_id, "state")
+                .written(kinds::NPC_STATE_SET, keys::NPC_ID, npc_id, keys::STATE)
                 .or_else(|| {
                     let stored = world.and_then(|w| w.npcs.get(npc_id));
                     let in_tick = self.scene.npcs.iter().find(|n| &n.npc_id == npc_id);
@@ -597,7 +597,7 @@ impl Ctx {
                     }
                 }),
             Request::StorageGet { key } => self
-                .written(kinds::PLUGIN_STORAGE_SET, "key", key, "value")
+                .written(kinds::PLUGIN_STORAGE_SET, keys::KEY, key, keys::VALUE)
                 .or_else(|| {
                     state
                         .storage
@@ -618,7 +618,7 @@ impl Ctx {
                 self.push_event(
                     kinds::SESSION_FLAG_SET,
                     stream,
-                    json!({"key": key, "value": value}),
+                    json!({keys::KEY: key, keys::VALUE: value}),
                     cap,
                     true,
                 );
@@ -629,8 +629,7 @@ impl Ctx {
                 let merged =
                     merged_relationship(current.as_ref(), updates, self.plugin.id.as_str());
                 let stream = self.scene.session_stream().clone();
-                let payload =
-                    json!({"npc_key": npc_key, "updates": updates, "relationship": merged});
+                let payload = json!({keys::NPC_KEY: npc_key, keys::UPDATES: updates, keys::RELATIONSHIP: merged});
                 self.push_event(kinds::RELATIONSHIP_UPDATED, stream, payload, cap, true);
                 Some(Value::Bool(true))
             }
@@ -639,7 +638,7 @@ impl Ctx {
                 self.push_event(
                     kinds::NPC_STATE_SET,
                     stream,
-                    json!({"npc_id": npc_id, "state": state}),
+                    json!({keys::NPC_ID: npc_id, keys::STATE: state}),
                     cap,
                     true,
                 );
@@ -650,7 +649,7 @@ impl Ctx {
                 self.push_event(
                     kinds::PLUGIN_STORAGE_SET,
                     stream,
-                    json!({"key": key, "value": value}),
+                    json!({keys::KEY: key, keys::VALUE: value}),
                     cap,
                     false,
                 );
@@ -699,9 +698,9 @@ impl Ctx {
             Reads::Recorded(recorded) => self
                 .written(
                     kinds::RELATIONSHIP_UPDATED,
-                    "npc_key",
+                    keys::NPC_KEY,
                     npc_key,
-                    "relationship",
+                    keys::RELATIONSHIP,
                 )
                 .or_else(|| recorded.peek(&request_key(&request))),
         }

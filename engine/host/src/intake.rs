@@ -2,7 +2,7 @@
 //! [`Rejection`] out. Pure: a bad tick never panics the engine; it becomes
 //! a `TickRejected` event with the reason and a bounded excerpt.
 
-use provenant_events::{EventKind, NewEvent, StreamName};
+use provenant_events::{EventKind, NewEvent, StreamName, keys, kinds};
 use serde_json::json;
 
 use crate::tick::Tick;
@@ -14,7 +14,7 @@ pub const MAX_TICK_BYTES: usize = 1024 * 1024;
 pub const EXCERPT_BYTES: usize = 256;
 
 /// The kind of the event that records a tick the engine refused.
-pub const TICK_REJECTED: &str = "TickRejected";
+pub const TICK_REJECTED: &str = kinds::TICK_REJECTED;
 
 /// Why a tick was refused, with what is kept of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,22 +59,22 @@ pub fn parse_tick(body: &[u8]) -> Result<Tick, Rejection> {
 /// Keys a call's recorded context gives the NPC it is about, which the
 /// tick's own context therefore may not use (or a replay could not tell
 /// the two apart).
-const NPC_KEYS: [&str; 3] = ["npc_id", "location_id", "npc_state"];
+const NPC_KEYS: [&str; 3] = [keys::NPC_ID, keys::LOCATION_ID, keys::NPC_STATE];
 
 /// The `TickRejected` event for a refused tick; `source` says where it came
 /// from (`nats:<subject>` or `http`).
-pub fn rejected_event(rejection: &Rejection, source: &str) -> Option<NewEvent> {
+pub fn rejected_event(rejection: &Rejection, source: &str) -> NewEvent {
     let payload = json!({
-        "reason": rejection.reason,
+        keys::REASON: rejection.reason,
         "excerpt": rejection.excerpt,
         "bytes": rejection.bytes,
-        "source": source,
+        keys::SOURCE: source,
     });
-    Some(NewEvent::new(
-        StreamName::new("engine").ok()?,
-        EventKind::from_static(TICK_REJECTED).ok()?,
+    NewEvent::new(
+        StreamName::engine(),
+        const { EventKind::known(TICK_REJECTED) },
         payload,
-    ))
+    )
 }
 
 pub fn excerpt(body: &[u8]) -> String {
@@ -128,7 +128,7 @@ mod tests {
             let r = parse_tick(body).unwrap_err();
             assert!(r.reason.contains(expect), "{:?}: {}", body, r.reason);
             assert_eq!(r.bytes, body.len());
-            let e = rejected_event(&r, "http").unwrap();
+            let e = rejected_event(&r, "http");
             assert_eq!(e.kind.as_str(), TICK_REJECTED);
             assert_eq!(e.payload["reason"], r.reason.as_str());
         }

@@ -262,9 +262,9 @@ impl PluginHost {
         let mut events = Vec::new();
         for p in &self.plugins {
             let payload = json!({
-                "manifest": p.manifest,
-                "granted": p.info.granted,
-                "registered": self.registry.registered_by(p.info.id.as_str()),
+                keys::MANIFEST: p.manifest,
+                keys::GRANTED: p.info.granted,
+                keys::REGISTERED: self.registry.registered_by(p.info.id.as_str()),
             });
             events.extend(self.engine_event(
                 kinds::PLUGIN_LOADED,
@@ -274,7 +274,7 @@ impl PluginHost {
             ));
         }
         for (id, reason) in &self.skipped {
-            let payload = json!({"plugin_id": id, "reason": reason});
+            let payload = json!({keys::PLUGIN_ID: id, keys::REASON: reason});
             events.extend(self.engine_event(
                 kinds::PLUGIN_SKIPPED,
                 StreamName::plugin(id),
@@ -573,7 +573,7 @@ impl PluginHost {
         let f = handler.f.clone();
         let kind = event["kind"].as_str().unwrap_or_default();
         let id = format!("{} on {kind}", handler.plugin.id);
-        let params = json!({"event_id": event["event_id"], "kind": kind});
+        let params = json!({keys::EVENT_ID: event["event_id"], "kind": kind});
         let site = CallSite {
             kind: CallKind::EventHandler,
             plugin: &handler.plugin,
@@ -609,22 +609,22 @@ impl PluginHost {
         // for every plugin call. The members every outcome records:
         let mut members: Vec<(&str, Member<'_>)> = Vec::with_capacity(10);
         if let Some(activity) = site.activity {
-            members.push(("activity", Member::Str(activity)));
+            members.push((keys::ACTIVITY, Member::Str(activity)));
         }
         members.extend([
             (keys::CALL, Member::Str(site.kind.as_str())),
             (id_key, Member::Str(id.as_str())),
-            ("params", Member::Value(params)),
-            ("context", Member::Canonical(scene.recorded_context())),
+            (keys::PARAMS, Member::Value(params)),
+            (keys::CONTEXT, Member::Canonical(scene.recorded_context())),
         ]);
         let micros = |d: Duration| Member::U64(d.as_micros() as u64);
         let deadline_ms = self.runner.deadline().as_millis() as u64;
         let (kind, value, payload, events, unrecorded) = match self.run(site, params.clone(), f) {
             Outcome::Done((Ok(value), record), took) => {
                 members.extend([
-                    ("inputs", Member::Array(&record.inputs)),
-                    ("result", value.member()),
-                    ("duration_us", micros(took)),
+                    (keys::INPUTS, Member::Array(&record.inputs)),
+                    (keys::RESULT, value.member()),
+                    (keys::DURATION_US, micros(took)),
                 ]);
                 let payload = canonical::object(&members);
                 (
@@ -638,15 +638,15 @@ impl PluginHost {
             Outcome::Done((Err(error), record), took) => {
                 let (kind, key, text) = match error {
                     PluginError::Panicked(message) => {
-                        (kinds::PLUGIN_CALL_PANICKED, "panic", message)
+                        (kinds::PLUGIN_CALL_PANICKED, keys::PANIC, message)
                     }
-                    error => (kinds::PLUGIN_CALL_FAILED, "error", error.to_string()),
+                    error => (kinds::PLUGIN_CALL_FAILED, keys::ERROR, error.to_string()),
                 };
                 members.extend([
                     (key, Member::Str(&text)),
-                    ("inputs", Member::Array(&record.inputs)),
-                    ("fallback", fallback.member()),
-                    ("duration_us", micros(took)),
+                    (keys::INPUTS, Member::Array(&record.inputs)),
+                    (keys::FALLBACK, fallback.member()),
+                    (keys::DURATION_US, micros(took)),
                 ]);
                 let payload = canonical::object(&members);
                 let unrecorded = record.unrecorded.clone();
@@ -660,9 +660,9 @@ impl PluginHost {
             }
             Outcome::Panicked(message, took) => {
                 members.extend([
-                    ("panic", Member::Str(&message)),
-                    ("fallback", fallback.member()),
-                    ("duration_us", micros(took)),
+                    (keys::PANIC, Member::Str(&message)),
+                    (keys::FALLBACK, fallback.member()),
+                    (keys::DURATION_US, micros(took)),
                 ]);
                 let payload = canonical::object(&members);
                 (
@@ -675,9 +675,9 @@ impl PluginHost {
             }
             Outcome::Overran(took) => {
                 members.extend([
-                    ("deadline_ms", Member::U64(deadline_ms)),
-                    ("waited_us", micros(took)),
-                    ("fallback", fallback.member()),
+                    (keys::DEADLINE_MS, Member::U64(deadline_ms)),
+                    (keys::WAITED_US, micros(took)),
+                    (keys::FALLBACK, fallback.member()),
                 ]);
                 let payload = canonical::object(&members);
                 (
@@ -761,12 +761,12 @@ impl PluginHost {
         };
         let mut members = vec![
             (id_key, Member::Str(id)),
-            ("reason", Member::Str(reason)),
+            (keys::REASON, Member::Str(reason)),
             ("missing", Member::Value(&missing)),
-            ("context", Member::Canonical(scene.recorded_context())),
+            (keys::CONTEXT, Member::Canonical(scene.recorded_context())),
         ];
         if let Some(activity) = activity {
-            members.push(("activity", Member::Str(activity)));
+            members.push((keys::ACTIVITY, Member::Str(activity)));
         }
         let payload = canonical::object(&members);
         let Ok(kind) = EventKind::from_static(kind) else {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use provenant_events::{Event, NewEvent, Payload, PluginId, SessionId, WorldId};
 use serde_json::{Map, Value};
 
-use provenant_events::kinds;
+use provenant_events::{keys, kinds};
 
 /// A world: its configuration and what ticks said about its NPCs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -143,34 +143,34 @@ impl GameState {
                 }
             }
             kinds::NPC_STATE_SET => {
-                if let (Some(world), Some(npc)) = (c.world, p["npc_id"].as_str()) {
+                if let (Some(world), Some(npc)) = (c.world, p[keys::NPC_ID].as_str()) {
                     let w = self.worlds.entry(world.clone()).or_default();
                     let n = w.npcs.entry(npc.to_owned()).or_default();
-                    if let Some(loc) = p.get("location_id").and_then(Value::as_str) {
+                    if let Some(loc) = p.get(keys::LOCATION_ID).and_then(Value::as_str) {
                         n.location_id = Some(loc.to_owned());
                     }
-                    if let Some(state) = p.get("state") {
+                    if let Some(state) = p.get(keys::STATE) {
                         n.state = state.clone();
                     }
                 }
             }
             kinds::SESSION_FLAG_SET => {
-                if let (Some(s), Some(key)) = (self.session_mut(&c), p["key"].as_str()) {
-                    s.flags.insert(key.to_owned(), p["value"].clone());
+                if let (Some(s), Some(key)) = (self.session_mut(&c), p[keys::KEY].as_str()) {
+                    s.flags.insert(key.to_owned(), p[keys::VALUE].clone());
                 }
             }
             kinds::RELATIONSHIP_UPDATED => {
-                if let (Some(s), Some(npc)) = (self.session_mut(&c), p["npc_key"].as_str()) {
+                if let (Some(s), Some(npc)) = (self.session_mut(&c), p[keys::NPC_KEY].as_str()) {
                     s.relationships
-                        .insert(npc.to_owned(), p["relationship"].clone());
+                        .insert(npc.to_owned(), p[keys::RELATIONSHIP].clone());
                 }
             }
             kinds::PLUGIN_STORAGE_SET => {
-                if let (Some(plugin), Some(key)) = (c.plugin, p["key"].as_str()) {
+                if let (Some(plugin), Some(key)) = (c.plugin, p[keys::KEY].as_str()) {
                     self.storage
                         .entry(plugin.clone())
                         .or_default()
-                        .insert(key.to_owned(), p["value"].clone());
+                        .insert(key.to_owned(), p[keys::VALUE].clone());
                 }
             }
             _ => {}

@@ -102,7 +102,7 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
             game.extend(engine_event(
                 kinds::SESSION_FLAG_SET,
                 session_stream.clone(),
-                json!({"key": key, "value": value, "set_by": "game"}),
+                json!({keys::KEY: key, keys::VALUE: value, "set_by": "game"}),
                 true,
             ));
         }
@@ -114,7 +114,7 @@ pub fn evaluate_tick(host: &PluginHost, state: &mut Arc<GameState>, tick: &Tick)
             game.extend(engine_event(
                 kinds::RELATIONSHIP_UPDATED,
                 session_stream.clone(),
-                json!({"npc_key": npc_key, "updates": updates, "relationship": merged}),
+                json!({keys::NPC_KEY: npc_key, keys::UPDATES: updates, keys::RELATIONSHIP: merged}),
                 true,
             ));
         }
@@ -227,8 +227,7 @@ pub fn tick_marker_id(tick_id: Uuid) -> Uuid {
 pub fn marker_event(host: &PluginHost, tick: &Tick, events: usize, source: &str) -> NewEvent {
     let mut e = NewEvent::at(
         StreamName::session(&tick.world_id, &tick.session_id),
-        // A kind of the vocabulary: valid (events' kinds tests check each).
-        EventKind::from_static(kinds::TICK_PROCESSED).expect("TickProcessed is a valid kind"),
+        const { EventKind::known(kinds::TICK_PROCESSED) },
         json!({
             keys::TICK_ID: tick.tick_id,
             keys::TICK: tick.tick,

@@ -20,8 +20,6 @@ pub enum WorldConfigError {
     /// The JSON is not a world configuration; the text names the field.
     #[error("not a world configuration: {0}")]
     Shape(String),
-    #[error(transparent)]
-    Kind(#[from] provenant_events::IdError),
 }
 
 /// Checks a world configuration (`{name, description?, locations?, meta:
@@ -69,7 +67,7 @@ pub fn configured_event(world: &WorldId, config: Value) -> Result<NewEvent, Worl
     validate(&config)?;
     let mut e = NewEvent::new(
         StreamName::world(world),
-        EventKind::from_static(kinds::WORLD_CONFIGURED)?,
+        const { EventKind::known(kinds::WORLD_CONFIGURED) },
         config,
     );
     e.world_id = Some(world.clone());

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use provenant_events::kinds;
 use provenant_events::{EventKind, NewEvent, StreamName};
+use provenant_events::{keys, kinds};
 use provenant_projections::names;
 use provenant_projections::plugin_metrics::{HealthState, PluginMetrics};
 use provenant_projections::session::{SessionState, session_key};
@@ -294,14 +294,10 @@ pub async fn reset(
         "requested_by": headers.get("x-requested-by").and_then(|v| v.to_str().ok()),
         "via": "POST /admin/plugins/metrics/reset",
     });
-    let stream = StreamName::new("engine")
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let kind = EventKind::from_static(kinds::METRICS_RESET)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut event = NewEvent::new(
-        stream,
-        kind,
-        json!({"plugin_id": query.plugin_id, "requested_by": requested_by}),
+        StreamName::engine(),
+        const { EventKind::known(kinds::METRICS_RESET) },
+        json!({keys::PLUGIN_ID: query.plugin_id, keys::REQUESTED_BY: requested_by}),
     );
     event.provenance.engine_version = Some(engine.host.engine().version.clone());
     event.provenance.engine_instance = Some(engine.host.engine().instance.clone());

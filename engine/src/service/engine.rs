@@ -40,11 +40,7 @@ impl Engine {
         rejection: &Rejection,
         source: &str,
     ) -> Result<Position, Arc<LogError>> {
-        let Some(mut event) = intake::rejected_event(rejection, source) else {
-            return Err(Arc::new(LogError::Invalid(
-                "TickRejected is not a valid kind".into(),
-            )));
-        };
+        let mut event = intake::rejected_event(rejection, source);
         event.provenance.engine_version = Some(self.host.engine().version.clone());
         event.provenance.engine_instance = Some(self.host.engine().instance.clone());
         let positions = self.committer.append(vec![event]).await?;

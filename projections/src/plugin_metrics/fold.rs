@@ -152,7 +152,7 @@ impl PluginMetrics {
             at: format_timestamp(&event.recorded_at),
             manifest: field(keys::MANIFEST),
             granted: field(keys::GRANTED),
-            registered: field("registered"),
+            registered: field(keys::REGISTERED),
         });
     }
 }

@@ -36,7 +36,7 @@ use serde_json::{Map, Value, json};
 use super::reading::{open_read_only, plural, progress_bar};
 use super::ticks::{CallEvents, TickEvents, TickReader};
 use crate::commands::args::{AuditScope, DbArgs, isolation};
-use provenant_events::kinds;
+use provenant_events::{keys, kinds};
 use provenant_host::context::{EngineInfo, RecordedReads, Scene, TickNpc};
 use provenant_host::plugin_host::{RecordedCall, Replay, ReplayedCall};
 use provenant_host::runner::Isolation;
@@ -505,7 +505,7 @@ impl Replayer {
             let e = call.event;
             let plugin = e.plugin_id.as_ref().map_or("", |p| p.as_str());
             let nth = if call.call() == "event_handler" {
-                let handled = call.event.payload.value()["params"]["event_id"]
+                let handled = call.event.payload.value()[keys::PARAMS][keys::EVENT_ID]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
@@ -561,7 +561,9 @@ impl Replayer {
             "condition" => ReplayedCall::Condition { id, activity },
             "effect" => ReplayedCall::Effect { id, activity },
             "event_handler" => {
-                let handled = payload["params"]["event_id"].as_str().unwrap_or_default();
+                let handled = payload[keys::PARAMS][keys::EVENT_ID]
+                    .as_str()
+                    .unwrap_or_default();
                 let Some(event) = tick.event(handled) else {
                     return Verdict::Skipped(SkipReason::IncompleteRecord);
                 };
@@ -575,13 +577,13 @@ impl Replayer {
             _ => return Verdict::Skipped(SkipReason::IncompleteRecord),
         };
         // (Panicked calls recorded no reads before provenant recorded them.)
-        let Some(inputs) = payload.get("inputs").and_then(Value::as_array) else {
+        let Some(inputs) = payload.get(keys::INPUTS).and_then(Value::as_array) else {
             return Verdict::Skipped(SkipReason::IncompleteRecord);
         };
         let outcome = self.host.replay(RecordedCall {
             call: replayed,
             scene: Arc::new(scene),
-            params: &payload["params"],
+            params: &payload[keys::PARAMS],
             reads: RecordedReads::from_inputs(inputs),
             call_index,
         });
@@ -597,7 +599,7 @@ impl Replayer {
             }),
             Replay::MissingContext(keys) => Verdict::Diverged(Mismatch {
                 what: "missing_context",
-                recorded: payload["context"].clone(),
+                recorded: payload[keys::CONTEXT].clone(),
                 replayed: json!({"required_context_missing": keys}),
             }),
         }
@@ -640,18 +642,18 @@ fn divergence(tick: &TickEvents, call: &CallEvents<'_>, m: Mismatch) -> Divergen
 /// conditions and effects) and the tick's context come from the recorded
 /// `context`.
 fn scene_of(e: &Event, with_npc: bool) -> Option<Scene> {
-    let mut context: Map<String, Value> = e.payload.value()["context"].as_object()?.clone();
-    let npc = match (with_npc, context.get("npc_id").and_then(Value::as_str)) {
+    let mut context: Map<String, Value> = e.payload.value()[keys::CONTEXT].as_object()?.clone();
+    let npc = match (with_npc, context.get(keys::NPC_ID).and_then(Value::as_str)) {
         (true, Some(npc_id)) => {
             let npc = TickNpc {
                 npc_id: npc_id.to_owned(),
                 location_id: context
-                    .get("location_id")
+                    .get(keys::LOCATION_ID)
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                state: context.get("npc_state").cloned().unwrap_or(Value::Null),
+                state: context.get(keys::NPC_STATE).cloned().unwrap_or(Value::Null),
             };
-            for key in ["npc_id", "location_id", "npc_state"] {
+            for key in [keys::NPC_ID, keys::LOCATION_ID, keys::NPC_STATE] {
                 context.remove(key);
             }
             Some(npc)
@@ -672,7 +674,7 @@ fn scene_of(e: &Event, with_npc: bool) -> Option<Scene> {
 }
 
 /// Fields of a call's event that differ from run to run.
-const VOLATILE: [&str; 3] = ["duration_us", "waited_us", "inputs"];
+const VOLATILE: [&str; 3] = [keys::DURATION_US, keys::WAITED_US, keys::INPUTS];
 
 /// The first thing that differs between a recorded call and the events its
 /// replay produced (the call's own event last), or `None`.
@@ -688,9 +690,9 @@ fn compare(
             .iter()
             .map(|c| serde_json::from_str(c.as_str()).unwrap_or(Value::Null))
             .collect();
-        let held: Vec<Value> = recorded_payload["inputs"]
+        let held: Vec<Value> = recorded_payload[keys::INPUTS]
             .as_array()
-            .map(|inputs| inputs.iter().map(|i| i["request"].clone()).collect())
+            .map(|inputs| inputs.iter().map(|i| i[keys::REQUEST].clone()).collect())
             .unwrap_or_default();
         return Some(Mismatch {
             what: "reads",
@@ -713,7 +715,7 @@ fn compare(
             replayed: outcome(own.kind.as_str(), own_payload),
         });
     }
-    for key in ["result", "error", "panic"] {
+    for key in [keys::RESULT, keys::ERROR, keys::PANIC] {
         if recorded_payload.get(key) != own_payload.get(key) {
             return Some(Mismatch {
                 what: key,
@@ -760,7 +762,7 @@ fn compare(
 fn outcome(kind: &str, payload: &Value) -> Value {
     let mut o = Map::new();
     o.insert("kind".into(), json!(kind));
-    for key in ["result", "error", "panic", "fallback"] {
+    for key in [keys::RESULT, keys::ERROR, keys::PANIC, keys::FALLBACK] {
         if let Some(v) = payload.get(key) {
             o.insert(key.into(), v.clone());
         }
@@ -774,7 +776,7 @@ fn comparable(e: &NewEvent) -> Value {
     if e.kind.as_str() == kinds::RELATIONSHIP_UPDATED
         && let Some(p) = payload.as_object_mut()
     {
-        p.remove("relationship");
+        p.remove(keys::RELATIONSHIP);
     }
     json!({"kind": e.kind, "stream": e.stream, "session_id": e.session_id, "payload": payload})
 }

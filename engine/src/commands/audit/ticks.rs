@@ -16,7 +16,7 @@ use provenant_log::{EventLog, LogError};
 use serde_json::Value;
 use uuid::Uuid;
 
-use provenant_events::kinds;
+use provenant_events::{keys, kinds};
 
 /// The events of one tick, in position order.
 #[derive(Debug, Clone)]
@@ -94,27 +94,32 @@ pub struct CallEvents<'t> {
 impl<'t> CallEvents<'t> {
     /// `condition`, `effect`, `event_handler` or `simulation_config`.
     pub fn call(&self) -> &'t str {
-        self.field("call").unwrap_or("")
+        self.field(keys::CALL).unwrap_or("")
     }
 
     /// The condition, effect, handler or provider id.
     pub fn id(&self) -> &'t str {
         let payload = self.event.payload.value();
-        ["condition_id", "effect_id", "handler", "provider_id"]
-            .into_iter()
-            .find_map(|k| payload.get(k).and_then(Value::as_str))
-            .unwrap_or("")
+        [
+            keys::CONDITION_ID,
+            keys::EFFECT_ID,
+            keys::HANDLER,
+            keys::PROVIDER_ID,
+        ]
+        .into_iter()
+        .find_map(|k| payload.get(k).and_then(Value::as_str))
+        .unwrap_or("")
     }
 
     /// The activity a condition or effect was evaluated for (recorded
     /// since provenant 0.1 recorded activities; `None` before).
     pub fn activity(&self) -> Option<&'t str> {
-        self.field("activity")
+        self.field(keys::ACTIVITY)
     }
 
     /// The NPC the call was about.
     pub fn npc(&self) -> Option<&'t str> {
-        self.event.payload.value()["context"]["npc_id"].as_str()
+        self.event.payload.value()[keys::CONTEXT][keys::NPC_ID].as_str()
     }
 
     pub fn call_index(&self) -> Option<u64> {

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
-use provenant_events::{Event, Position, SessionId, WorldId, kinds};
+use provenant_events::{Event, Position, SessionId, WorldId, keys, kinds};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -259,7 +259,7 @@ fn conditions_before(calls: &[CallEvents<'_>], call: &CallEvents<'_>) -> Vec<Con
             position: c.event.position,
             condition_id: c.id().to_owned(),
             result: match c.event.kind.as_str() {
-                kinds::CONDITION_EVALUATED => c.event.payload.value()["result"].clone(),
+                kinds::CONDITION_EVALUATED => c.event.payload.value()[keys::RESULT].clone(),
                 _ => Value::Null,
             },
         })
@@ -276,7 +276,7 @@ fn handled(
     if call.call() != "event_handler" {
         return None;
     }
-    let id = call.event.payload.value()["params"]["event_id"].as_str()?;
+    let id = call.event.payload.value()[keys::PARAMS][keys::EVENT_ID].as_str()?;
     let event: &Event = tick.event(id)?;
     Some(HandledRef {
         position: event.position,
@@ -372,27 +372,33 @@ fn what(a: &Action) -> String {
     let p = &a.payload;
     let s = |k: &str| p[k].as_str().unwrap_or("?").to_owned();
     match a.kind.as_str() {
-        kinds::CONDITION_EVALUATED => format!("{} -> {}", short(&s("condition_id")), p["result"]),
-        kinds::EFFECT_APPLIED => format!("{} -> {}", short(&s("effect_id")), p["result"]),
-        kinds::EVENT_HANDLED => s("handler"),
-        kinds::SESSION_FLAG_SET | kinds::PLUGIN_STORAGE_SET => {
-            format!("{} = {}", s("key"), p["value"])
+        kinds::CONDITION_EVALUATED => {
+            format!("{} -> {}", short(&s(keys::CONDITION_ID)), p[keys::RESULT])
         }
-        kinds::RELATIONSHIP_UPDATED => format!("{} updated with {}", s("npc_key"), p["updates"]),
-        kinds::NPC_STATE_SET => format!("{} state {}", s("npc_id"), p["state"]),
+        kinds::EFFECT_APPLIED => format!("{} -> {}", short(&s(keys::EFFECT_ID)), p[keys::RESULT]),
+        kinds::EVENT_HANDLED => s(keys::HANDLER),
+        kinds::SESSION_FLAG_SET | kinds::PLUGIN_STORAGE_SET => {
+            format!("{} = {}", s(keys::KEY), p[keys::VALUE])
+        }
+        kinds::RELATIONSHIP_UPDATED => {
+            format!("{} updated with {}", s(keys::NPC_KEY), p[keys::UPDATES])
+        }
+        kinds::NPC_STATE_SET => format!("{} state {}", s(keys::NPC_ID), p[keys::STATE]),
         kinds::PERMISSION_DENIED => format!(
             "denied {} ({}): {}",
-            s("capability"),
-            s("mode"),
-            s("reason")
+            s(keys::CAPABILITY),
+            s(keys::MODE),
+            s(keys::REASON)
         ),
-        kinds::PLUGIN_CALL_FAILED => format!("{} failed: {}", short(&call_id(p)), s("error")),
-        kinds::PLUGIN_CALL_PANICKED => format!("{} panicked: {}", short(&call_id(p)), s("panic")),
+        kinds::PLUGIN_CALL_FAILED => format!("{} failed: {}", short(&call_id(p)), s(keys::ERROR)),
+        kinds::PLUGIN_CALL_PANICKED => {
+            format!("{} panicked: {}", short(&call_id(p)), s(keys::PANIC))
+        }
         kinds::PLUGIN_DEADLINE_EXCEEDED => {
             format!(
                 "{} overran its {} ms deadline",
                 short(&call_id(p)),
-                p["deadline_ms"]
+                p[keys::DEADLINE_MS]
             )
         }
         _ => p.to_string(),
@@ -448,11 +454,16 @@ fn because(a: &Action) -> String {
 }
 
 fn call_id(p: &Value) -> String {
-    ["condition_id", "effect_id", "handler", "provider_id"]
-        .into_iter()
-        .find_map(|k| p[k].as_str())
-        .unwrap_or("?")
-        .to_owned()
+    [
+        keys::CONDITION_ID,
+        keys::EFFECT_ID,
+        keys::HANDLER,
+        keys::PROVIDER_ID,
+    ]
+    .into_iter()
+    .find_map(|k| p[k].as_str())
+    .unwrap_or("?")
+    .to_owned()
 }
 
 /// `plugin:<id>:<name>` and `effect:plugin:<id>:<name>` as `<name>`.
