@@ -1,6 +1,6 @@
 //! The NATS names the engine and its clients share: the subjects, streams
-//! and consumer of one deployment, and the headers of relayed messages. A
-//! leaf: pure naming, no connection.
+//! and consumer of one deployment, and the header that carries a relayed
+//! event's position. A leaf: pure naming, no connection.
 //!
 //! Ticks arrive on `PROVENANT_TICKS` (subjects `provenant.ticks.<world_id>`)
 //! through the durable pull consumer `provenant-engine`; the relay publishes

@@ -208,6 +208,11 @@ impl EventKind {
     /// in a `const` context (`const { EventKind::known(kinds::TICK_PROCESSED) }`)
     /// an invalid name does not compile, so the kind needs no error path at
     /// run time; anywhere else use [`EventKind::from_static`].
+    ///
+    /// # Panics
+    ///
+    /// When `value` is not a valid kind: at compile time in a `const`
+    /// context, at run time anywhere else.
     pub const fn known(value: &'static str) -> Self {
         assert!(Self::is_valid(value), "not a valid event kind");
         Self(Text::from_static(value))

@@ -8,7 +8,6 @@
 //! on the checkpoint it started from: when another runner or a rebuild moved
 //! it, this runner reloads from the store instead of applying twice.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -17,14 +16,12 @@ use provenant_log::{EventLog, LogError, ProjectionCommit};
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::{Projection, ProjectionsConfig, standard};
+use crate::config::ProjectionsConfig;
+use crate::projection::{Factory, Projection};
+use crate::standard::standard;
 
 /// Pages read ahead of the one being applied while catching up.
 const READ_AHEAD: usize = 2;
-
-/// Makes a fresh, empty projection (for a start from position 0, and for a
-/// reload).
-pub type Factory = Arc<dyn Fn() -> Box<dyn Projection> + Send + Sync>;
 
 /// How a runner reads and commits.
 #[derive(Debug, Clone, Copy)]

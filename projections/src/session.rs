@@ -14,7 +14,7 @@
 //!  "updated_at": "2026-11-25T10:00:00.123456Z"}
 //! ```
 //!
-//! The fold matches the engine's in-memory one (`engine/src/host/state.rs`):
+//! The fold matches the engine's in-memory one (`engine/host/src/state.rs`, `provenant_host::state`):
 //!
 //! - `SessionFlagSet {key, value}` sets `flags[key] = value`.
 //! - `RelationshipUpdated {npc_key, relationship, ..}` sets
@@ -44,7 +44,7 @@ use provenant_events::event::format_timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Projection;
+use crate::projection::Projection;
 use provenant_events::{keys, kinds};
 
 /// The key of a session's row: `"{world}/{session}"`.
@@ -150,7 +150,7 @@ pub struct SessionProjection {
 }
 
 impl SessionProjection {
-    pub const NAME: &'static str = "sessions";
+    pub const NAME: &'static str = crate::names::SESSIONS;
     pub const VERSION: u32 = 1;
 
     pub fn new() -> Self {

@@ -27,7 +27,7 @@ use provenant_events::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Projection;
+use crate::projection::Projection;
 use provenant_events::{keys, kinds};
 
 /// The key of the one row.
@@ -56,7 +56,7 @@ pub struct TotalsProjection {
 }
 
 impl TotalsProjection {
-    pub const NAME: &'static str = "totals";
+    pub const NAME: &'static str = crate::names::TOTALS;
     pub const VERSION: u32 = 1;
 
     pub fn new() -> Self {

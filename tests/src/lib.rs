@@ -4,20 +4,24 @@
 //! - [`log`]: a fresh log per test, in a database of its own on the real
 //!   PostgreSQL server or in a temporary SQLite file, removed in `Drop`;
 //! - [`nats`]: NATS names of the test's own, or a private nats-server;
+//! - [`cli`]: the real `provenant` binary run as a command;
 //! - [`engine`]: the real `provenant serve` as a process;
 //! - [`http`]: requests through a real HTTP client;
-//! - [`fixtures`]: ticks and worlds as a game sends them.
+//! - [`fixtures`]: ticks and worlds as a game sends them;
+//! - [`replay`]: what a replay of a whole log must report.
 //!
 //! PostgreSQL is found through `DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), NATS through `NATS_URL`
 //! (default `nats://127.0.0.1:4222`); every test isolates itself, so the
 //! suite runs in parallel.
 
+pub mod cli;
 pub mod engine;
 pub mod fixtures;
 pub mod http;
 pub mod log;
 pub mod nats;
+pub mod replay;
 
 pub use engine::{EngineOptions, EngineProcess};
 pub use fixtures::{free_port, tavern, tick};

@@ -27,8 +27,8 @@ use std::time::Instant;
 use anyhow::bail;
 use chrono::{DateTime, Utc};
 use provenant_events::{
-    Event, EventKind, IdError, NewEvent, PluginId, Provenance, SessionId, StreamName, WorldId,
-    kinds,
+    CallKind, Event, EventKind, IdError, NewEvent, PluginId, Provenance, SessionId, StreamName,
+    WorldId, keys, kinds,
 };
 use provenant_log::{AppendBatch, EventLog};
 use provenant_log::{LogConfig, redact_url};
@@ -649,7 +649,7 @@ impl Mix {
         let plugin = &self.plugins[i];
         let (_, condition, effect) = PLUGINS[i];
         let payload = json!({
-            "manifest": {
+            keys::MANIFEST: {
                 "id": plugin.as_str(),
                 "name": plugin.as_str(),
                 "version": "1.0.0",
@@ -657,8 +657,8 @@ impl Mix {
                 "permissions": ["behavior:extend_conditions", "behavior:extend_effects", "session:read", "session:write"],
                 "enabled": true,
             },
-            "granted": ["behavior:extend_conditions", "behavior:extend_effects", "session:read", "session:write"],
-            "registered": {"conditions": [condition], "effects": [effect], "event_handlers": []},
+            keys::GRANTED: ["behavior:extend_conditions", "behavior:extend_effects", "session:read", "session:write"],
+            keys::REGISTERED: {"conditions": [condition], "effects": [effect], "event_handlers": []},
         });
         let mut e = NewEvent::at(
             StreamName::plugin(plugin),
@@ -687,35 +687,36 @@ impl Mix {
         let (_, condition, effect) = PLUGINS[plugin];
         let is_effect = self.rng.below(3) == 0;
         let (call, id_key, id) = if is_effect {
-            ("effect", "effect_id", effect)
+            (CallKind::Effect.as_str(), keys::EFFECT_ID, effect)
         } else {
-            ("condition", "condition_id", condition)
+            (CallKind::Condition.as_str(), keys::CONDITION_ID, condition)
         };
         let npc = format!("npc-{:03}", self.rng.below(40));
         let mut payload = json!({
-            "call": call,
+            keys::CALL: call,
             id_key: id,
-            "params": {"npc_id": npc},
-            "context": {"npc_id": npc, "location_id": "tavern-hall", "tick": scene.tick},
-            "fallback": false,
+            keys::PARAMS: {"npc_id": npc},
+            keys::CONTEXT: {"npc_id": npc, "location_id": "tavern-hall", "tick": scene.tick},
+            keys::FALLBACK: false,
         });
         let took = 20 + self.rng.below(400);
         match kind {
             kinds::PLUGIN_CALL_FAILED => {
-                payload["error"] = json!(format!(
+                payload[keys::ERROR] = json!(format!(
                     "plugin error: missing relationship for {npc} (code {})",
                     self.rng.below(8)
                 ));
-                payload["inputs"] = json!([{"capability": "get_relationship", "npc_key": npc}]);
-                payload["duration_us"] = json!(took);
+                payload[keys::INPUTS] = json!([{"capability": "get_relationship", "npc_key": npc}]);
+                payload[keys::DURATION_US] = json!(took);
             }
             kinds::PLUGIN_DEADLINE_EXCEEDED => {
-                payload["deadline_ms"] = json!(50);
-                payload["waited_us"] = json!(50_000 + took);
+                payload[keys::DEADLINE_MS] = json!(50);
+                payload[keys::WAITED_US] = json!(50_000 + took);
             }
             _ => {
-                payload["panic"] = json!("index out of bounds: the len is 0 but the index is 0");
-                payload["duration_us"] = json!(took);
+                payload[keys::PANIC] =
+                    json!("index out of bounds: the len is 0 but the index is 0");
+                payload[keys::DURATION_US] = json!(took);
             }
         }
         let capability = if is_effect {
@@ -736,11 +737,11 @@ impl Mix {
     /// A capability refused to a plugin (on the plugin's stream).
     fn denial(&mut self, scene: &Scene, plugin: usize) -> Result<NewEvent, IdError> {
         let payload = json!({
-            "capability": "session_write.set_session_flag",
-            "permission": "session:write",
-            "mode": "WARN",
-            "reason": "the plugin was not granted session:write for this world",
-            "call": "effect",
+            keys::CAPABILITY: "session_write.set_session_flag",
+            keys::PERMISSION: "session:write",
+            keys::MODE: "WARN",
+            keys::REASON: "the plugin was not granted session:write for this world",
+            keys::CALL: CallKind::Effect.as_str(),
         });
         let stream = StreamName::plugin(&self.plugins[plugin]);
         self.event(
@@ -764,7 +765,7 @@ impl Mix {
         let npc = format!("npc-{:03}", self.rng.below(40));
         let (payload, capability, stream) = match kind {
             kinds::SESSION_FLAG_SET => (
-                json!({"key": format!("plugin:{id}:seen_{npc}"), "value": self.rng.below(2) == 0}),
+                json!({keys::KEY: format!("plugin:{id}:seen_{npc}"), keys::VALUE: self.rng.below(2) == 0}),
                 "session_write.set_session_flag",
                 StreamName::session(&scene.world, &scene.session),
             ),
@@ -772,9 +773,9 @@ impl Mix {
                 let (affinity, trust) = (self.rng.below(100), self.rng.below(100));
                 (
                     json!({
-                        "npc_key": npc,
-                        "updates": {"affinity": affinity},
-                        "relationship": {"affinity": affinity, "trust": trust, "last_modified_by": id},
+                        keys::NPC_KEY: npc,
+                        keys::UPDATES: {"affinity": affinity},
+                        keys::RELATIONSHIP: {"affinity": affinity, "trust": trust, "last_modified_by": id},
                     }),
                     "session_write.update_relationship",
                     StreamName::session(&scene.world, &scene.session),
@@ -783,7 +784,7 @@ impl Mix {
             _ => {
                 let location = ["tavern-hall", "market", "docks"][self.rng.below(3) as usize];
                 (
-                    json!({"npc_id": npc, "location_id": location, "state": {"mood": "wary", "shift": self.rng.below(3)}}),
+                    json!({keys::NPC_ID: npc, keys::LOCATION_ID: location, keys::STATE: {"mood": "wary", "shift": self.rng.below(3)}}),
                     "npc.set_npc_state",
                     StreamName::world(&scene.world),
                 )
@@ -795,12 +796,12 @@ impl Mix {
     /// A plugin's event handler ran.
     fn event_handled(&mut self, scene: &Scene, plugin: usize) -> Result<NewEvent, IdError> {
         let payload = json!({
-            "call": "event_handler",
-            "handler": "on_effect_applied",
-            "params": {"event_id": uuid::Uuid::now_v7(), "kind": "EffectApplied"},
-            "inputs": [],
-            "result": null,
-            "duration_us": 5 + self.rng.below(100),
+            keys::CALL: CallKind::EventHandler.as_str(),
+            keys::HANDLER: "on_effect_applied",
+            keys::PARAMS: {"event_id": uuid::Uuid::now_v7(), "kind": kinds::EFFECT_APPLIED},
+            keys::INPUTS: [],
+            keys::RESULT: null,
+            keys::DURATION_US: 5 + self.rng.below(100),
         });
         self.event(
             scene,
@@ -848,7 +849,7 @@ fn tick_processed(scene: &Scene, events: usize) -> Result<NewEvent, IdError> {
     let mut e = NewEvent::at(
         StreamName::session(&scene.world, &scene.session),
         kind(kinds::TICK_PROCESSED)?,
-        json!({"tick_id": scene.tick_id, "tick": scene.tick, "events": events, "source": "nats"}),
+        json!({keys::TICK_ID: scene.tick_id, keys::TICK: scene.tick, keys::EVENTS: events, keys::SOURCE: "nats"}),
         scene.at,
     );
     e.world_id = Some(scene.world.clone());

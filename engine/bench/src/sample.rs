@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use provenant_events::{
-    EventKind, IdError, NewEvent, PluginId, Provenance, SessionId, StreamName, WorldId, kinds,
+    EventKind, IdError, NewEvent, PluginId, Provenance, SessionId, StreamName, WorldId, keys, kinds,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -75,13 +75,13 @@ pub fn plugin_action(scene: &Scene, rng: &mut Rng) -> Result<NewEvent, IdError> 
             "behavior.apply_effect",
             "behavior:extend_effects",
             json!({
-                "effect_id": effect,
-                "npc_id": npc,
-                "location_id": location,
-                "params": {"amount": amount, "reason": "tick"},
-                "result": {"applied": true, "new_value": (rng.unit() * 100.0).round()},
-                "inputs": {"relationship": {"affinity": rng.below(100), "trust": rng.below(100)}},
-                "duration_us": 20 + rng.below(400),
+                keys::EFFECT_ID: effect,
+                keys::NPC_ID: npc,
+                keys::LOCATION_ID: location,
+                keys::PARAMS: {"amount": amount, "reason": "tick"},
+                keys::RESULT: {"applied": true, "new_value": (rng.unit() * 100.0).round()},
+                keys::INPUTS: {"relationship": {"affinity": rng.below(100), "trust": rng.below(100)}},
+                keys::DURATION_US: 20 + rng.below(400),
             }),
         )
     } else {
@@ -90,12 +90,12 @@ pub fn plugin_action(scene: &Scene, rng: &mut Rng) -> Result<NewEvent, IdError> 
             "behavior.evaluate_condition",
             "behavior:extend_conditions",
             json!({
-                "condition_id": condition,
-                "npc_id": npc,
-                "location_id": location,
-                "result": rng.below(2) == 0,
-                "inputs": {"flags": {format!("plugin:{plugin}:seen"): rng.below(2) == 0}, "light": rng.unit()},
-                "duration_us": 5 + rng.below(200),
+                keys::CONDITION_ID: condition,
+                keys::NPC_ID: npc,
+                keys::LOCATION_ID: location,
+                keys::RESULT: rng.below(2) == 0,
+                keys::INPUTS: {"flags": {format!("plugin:{plugin}:seen"): rng.below(2) == 0}, "light": rng.unit()},
+                keys::DURATION_US: 5 + rng.below(200),
             }),
         )
     };

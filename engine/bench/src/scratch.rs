@@ -39,8 +39,16 @@ impl Scratch {
         Self::create_named(server, "provenant_bench").await
     }
 
-    /// A new database named `<prefix>_<a fresh uuid>`.
+    /// A new database named `<prefix>_<a fresh uuid>`; `prefix` is 1 to 32
+    /// characters of `[a-z0-9_]` (it is part of SQL).
     pub async fn create_named(server: &str, prefix: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            (1..=32).contains(&prefix.len())
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "invalid scratch database prefix {prefix:?}: expected 1 to 32 characters of [a-z0-9_]"
+        );
         let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
         let mut conn = PgConnection::connect(server)
             .await

@@ -21,6 +21,7 @@ use provenant_log::{LogConfig, redact_url};
 use tokio::sync::watch;
 
 use provenant_engine::nats_names::{NatsNames, POSITION_HEADER};
+use provenant_engine::service::events_stream::last_message;
 use provenant_engine::service::health::Health;
 use provenant_engine::service::relay::{self, RelaySink};
 
@@ -151,7 +152,10 @@ async fn measure_relay(
         after = last.position;
         for e in page {
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", e.event_id.to_string().as_str());
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                e.event_id.to_string().as_str(),
+            );
             headers.insert(POSITION_HEADER, e.position.to_string().as_str());
             let subject = template.subject_of(e.world_id.as_ref(), e.plugin_id.as_ref(), &e.kind);
             messages.push((subject, headers, bytes::Bytes::from(e.json)));
@@ -486,19 +490,11 @@ async fn settle(database_url: &str, nats_url: &str, names: &NatsNames) -> anyhow
     let js = async_nats::jetstream::new(client);
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let mut stream = js.get_stream(names.events_stream()).await?;
-        let last = stream.info().await?.state.last_sequence;
-        let at = if last == 0 {
-            0
-        } else {
-            stream
-                .get_raw_message(last)
-                .await?
-                .headers
-                .get(POSITION_HEADER)
-                .and_then(|v| v.as_str().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let name = names.events_stream();
+        let mut stream = js.get_stream(&name).await?;
+        let at = last_message(&mut stream, &name)
+            .await?
+            .map_or(0, |last| last.position);
         if at >= head {
             return Ok(());
         }

@@ -20,9 +20,12 @@ use provenant_engine::commands::world::WorldCommand;
 use provenant_engine::commands::{demo, migrate, serve};
 use provenant_engine::error_text::report;
 
+/// The first line of `provenant --help`.
+pub const ABOUT: &str = "provenant's plugin host and the `provenant` command";
+
 /// provenant: an event-sourced behavior engine with an auditable plugin log.
 #[derive(Debug, Parser)]
-#[command(name = "provenant", version, about, long_about = None)]
+#[command(name = "provenant", version, about = ABOUT, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -67,7 +70,9 @@ pub enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     // The demo shows denials and plugin failures as counts, not as a stream
-    // of warnings (RUST_LOG=provenant_host=warn brings them back).
+    // of warnings (RUST_LOG=provenant_host=warn brings them back: the plugin
+    // host logs under the target provenant_host, the service under
+    // provenant_engine::service, the log under provenant_log).
     let default_filter = match cli.command {
         // Replayed plugin code panics and is refused as it was when
         // recorded: the report says so, not a stream of warnings.

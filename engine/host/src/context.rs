@@ -32,6 +32,9 @@ pub struct PluginInfo {
     pub granted: BTreeSet<Permission>,
 }
 
+/// The version of this build, recorded in every event's provenance.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Who runs the engine, for provenance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineInfo {

@@ -13,9 +13,6 @@ pub const MAX_TICK_BYTES: usize = 1024 * 1024;
 /// How much of a rejected tick its event keeps.
 pub const EXCERPT_BYTES: usize = 256;
 
-/// The kind of the event that records a tick the engine refused.
-pub const TICK_REJECTED: &str = kinds::TICK_REJECTED;
-
 /// Why a tick was refused, with what is kept of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -72,7 +69,7 @@ pub fn rejected_event(rejection: &Rejection, source: &str) -> NewEvent {
     });
     NewEvent::new(
         StreamName::engine(),
-        const { EventKind::known(TICK_REJECTED) },
+        const { EventKind::known(kinds::TICK_REJECTED) },
         payload,
     )
 }
@@ -129,7 +126,7 @@ mod tests {
             assert!(r.reason.contains(expect), "{:?}: {}", body, r.reason);
             assert_eq!(r.bytes, body.len());
             let e = rejected_event(&r, "http");
-            assert_eq!(e.kind.as_str(), TICK_REJECTED);
+            assert_eq!(e.kind.as_str(), kinds::TICK_REJECTED);
             assert_eq!(e.payload["reason"], r.reason.as_str());
         }
     }

@@ -28,7 +28,5 @@ pub mod state;
 pub mod tick;
 pub mod world;
 
+pub use context::ENGINE_VERSION;
 pub use plugin_host::{Decision, HostConfig, HostError, Plugin, PluginHost};
-
-/// The version of this build, recorded in every event's provenance.
-pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -51,7 +51,7 @@ impl Default for HostConfig {
             deadline: Duration::from_millis(50),
             isolation: Isolation::Thread,
             engine: EngineInfo {
-                version: crate::ENGINE_VERSION.into(),
+                version: crate::context::ENGINE_VERSION.into(),
                 instance: "local".into(),
             },
         }

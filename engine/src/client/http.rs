@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error_text::error_text;
 
 /// How long a set-up request (readiness, configuration) may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running engine's HTTP API. Cheap to clone; clones share connections.
 #[derive(Clone)]
@@ -54,6 +54,7 @@ impl EngineApi {
             .transpose()?;
         let client = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(connections)

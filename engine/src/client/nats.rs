@@ -99,10 +99,8 @@ impl TickClient {
     }
 
     /// Sends what is buffered and closes the connection.
-    pub async fn close(self) {
-        if let Err(e) = self.client.drain().await {
-            tracing::warn!(error = %e, "cannot close the NATS connection cleanly");
-        }
+    pub async fn close(self) -> Result<(), async_nats::client::DrainError> {
+        self.client.drain().await
     }
 }
 

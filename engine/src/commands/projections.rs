@@ -8,13 +8,14 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Subcommand;
 use provenant_log::{EventLog, LogConfig, redact_url};
-use provenant_projections::{ProjectionsConfig, Runner, RunnerConfig, names, spawn_all, standard};
+use provenant_projections::{ProjectionsConfig, Runner, RunnerConfig, names, standard};
 use serde_json::json;
 use tokio::sync::watch;
 
 use super::args::{DbArgs, HealthArgs};
 use crate::error_text::report;
 use crate::progress;
+use crate::service::run::spawn_projections;
 use crate::service::signals::stop_signal;
 
 #[derive(Debug, Subcommand)]
@@ -74,9 +75,7 @@ async fn open(database_url: &str) -> anyhow::Result<EventLog> {
 pub async fn run(database_url: &str, config: &ProjectionsConfig) -> anyhow::Result<()> {
     let log = open(database_url).await?;
     let (stop, stopped) = watch::channel(false);
-    let tasks = spawn_all(&log, config, stopped)
-        .await
-        .context("cannot start the projections")?;
+    let tasks = spawn_projections(&log, config, stopped).await?;
     eprintln!(
         "projections {} following the log at {} (stop with Ctrl-C)",
         names::ALL.join(", "),

@@ -63,7 +63,10 @@ impl Anchors {
         });
         let mut headers = async_nats::HeaderMap::new();
         // The same head published twice (a restart, a retry) is stored once.
-        headers.insert("Nats-Msg-Id", format!("anchor:{head}").as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("anchor:{head}").as_str(),
+        );
         self.js
             .publish_with_headers(
                 self.names.anchors_subject(),

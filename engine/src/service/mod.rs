@@ -15,6 +15,7 @@ pub mod anchors;
 pub mod api_error;
 pub mod commit;
 pub mod engine;
+pub mod events_stream;
 pub mod health;
 pub mod http;
 pub mod nats;

@@ -21,6 +21,9 @@ use provenant_events::{Event, Position};
 use provenant_log::{EventJson, EventLog};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use tokio_util::task::AbortOnDropHandle;
+
+use super::events_stream::{LastMessage, last_message};
 use crate::nats_names::{NatsNames, POSITION_HEADER};
 
 /// Where the relay publishes.
@@ -122,7 +125,7 @@ impl Outgoing {
     fn of(event: EventJson, names: &NatsNames, expected_last: Option<&str>) -> Self {
         let id = event.event_id.to_string();
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.as_str());
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
         headers.insert(POSITION_HEADER, event.position.to_string().as_str());
         if let Some(previous) = expected_last {
             headers.insert(EXPECTED_LAST, previous);
@@ -170,7 +173,7 @@ impl Pass<'_> {
         // on two cores reading, building and publishing overlap, and this
         // loop does no more per event than a bare publish loop.
         let (pages, mut to_build) = mpsc::channel::<anyhow::Result<Vec<EventJson>>>(READ_AHEAD);
-        let reader = AbortOnDrop(tokio::spawn(async move {
+        let reader = AbortOnDropHandle::new(tokio::spawn(async move {
             loop {
                 let next = tail
                     .next_json_batch()
@@ -184,7 +187,7 @@ impl Pass<'_> {
         }));
         let (built, mut events) = mpsc::channel::<anyhow::Result<Outgoing>>(WINDOW);
         let names = self.names.clone();
-        let builder = AbortOnDrop(tokio::spawn(async move {
+        let builder = AbortOnDropHandle::new(tokio::spawn(async move {
             let mut previous = expected_last;
             while let Some(page) = to_build.recv().await {
                 let page = match page {
@@ -283,38 +286,15 @@ impl Pass<'_> {
             .await
             .context("cannot read the relay checkpoint")?
             .unwrap_or(0);
+        let name = self.names.events_stream();
         let mut stream = self
             .js
-            .get_stream(self.names.events_stream())
+            .get_stream(&name)
             .await
-            .with_context(|| format!("no stream {}", self.names.events_stream()))?;
-        let state = stream
-            .info()
-            .await
-            .context("cannot read the events stream")?
-            .state
-            .clone();
-        if state.messages == 0 {
+            .with_context(|| format!("no stream {name}"))?;
+        let Some(LastMessage { position, id, .. }) = last_message(&mut stream, &name).await? else {
             return Ok((checkpoint, None));
-        }
-        let last = stream
-            .get_raw_message(state.last_sequence)
-            .await
-            .context("cannot read the events stream's last message")?;
-        let position = last
-            .headers
-            .get(POSITION_HEADER)
-            .and_then(|v| v.as_str().parse::<Position>().ok())
-            .with_context(|| {
-                format!(
-                    "the last message of {} has no {POSITION_HEADER} header: is something else publishing to it?",
-                    self.names.events_stream()
-                )
-            })?;
-        let id = last
-            .headers
-            .get("Nats-Msg-Id")
-            .map(|v| v.as_str().to_owned());
+        };
         // The stream must be this log's: its last message is this log's
         // event at that position (else resuming there would skip events).
         let ours = match id.as_deref().map(uuid::Uuid::parse_str) {
@@ -421,14 +401,5 @@ async fn relay_bus(
         relayed.store(event.position, std::sync::atomic::Ordering::Relaxed);
         // No subscriber is not an error.
         let _ = bus.send(Arc::new(event));
-    }
-}
-
-/// Aborts the task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

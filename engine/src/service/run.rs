@@ -150,7 +150,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         shutdown_rx.clone(),
     ));
     let projections = if config.run_projections {
-        provenant_projections::spawn_all(&log, &config.projections, shutdown_rx.clone())
+        spawn_projections(&log, &config.projections, shutdown_rx.clone())
             .await
             .context("cannot start the projections")?
     } else {
@@ -268,6 +268,23 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
     running.stop().await?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// Loads every projection and starts following the log with each, until
+/// `stop` (`serve`, and `provenant projections run`); an error names the
+/// projection that did not load.
+pub async fn spawn_projections(
+    log: &EventLog,
+    config: &provenant_projections::ProjectionsConfig,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    provenant_projections::spawn_all(log, config, stop)
+        .await
+        .map_err(|e| {
+            let provenant_projections::RunnerError::Log { name, .. } = &e;
+            let context = format!("cannot load the projection {name}");
+            anyhow::Error::new(e).context(context)
+        })
 }
 
 /// Opens the log, waiting (and saying why on `/readyz` and in the logs)

@@ -9,7 +9,14 @@ use provenant_events::event::{CanonicalFields, Event, EventHash, JsonParts, Posi
 use provenant_events::ids::{EventKind, PluginId, SessionId, StreamName, WorldId};
 use provenant_events::payload::Payload;
 
-use crate::EventJson;
+use crate::rows::EventJson;
+
+/// A stored row: its position, and the event or why it could not be read.
+pub type RawRow = (Position, Result<Event, String>);
+/// A stored row in its JSON form, or why it could not be read.
+pub type RawJson = (Position, Result<EventJson, String>);
+/// A row as the verifier walks it, or why it could not be read.
+pub type RawLink = (Position, Result<Link, String>);
 
 /// An event id as the backend gives it.
 pub(crate) enum Id {

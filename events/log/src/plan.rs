@@ -13,11 +13,13 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
-use crate::{ExpectedVersion, Head, LogError};
+use crate::append::ExpectedVersion;
+use crate::error::LogError;
 use provenant_events::event::{
     CanonicalFields, Event, EventHash, NewEvent, Position, Provenance, chain_hash,
     truncate_timestamp,
 };
+use provenant_events::head::Head;
 use provenant_events::ids::StreamName;
 
 /// A validated batch.
@@ -27,7 +29,7 @@ pub(crate) struct PreparedBatch {
 }
 
 impl PreparedBatch {
-    pub fn new(batch: crate::AppendBatch) -> Result<Self, LogError> {
+    pub fn new(batch: crate::append::AppendBatch) -> Result<Self, LogError> {
         if batch.events.is_empty() {
             return Err(LogError::Invalid("a batch needs at least one event".into()));
         }

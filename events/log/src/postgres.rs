@@ -18,13 +18,19 @@ use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 use tokio::sync::watch;
 
+use crate::append::AppendOutcome;
+use crate::config::{LogConfig, redact_url};
+use crate::decode::{RawJson, RawLink, RawRow};
+use crate::error::LogError;
+use crate::filter::EventFilter;
 use crate::plan::Placer;
-use crate::{
-    AppendOutcome, EventFilter, EventRow, Head, LogConfig, LogError, PreparedBatch,
-    ProjectionCommit, ProjectionStatus, RawJson, RawLink, RawRow, StoredProjection, Texts,
-    projection_version,
+use crate::plan::{EventRow, PreparedBatch, Texts};
+use crate::projection::{
+    ProjectionCommit, ProjectionStatus, StoredProjection, check_projection_start,
+    checkpoint_position, projection_version,
 };
 use provenant_events::event::{EventHash, NewEvent, Position, write_timestamp};
+use provenant_events::head::Head;
 use provenant_events::ids::StreamName;
 
 /// The key of the advisory lock that serialises appends. Advisory locks are
@@ -71,7 +77,7 @@ impl PgLog {
                 .url
                 .parse()
                 .map_err(|e: sqlx::Error| LogError::BadUrl {
-                    url: crate::redact_url(&config.url),
+                    url: redact_url(&config.url),
                     reason: e.to_string(),
                 })?;
         // A connection keeps its plan of a prepared statement; after five
@@ -89,7 +95,7 @@ impl PgLog {
             .await?;
         Ok(PgLog {
             pool,
-            url: crate::redact_url(&config.url),
+            url: redact_url(&config.url),
         })
     }
 
@@ -277,9 +283,7 @@ impl PgLog {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| self.map_err(e))?;
-        stored
-            .map(|p| crate::checkpoint_position(name, p))
-            .transpose()
+        stored.map(|p| checkpoint_position(name, p)).transpose()
     }
 
     /// An upsert that leaves a higher stored position as it is.
@@ -353,7 +357,7 @@ impl PgLog {
         .map_err(|e| self.map_err(e))?;
         tx.commit().await.map_err(|e| self.map_err(e))?;
         Ok(Some(StoredProjection {
-            position: crate::checkpoint_position(name, position)?,
+            position: checkpoint_position(name, position)?,
             version: projection_version(name, version)?,
             rows,
         }))
@@ -372,7 +376,7 @@ impl PgLog {
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| self.map_err(e))?;
-        crate::check_projection_start(commit, stored)?;
+        check_projection_start(commit, stored)?;
         // A first commit inserts the checkpoint, and a concurrent first
         // commit that got there before this one makes the insert do nothing:
         // this one is then refused like any commit from a moved checkpoint.
@@ -473,7 +477,7 @@ impl PgLog {
         rows.into_iter()
             .map(|(name, position, version, updated_at)| {
                 Ok(ProjectionStatus {
-                    position: crate::checkpoint_position(&name, position)?,
+                    position: checkpoint_position(&name, position)?,
                     version: projection_version(&name, version)?,
                     updated_at: provenant_events::event::format_timestamp(&updated_at),
                     name,

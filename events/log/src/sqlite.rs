@@ -19,12 +19,20 @@ use sqlx::sqlite::{
 };
 use tokio::sync::watch;
 
+use crate::append::AppendOutcome;
+use crate::config::LogConfig;
 use crate::decode::{Id, Parts, Time};
-use crate::{
-    AppendOutcome, EventFilter, Head, LogConfig, LogError, PreparedBatch, ProjectionCommit,
-    ProjectionStatus, RawJson, RawLink, RawRow, StoredProjection, Texts, projection_version,
+use crate::decode::{RawJson, RawLink, RawRow};
+use crate::error::LogError;
+use crate::filter::EventFilter;
+use crate::plan::{PreparedBatch, Texts};
+use crate::projection::{
+    ProjectionCommit, ProjectionStatus, StoredProjection, check_projection_start,
+    checkpoint_position, projection_version,
 };
+use crate::rows::stored_position;
 use provenant_events::event::{EventHash, Position, format_timestamp, now};
+use provenant_events::head::Head;
 use provenant_events::ids::StreamName;
 
 const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, plugin_id, \
@@ -217,7 +225,7 @@ impl SqliteLog {
              AND (?5 IS NULL OR kind = ?5) \
              ORDER BY position LIMIT ?6"
         )))
-        .bind(crate::stored_position(after))
+        .bind(stored_position(after))
         .bind(filter.world.as_ref().map(|w| w.as_str()))
         .bind(filter.session.as_ref().map(|s| s.as_str()))
         .bind(filter.plugin.as_ref().map(|p| p.as_str()))
@@ -262,9 +270,7 @@ impl SqliteLog {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| self.map_err(e))?;
-        stored
-            .map(|p| crate::checkpoint_position(name, p))
-            .transpose()
+        stored.map(|p| checkpoint_position(name, p)).transpose()
     }
 
     pub async fn load_projection(&self, name: &str) -> Result<Option<StoredProjection>, LogError> {
@@ -319,7 +325,7 @@ impl SqliteLog {
         .map_err(|e| self.map_err(e))?;
         tx.commit().await.map_err(|e| self.map_err(e))?;
         Ok(Some(StoredProjection {
-            position: crate::checkpoint_position(name, position)?,
+            position: checkpoint_position(name, position)?,
             version: projection_version(name, i32::try_from(version).unwrap_or(-1))?,
             rows,
         }))
@@ -342,7 +348,7 @@ impl SqliteLog {
                 .await
                 .map_err(|e| self.map_err(e))?;
         let stored = stored.map(|(p, v)| (p, i32::try_from(v).unwrap_or(-1)));
-        crate::check_projection_start(commit, stored)?;
+        check_projection_start(commit, stored)?;
         sqlx::query(
             "INSERT INTO projections (name, position, version, updated_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
@@ -405,7 +411,7 @@ impl SqliteLog {
         rows.into_iter()
             .map(|(name, position, version, updated_at)| {
                 Ok(ProjectionStatus {
-                    position: crate::checkpoint_position(&name, position)?,
+                    position: checkpoint_position(&name, position)?,
                     version: projection_version(&name, i32::try_from(version).unwrap_or(-1))?,
                     updated_at,
                     name,

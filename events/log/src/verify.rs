@@ -21,8 +21,10 @@
 use serde::Serialize;
 
 use crate::decode::Link;
-use crate::{EventLog, Head, LogError};
+use crate::error::LogError;
+use crate::log::EventLog;
 use provenant_events::event::{EventHash, Position};
+use provenant_events::head::Head;
 
 /// Options of a verification walk.
 #[derive(Debug, Clone, Default)]
@@ -309,4 +311,15 @@ async fn classify_broken_link(
             ),
         ),
     })
+}
+
+impl EventLog {
+    /// Walks the whole chain; see [`verify`](VerifyReport).
+    pub async fn verify(
+        &self,
+        config: &VerifyConfig,
+        progress: &mut (dyn FnMut(Position) + Send),
+    ) -> Result<VerifyReport, LogError> {
+        run(self, config, progress).await
+    }
 }

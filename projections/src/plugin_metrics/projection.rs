@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use provenant_events::{Event, keys, kinds};
 use serde_json::Value;
 
-use crate::Projection;
+use crate::projection::Projection;
 
 use super::call::Call;
 use super::config::HealthConfig;
@@ -30,7 +30,7 @@ pub struct PluginMetricsProjection {
 }
 
 impl PluginMetricsProjection {
-    pub const NAME: &'static str = "plugin_metrics";
+    pub const NAME: &'static str = crate::names::PLUGIN_METRICS;
     pub const VERSION: u32 = 1;
 
     pub fn new(config: HealthConfig) -> Self {

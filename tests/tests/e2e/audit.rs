@@ -2,11 +2,11 @@
 //! the real engine (the demo), through the real binary, and replay with a
 //! changed plugin through the library.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use provenant_engine::commands::audit::replay::{ReplayConfig, ReplayReport, replay};
-use provenant_events::Event;
+use provenant_events::kinds;
 use provenant_host::registry::{PluginError, RegisterError, Registrar};
 use provenant_host::{Plugin, manifest::Manifest};
 use provenant_log::EventLog;
@@ -14,7 +14,8 @@ use provenant_plugins as plugins;
 use provenant_tests::{Backend, all_events};
 use serde_json::{Value, json};
 
-use crate::cli::{demo_log, demo_log_of, json, provenant_on, stderr, stdout};
+use provenant_tests::cli::{demo_log, demo_log_of, json, provenant_on, stderr, stdout};
+use provenant_tests::replay::assert_all_replayed_and_matched;
 
 /// `audit replay --json` with `args`: its report, after checking the exit
 /// status.
@@ -30,68 +31,6 @@ fn replay_json(url: &str, args: &[&str], code: i32) -> Value {
         stderr(&out)
     );
     json(&out)
-}
-
-const CALL_KINDS: [&str; 6] = [
-    "ConditionEvaluated",
-    "EffectApplied",
-    "EventHandled",
-    "PluginCallFailed",
-    "PluginCallPanicked",
-    "PluginDeadlineExceeded",
-];
-
-/// The recorded plugin calls of each plugin, and how many of them overran
-/// their deadline.
-fn calls_by_plugin(events: &[Event]) -> BTreeMap<String, (u64, u64)> {
-    let mut calls: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for e in events {
-        if let Some(p) = &e.plugin_id
-            && CALL_KINDS.contains(&e.kind.as_str())
-        {
-            let c = calls.entry(p.to_string()).or_default();
-            c.0 += 1;
-            if e.kind.as_str() == "PluginDeadlineExceeded" {
-                c.1 += 1;
-            }
-        }
-    }
-    calls
-}
-
-/// Asserts that a `--json` replay report matched every call of the log but
-/// the overruns, which it skipped.
-pub(crate) fn assert_all_replayed_and_matched(report: &Value, events: &[Event]) {
-    assert_eq!(report["status"], "matched", "{report}");
-    assert_eq!(report["calls"]["diverged"], 0, "{report}");
-    let calls = calls_by_plugin(events);
-    let plugins = report["plugins"].as_array().expect("plugins");
-    assert_eq!(plugins.len(), calls.len(), "{report}");
-    for p in plugins {
-        let id = p["plugin_id"].as_str().unwrap();
-        let (recorded, overran) = calls[id];
-        assert_eq!(p["version"], "1.0.0");
-        assert_eq!(p["replayed"], p["matched"], "{p}");
-        assert_eq!(
-            p["replayed"].as_u64().unwrap(),
-            recorded - overran,
-            "{id}: {p}"
-        );
-        let skipped: u64 = p["skipped"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|n| n.as_u64().unwrap())
-            .sum();
-        assert_eq!(skipped, overran, "{id}: only overruns are skipped: {p}");
-        if overran > 0 {
-            assert_eq!(p["skipped"]["deadline_exceeded"], overran, "{p}");
-        }
-    }
-    assert!(
-        report["calls"]["replayed"].as_u64().unwrap() > 500,
-        "{report}"
-    );
 }
 
 #[tokio::test]
@@ -354,7 +293,7 @@ async fn replay_takes_a_range_and_filters() {
     let s2_calls = events
         .iter()
         .filter(|e| {
-            CALL_KINDS.contains(&e.kind.as_str())
+            kinds::records_a_call(e.kind.as_str())
                 && e.session_id.as_ref().is_some_and(|s| s.as_str() == "s2")
                 && e.world_id.as_ref().is_some_and(|w| w.as_str() == "tavern")
         })

@@ -1,65 +1,19 @@
 //! The real `provenant` binary, run as a user would.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use provenant_events::Head;
+use provenant_tests::cli::{demo, demo_log, json, provenant, provenant_on, stderr, stdout};
 use provenant_tests::{Backend, TestLog};
-use serde_json::Value;
-
-fn provenant(dir: &Path, args: &[&str]) -> Output {
-    Command::new(provenant_tests::binary())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run provenant")
-}
-
-pub(crate) fn provenant_on(url: &str, args: &[&str]) -> Output {
-    Command::new(provenant_tests::binary())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .output()
-        .expect("run provenant")
-}
-
-/// `provenant demo` on the embedded path (in-process ticks), whatever the
-/// environment says (CI sets NATS_URL); in `dir` when given, on `url` when
-/// given. The demo over NATS has its own test, in `demo.rs`.
-pub(crate) fn demo(dir: Option<&Path>, url: Option<&str>, ticks: &str) -> Output {
-    let mut cmd = Command::new(provenant_tests::binary());
-    cmd.args(["demo", "--ticks", ticks])
-        .env_remove("DATABASE_URL")
-        .env_remove("NATS_URL")
-        .env_remove("PROVENANT_NATS_PREFIX");
-    if let Some(dir) = dir {
-        cmd.current_dir(dir);
-    }
-    if let Some(url) = url {
-        cmd.env("DATABASE_URL", url);
-    }
-    cmd.output().expect("run provenant demo")
-}
-
-pub(crate) fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub(crate) fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub(crate) fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
-}
 
 #[test]
 fn help_documents_the_commands_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let out = provenant(dir.path(), &["--help"]);
     assert!(out.status.success());
+    assert!(
+        stdout(&out).starts_with("provenant's plugin host and the `provenant` command\n"),
+        "{}",
+        stdout(&out)
+    );
     for command in ["demo", "migrate", "audit", "bench"] {
         assert!(
             stdout(&out).contains(command),
@@ -183,18 +137,6 @@ async fn demo_runs_on_postgres_when_given_its_url() {
     let report = json(&verify);
     assert_eq!(report["status"], "intact");
     assert!(report["count"].as_u64().unwrap() > 50);
-}
-
-pub(crate) async fn demo_log(backend: Backend) -> TestLog {
-    demo_log_of(backend, 40).await
-}
-
-/// A log the demo wrote with `ticks` ticks.
-pub(crate) async fn demo_log_of(backend: Backend, ticks: u64) -> TestLog {
-    let t = TestLog::new(backend).await;
-    let out = demo(None, Some(&t.url), &ticks.to_string());
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    t
 }
 
 #[tokio::test]

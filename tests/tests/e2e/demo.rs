@@ -172,5 +172,5 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    crate::audit::assert_all_replayed_and_matched(&report, &events);
+    provenant_tests::replay::assert_all_replayed_and_matched(&report, &events);
 }

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use provenant_log::EventLog;
+use provenant_tests::cli::provenant_on as provenant;
 use provenant_tests::{Backend, TestLog};
 use serde_json::{Value, json};
 
@@ -687,14 +688,6 @@ async fn a_sigkill_between_events_and_checkpoints_neither_loses_nor_double_count
         assert!(stdout.contains("events/s"), "{stdout}");
     }
     assert_eq!(all_rows(&log).await, live, "rebuild equals live");
-}
-
-fn provenant(url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(provenant_tests::binary())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .output()
-        .expect("run provenant")
 }
 
 fn status_json(url: &str) -> Value {

@@ -7,30 +7,19 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
-use provenant_events::Event;
-use provenant_log::EventLog;
-use provenant_tests::{Backend, TestLog};
+use provenant_events::{Event, kinds};
+use provenant_tests::{Backend, TestLog, all_events};
 use serde_json::{Value, json};
 
 use provenant_tests::{EngineOptions, EngineProcess, PrivateNats, TestNats, http, tavern, tick};
 
-/// Every event of the log, in order.
-async fn all_events(log: &EventLog) -> Vec<Event> {
-    let mut out: Vec<Event> = Vec::new();
-    loop {
-        let after = out.last().map_or(0, |e| e.position);
-        let page = log.read_forward(after, 5000).await.expect("read the log");
-        if page.is_empty() {
-            return out;
-        }
-        out.extend(page);
-    }
-}
-
 /// tick_id → how many `TickProcessed` events the log holds for it.
 fn processed(events: &[Event]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    for e in events.iter().filter(|e| e.kind.as_str() == "TickProcessed") {
+    for e in events
+        .iter()
+        .filter(|e| e.kind.as_str() == kinds::TICK_PROCESSED)
+    {
         *out.entry(e.payload["tick_id"].as_str().unwrap().to_owned())
             .or_default() += 1;
     }

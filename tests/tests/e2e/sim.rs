@@ -185,7 +185,7 @@ async fn sim_over_nats_on_postgres() {
     let replayed: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(out.status.code(), Some(0), "{replayed}");
-    crate::audit::assert_all_replayed_and_matched(&replayed, &all_events(&db).await);
+    provenant_tests::replay::assert_all_replayed_and_matched(&replayed, &all_events(&db).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::config::{DEFAULT_ENGINE_URL, SimConfig};
+use super::config::{SimConfig, default_engine_url};
 
 /// `provenant sim` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -12,7 +12,7 @@ pub struct SimArgs {
     /// The running engine's HTTP API: the worlds are configured there (PUT
     /// /v1/worlds/{world_id}) and, without NATS, ticks are sent there (POST
     /// /v1/ticks). Plain http:// only.
-    #[arg(long = "engine", value_name = "URL", env = "PROVENANT_ENGINE_URL", default_value = DEFAULT_ENGINE_URL)]
+    #[arg(long = "engine", value_name = "URL", env = "PROVENANT_ENGINE_URL", default_value_t = default_engine_url())]
     pub engine_url: String,
     /// NATS with JetStream, e.g. nats://127.0.0.1:4222: ticks are published to
     /// <prefix>.ticks.<world_id> and acknowledged on <prefix>.acked.<world_id>.

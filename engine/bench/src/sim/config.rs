@@ -4,10 +4,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use provenant_engine::nats_names::NatsNames;
+use provenant_engine::service::run::DEFAULT_HTTP_ADDR;
 use provenant_events::WorldId;
 
-/// Where `provenant serve` listens by default.
-pub const DEFAULT_ENGINE_URL: &str = "http://127.0.0.1:9464";
+/// Where `provenant serve` listens by default, as a URL.
+pub fn default_engine_url() -> String {
+    format!("http://{DEFAULT_HTTP_ADDR}")
+}
 
 /// What to simulate, and against which engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +42,7 @@ impl Default for SimConfig {
     /// `provenant sim`'s defaults, over HTTP to the default address.
     fn default() -> Self {
         SimConfig {
-            engine_url: DEFAULT_ENGINE_URL.into(),
+            engine_url: default_engine_url(),
             nats_url: None,
             nats_prefix: "provenant".into(),
             admin_token: None,

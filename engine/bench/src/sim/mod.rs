@@ -27,6 +27,6 @@ mod sender;
 mod tracker;
 
 pub use args::SimArgs;
-pub use config::{DEFAULT_ENGINE_URL, SimConfig};
+pub use config::{SimConfig, default_engine_url};
 pub use report::{FailureCount, LatencyMs, SimReport};
 pub use run::{command, run, world_config};

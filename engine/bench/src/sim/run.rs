@@ -16,9 +16,9 @@ use super::schedule::Schedule;
 use super::sender::{HTTP_IN_FLIGHT, NATS_ACKS_IN_FLIGHT, Sender};
 use super::tracker::Tracker;
 
-/// Deadline of the set-up requests (readiness, world configuration) and of
-/// one JetStream stream acknowledgment.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of one JetStream stream acknowledgment: as long as a set-up
+/// request's.
+const REQUEST_TIMEOUT: Duration = provenant_engine::client::http::REQUEST_TIMEOUT;
 /// How long to wait for the engine to say it is ready before sending anyway.
 const READY_WAIT: Duration = Duration::from_secs(10);
 

@@ -148,7 +148,9 @@ impl Sender {
                 drop(stored);
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
-                nats.close().await;
+                // What was sent is counted already; a connection that does
+                // not close cleanly changes nothing.
+                let _ = nats.close().await;
             }
             Sender::Http { mut requests, .. } => {
                 requests.abort_all();

@@ -3,8 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::reading::open_read_only;
-use super::verify::cannot_read;
+use super::reading::{cannot_read, open_read_only};
 use crate::commands::args::DbArgs;
 
 #[derive(Debug, Args)]

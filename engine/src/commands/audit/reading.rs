@@ -2,7 +2,7 @@
 //! creating anything, with a progress bar.
 
 use anyhow::Context;
-use provenant_log::{EventLog, LogConfig, redact_url as redact};
+use provenant_log::{EventLog, LogConfig, LogError, redact_url as redact};
 
 /// `1 event`, `2 events`.
 pub fn plural(n: u64, what: &str) -> String {
@@ -30,4 +30,9 @@ pub async fn open_read_only(database_url: &str) -> anyhow::Result<EventLog> {
     EventLog::open(&config)
         .await
         .with_context(|| format!("cannot open the log at {}", redact(database_url)))
+}
+
+/// A log that cannot be read (not migrated, or a database error).
+pub fn cannot_read(e: LogError) -> anyhow::Error {
+    anyhow::Error::new(e).context("cannot read the log")
 }

@@ -36,7 +36,7 @@ use serde_json::{Map, Value, json};
 use super::reading::{open_read_only, plural, progress_bar};
 use super::ticks::{CallEvents, TickEvents, TickReader};
 use crate::commands::args::{AuditScope, DbArgs, isolation};
-use provenant_events::{keys, kinds};
+use provenant_events::{CallKind, keys, kinds};
 use provenant_host::context::{EngineInfo, RecordedReads, Scene, TickNpc};
 use provenant_host::plugin_host::{RecordedCall, Replay, ReplayedCall};
 use provenant_host::runner::Isolation;
@@ -504,7 +504,7 @@ impl Replayer {
         for call in tick.calls() {
             let e = call.event;
             let plugin = e.plugin_id.as_ref().map_or("", |p| p.as_str());
-            let nth = if call.call() == "event_handler" {
+            let nth = if call.kind() == CallKind::EventHandler {
                 let handled = call.event.payload.value()[keys::PARAMS][keys::EVENT_ID]
                     .as_str()
                     .unwrap_or_default()
@@ -552,15 +552,15 @@ impl Replayer {
         let payload = e.payload.value();
         let (Some(call_index), Some(scene)) = (
             e.provenance.call_index,
-            scene_of(e, call.call() != "event_handler"),
+            scene_of(e, call.kind() != CallKind::EventHandler),
         ) else {
             return Verdict::Skipped(SkipReason::IncompleteRecord);
         };
         let (id, activity) = (call.id(), call.activity());
-        let replayed = match call.call() {
-            "condition" => ReplayedCall::Condition { id, activity },
-            "effect" => ReplayedCall::Effect { id, activity },
-            "event_handler" => {
+        let replayed = match call.kind() {
+            CallKind::Condition => ReplayedCall::Condition { id, activity },
+            CallKind::Effect => ReplayedCall::Effect { id, activity },
+            CallKind::EventHandler => {
                 let handled = payload[keys::PARAMS][keys::EVENT_ID]
                     .as_str()
                     .unwrap_or_default();
@@ -573,8 +573,8 @@ impl Replayer {
                     nth,
                 }
             }
-            "simulation_config" => return Verdict::Skipped(SkipReason::ProviderCall),
-            _ => return Verdict::Skipped(SkipReason::IncompleteRecord),
+            CallKind::SimulationConfig => return Verdict::Skipped(SkipReason::ProviderCall),
+            CallKind::Other => return Verdict::Skipped(SkipReason::IncompleteRecord),
         };
         // (Panicked calls recorded no reads before provenant recorded them.)
         let Some(inputs) = payload.get(keys::INPUTS).and_then(Value::as_array) else {
@@ -597,10 +597,10 @@ impl Replayer {
                 recorded: json!({"kind": e.kind, "id": id}),
                 replayed: json!(format!("this build's {plugin} {version} registers no {id}")),
             }),
-            Replay::MissingContext(keys) => Verdict::Diverged(Mismatch {
+            Replay::MissingContext(missing) => Verdict::Diverged(Mismatch {
                 what: "missing_context",
                 recorded: payload[keys::CONTEXT].clone(),
-                replayed: json!({"required_context_missing": keys}),
+                replayed: json!({"required_context_missing": missing}),
             }),
         }
     }

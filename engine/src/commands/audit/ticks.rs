@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use provenant_events::{Event, Position};
+use provenant_events::{CallKind, Event, Position};
 
 use provenant_log::{EventLog, LogError};
 use serde_json::Value;
@@ -95,6 +95,11 @@ impl<'t> CallEvents<'t> {
     /// `condition`, `effect`, `event_handler` or `simulation_config`.
     pub fn call(&self) -> &'t str {
         self.field(keys::CALL).unwrap_or("")
+    }
+
+    /// What the call was ([`CallKind::Other`] when its event does not say).
+    pub fn kind(&self) -> CallKind {
+        CallKind::from_call(self.call())
     }
 
     /// The condition, effect, handler or provider id.

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
-use provenant_events::{Event, Position, SessionId, WorldId, keys, kinds};
+use provenant_events::{CallKind, Event, Position, SessionId, WorldId, keys, kinds};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -250,7 +250,7 @@ fn conditions_before(calls: &[CallEvents<'_>], call: &CallEvents<'_>) -> Vec<Con
     calls
         .iter()
         .filter(|c| {
-            c.call() == "condition"
+            c.kind() == CallKind::Condition
                 && c.activity() == Some(activity)
                 && c.npc() == call.npc()
                 && c.call_index().is_some_and(|i| i < index)
@@ -273,7 +273,7 @@ fn handled(
     call_of: &HashMap<Position, usize>,
     call: &CallEvents<'_>,
 ) -> Option<HandledRef> {
-    if call.call() != "event_handler" {
+    if call.kind() != CallKind::EventHandler {
         return None;
     }
     let id = call.event.payload.value()[keys::PARAMS][keys::EVENT_ID].as_str()?;

@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use provenant_events::Head;
-use provenant_log::{LogError, VerifyConfig, VerifyReport, Violation};
+use provenant_log::{VerifyConfig, VerifyReport, Violation};
 use serde_json::json;
 
-use super::reading::open_read_only;
+use super::reading::{cannot_read, open_read_only};
 use crate::commands::args::DbArgs;
 use crate::error_text::error_text;
 
@@ -82,10 +82,6 @@ async fn verify(config: &VerifyCommandConfig) -> anyhow::Result<VerifyReport> {
     bar.finish_and_clear();
     log.close().await;
     Ok(report)
-}
-
-pub(super) fn cannot_read(e: LogError) -> anyhow::Error {
-    anyhow::Error::new(e).context("cannot read the log")
 }
 
 fn print_outcome(outcome: &VerifyOutcome, as_json: bool) {

@@ -19,7 +19,8 @@ use uuid::Uuid;
 use super::limits::{ACK_IDLE, IN_FLIGHT, WAIT};
 use super::ticks::{Tally, TickRef};
 use crate::client::nats::{TickClient, TickClientConfig, read_ack};
-use crate::nats_names::{NatsNames, POSITION_HEADER};
+use crate::nats_names::NatsNames;
+use crate::service::events_stream::{LastMessage, last_message};
 
 /// The demo as a game on NATS: publishes ticks with JetStream and follows
 /// the engine's acknowledgment notices.
@@ -180,7 +181,7 @@ impl NatsSide {
     pub async fn wait_for_relay(&self, head: Position) -> anyhow::Result<u64> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let last = last_message(self.js(), self.names()).await?;
+            let last = last_message_of(self.js(), self.names()).await?;
             let reached = last.as_ref().map_or(0, |l| l.position);
             if let Some(last) = last
                 && last.position >= head
@@ -207,7 +208,9 @@ impl NatsSide {
     pub async fn close(self) {
         self.notices.abort();
         let _ = self.notices.await;
-        self.tick_client.close().await;
+        if let Err(e) = self.tick_client.close().await {
+            tracing::warn!(error = %e, "cannot close the demo's NATS connection cleanly");
+        }
     }
 }
 
@@ -248,18 +251,8 @@ async fn follow_notices(
     }
 }
 
-/// The events stream's last message.
-struct LastMessage {
-    /// Messages in the stream.
-    messages: u64,
-    /// Its `Provenant-Position`.
-    position: Position,
-    /// Its `Nats-Msg-Id`: the event id.
-    id: Option<String>,
-}
-
 /// None when the stream is missing or empty.
-async fn last_message(
+async fn last_message_of(
     js: &jetstream::Context,
     names: &NatsNames,
 ) -> anyhow::Result<Option<LastMessage>> {
@@ -272,37 +265,7 @@ async fn last_message(
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read the stream {name}")),
     };
-    let state = stream
-        .info()
-        .await
-        .with_context(|| format!("cannot read the stream {name}"))?
-        .state
-        .clone();
-    if state.messages == 0 {
-        return Ok(None);
-    }
-    let last = stream
-        .get_raw_message(state.last_sequence)
-        .await
-        .with_context(|| format!("cannot read the last message of {name}"))?;
-    let position = last
-        .headers
-        .get(POSITION_HEADER)
-        .and_then(|v| v.as_str().parse::<Position>().ok())
-        .filter(|p| *p > 0)
-        .with_context(|| {
-            format!(
-                "the last message of {name} has no {POSITION_HEADER} header: is something other than provenant publishing to it?"
-            )
-        })?;
-    Ok(Some(LastMessage {
-        messages: state.messages,
-        position,
-        id: last
-            .headers
-            .get("Nats-Msg-Id")
-            .map(|v| v.as_str().to_owned()),
-    }))
+    last_message(&mut stream, &name).await
 }
 
 /// Refuses a stream that holds another log's events: the relay would add
@@ -313,7 +276,7 @@ async fn check_events_stream(
     log: &EventLog,
     url: &str,
 ) -> anyhow::Result<()> {
-    let Some(last) = last_message(js, names).await? else {
+    let Some(last) = last_message_of(js, names).await? else {
         return Ok(());
     };
     let head = log.head().await.context("cannot read the log's head")?;

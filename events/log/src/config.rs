@@ -1,0 +1,61 @@
+//! How to open a log, which database it is in, and its URL as messages show it.
+
+use std::time::Duration;
+
+/// The default log: an embedded SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://provenant.db";
+
+/// How to open a log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `postgres://…` or `sqlite://…`.
+    pub url: String,
+    /// Run pending migrations when opening, creating an SQLite file that is
+    /// missing (the engine does; the auditor, which only reads, does not).
+    pub migrate: bool,
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+impl LogConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        LogConfig {
+            url: url.into(),
+            migrate: true,
+            max_connections: 8,
+        }
+    }
+}
+
+/// Which database a log lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Postgres,
+    Sqlite,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Postgres => "PostgreSQL",
+            BackendKind::Sqlite => "embedded SQLite",
+        })
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// How long a tail waits for a wake-up before it reads anyway: a safety net
+/// for a notification lost with a connection, or a writer in another process
+/// (or another `EventLog`) on the same SQLite file. It is not the way new
+/// events are normally noticed.
+pub(crate) const WAKE_FALLBACK: Duration = Duration::from_millis(500);
