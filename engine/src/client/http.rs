@@ -68,11 +68,6 @@ impl EngineApi {
         })
     }
 
-    /// `http://host:port`.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// One request with a JSON body; the status and the body.
     async fn call(
         &self,
