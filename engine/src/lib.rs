@@ -11,12 +11,15 @@
 //!   outside);
 //! - leaves: [`error_text`] (how an error reads on one line, and a failed
 //!   command's exit code), [`nats_names`] (the subjects, streams and headers
-//!   the service and its clients share), [`progress`] (the progress bars).
+//!   the service and its clients share), [`plugin_source`] (the built-in
+//!   plugins and a plugins directory's WebAssembly ones), [`progress`] (the
+//!   progress bars).
 
 pub mod client;
 pub mod commands;
 pub mod error_text;
 pub mod nats_names;
+pub mod plugin_source;
 pub mod progress;
 pub mod service;
 

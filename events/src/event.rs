@@ -163,6 +163,10 @@ pub struct Provenance {
     pub plugin_id: Option<PluginId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin_version: Option<Text>,
+    /// The `sha256:<hex>` digest of the module a sandboxed (WebAssembly)
+    /// plugin ran: exactly which code acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_digest: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability: Option<Text>,
     /// The permission string that allowed the action, e.g. `session:write`.
@@ -229,6 +233,7 @@ impl<'de> Deserialize<'de> for Provenance {
                     match key.as_ref() {
                         "plugin_id" => set(m, &mut p.plugin_id, s, 1, "plugin_id")?,
                         "plugin_version" => set(m, &mut p.plugin_version, s, 2, "plugin_version")?,
+                        "plugin_digest" => set(m, &mut p.plugin_digest, s, 2048, "plugin_digest")?,
                         "capability" => set(m, &mut p.capability, s, 4, "capability")?,
                         "permission" => set(m, &mut p.permission, s, 8, "permission")?,
                         "tick_id" => set(m, &mut p.tick_id, s, 16, "tick_id")?,
@@ -265,7 +270,7 @@ impl<'de> Deserialize<'de> for Provenance {
 
 impl Provenance {
     /// The names of the fields this build knows, sorted.
-    pub const FIELDS: [&'static str; 11] = [
+    pub const FIELDS: [&'static str; 12] = [
         "call_index",
         "capability",
         "causation_id",
@@ -273,6 +278,7 @@ impl Provenance {
         "engine_instance",
         "engine_version",
         "permission",
+        "plugin_digest",
         "plugin_id",
         "plugin_version",
         "tick",
@@ -294,7 +300,7 @@ impl Provenance {
         fn id(v: &Option<Uuid>) -> Option<String> {
             v.map(|v| format!("\"{}\"", v.hyphenated()))
         }
-        let known: [(&str, Option<String>); 11] = [
+        let known: [(&str, Option<String>); 12] = [
             ("call_index", self.call_index.map(|t| t.to_string())),
             ("capability", s(&self.capability)),
             ("causation_id", id(&self.causation_id)),
@@ -302,6 +308,7 @@ impl Provenance {
             ("engine_instance", s(&self.engine_instance)),
             ("engine_version", s(&self.engine_version)),
             ("permission", s(&self.permission)),
+            ("plugin_digest", s(&self.plugin_digest)),
             ("plugin_id", s(&self.plugin_id.as_ref().map(|p| p.as_str()))),
             ("plugin_version", s(&self.plugin_version)),
             ("tick", self.tick.map(|t| t.to_string())),
@@ -736,6 +743,7 @@ mod tests {
         let mut full = Provenance {
             plugin_id: Some(PluginId::new("game-stealth").unwrap()),
             plugin_version: Some("1.0.0 \"beta\"".into()),
+            plugin_digest: Some("sha256:00ff".into()),
             capability: Some("session.write".into()),
             permission: Some("session:write".into()),
             tick_id: Some(Uuid::now_v7()),

@@ -48,6 +48,12 @@ pub const PANIC: &str = "panic";
 pub const DEADLINE_MS: &str = "deadline_ms";
 /// What the host used in place of a failed call's value.
 pub const FALLBACK: &str = "fallback";
+/// The fuel a sandboxed (WebAssembly) plugin's call used: deterministic, so
+/// a replay uses the same.
+pub const FUEL_USED: &str = "fuel_used";
+/// The sandbox limit a failed call ran into (`PluginCallFailed`): `fuel`,
+/// `memory` or `result_bytes`.
+pub const LIMIT: &str = "limit";
 /// The event a handler handled (`EventHandled.handler_for`).
 pub const HANDLER_FOR: &str = "handler_for";
 /// The id of an event named by another.
@@ -92,5 +98,9 @@ pub const MANIFEST: &str = "manifest";
 pub const GRANTED: &str = "granted";
 /// What a loaded plugin registered (`PluginLoaded`).
 pub const REGISTERED: &str = "registered";
+/// How a loaded plugin runs (`PluginLoaded`): `native` or `wasm`.
+pub const RUNTIME: &str = "runtime";
+/// The `sha256:<hex>` digest of a sandboxed plugin's module (`PluginLoaded`).
+pub const DIGEST: &str = "digest";
 /// Who asked for a metrics reset (`MetricsReset`).
 pub const REQUESTED_BY: &str = "requested_by";

@@ -14,6 +14,7 @@ pub mod sample;
 pub mod scratch;
 pub mod service;
 pub mod sim;
+pub mod wasm_fixtures;
 
 use std::process::ExitCode;
 

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::capability::{Capability, Denied, LogLevel, Request};
 use crate::permissions::{FailureMode, Permission};
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::state::{GameState, merged_relationship};
 use provenant_events::{keys, kinds};
 
@@ -30,6 +31,9 @@ pub struct PluginInfo {
     pub id: PluginId,
     pub version: Text,
     pub granted: BTreeSet<Permission>,
+    /// How its code runs (a sandboxed plugin's digest is in the provenance
+    /// of every event its calls cause).
+    pub runtime: Runtime,
 }
 
 /// The version of this build, recorded in every event's provenance.
@@ -196,6 +200,7 @@ pub struct Ctx {
     inputs: Vec<Canonical>,
     events: Vec<NewEvent>,
     unrecorded: Vec<Canonical>,
+    fuel_used: Option<u64>,
 }
 
 /// What a call left behind: the reads it made and the events it produced.
@@ -207,6 +212,8 @@ pub struct CallRecord {
     /// Replay only: the requests the recording holds no result for (the
     /// call was answered as if they returned nothing).
     pub unrecorded: Vec<Canonical>,
+    /// The fuel a sandboxed call used (`None` for native code).
+    pub fuel_used: Option<u64>,
 }
 
 impl Ctx {
@@ -236,6 +243,7 @@ impl Ctx {
             inputs: Vec::new(),
             events: Vec::new(),
             unrecorded: Vec::new(),
+            fuel_used: None,
         }
     }
 
@@ -244,7 +252,38 @@ impl Ctx {
             inputs: self.inputs,
             events: self.events,
             unrecorded: self.unrecorded,
+            fuel_used: self.fuel_used,
         }
+    }
+
+    /// Moves this context out, leaving in its place an inert one of the same
+    /// plugin and scene (no reads answered, nothing recorded): for a sandbox
+    /// runtime whose per-call state must own the context. Put it back with
+    /// `*ctx = lent` when the call returns; what the inert one recorded
+    /// meanwhile is dropped.
+    pub fn lend(&mut self) -> Ctx {
+        let inert = Ctx::new(
+            self.plugin.clone(),
+            self.scene.clone(),
+            Reads::Recorded(RecordedReads::default()),
+            self.engine.clone(),
+            self.call.clone(),
+            self.call_index,
+        );
+        std::mem::replace(self, inert)
+    }
+
+    /// Records the fuel a sandboxed call used, for its event (`fuel_used`).
+    /// Set by the sandbox runtime (crate `provenant-wasm`), never by plugin
+    /// code: native code has no fuel.
+    pub fn record_fuel_used(&mut self, fuel: u64) {
+        self.fuel_used = Some(fuel);
+    }
+
+    /// The failure mode the capability calls that follow use (`None`: each
+    /// capability's own).
+    pub fn failure_mode(&self) -> Option<FailureMode> {
+        self.mode
     }
 
     pub fn plugin_id(&self) -> &PluginId {
@@ -779,6 +818,7 @@ pub fn provenance(
     Provenance {
         plugin_id: Some(plugin.id.clone()),
         plugin_version: Some(plugin.version.clone()),
+        plugin_digest: plugin.runtime.digest().cloned(),
         capability: cap.map(|c| c.name.into()),
         permission: cap.map(|c| c.permission.as_str().into()),
         call_index: Some(call_index),

@@ -22,6 +22,7 @@ pub mod plugin_host;
 pub mod registry;
 pub mod rng;
 pub mod runner;
+pub mod runtime;
 pub mod scoping;
 pub mod simconfig;
 pub mod state;
@@ -30,3 +31,4 @@ pub mod world;
 
 pub use context::ENGINE_VERSION;
 pub use plugin_host::{Decision, HostConfig, HostError, Plugin, PluginHost};
+pub use runtime::Runtime;

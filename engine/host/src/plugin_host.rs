@@ -23,6 +23,7 @@ use crate::registry::{
     ConditionEntry, HandlerEntry, PluginError, RegisterError, Registrar, Registry,
 };
 use crate::runner::{Isolation, Outcome, Runner, panic_message};
+use crate::runtime::Runtime;
 use crate::scoping::Scope;
 use crate::simconfig::{self, Suggestion};
 use crate::state::GameState;
@@ -32,6 +33,10 @@ pub trait Plugin: Send + Sync {
     fn manifest(&self) -> Manifest;
     /// Registers the plugin's conditions, effects, providers and handlers.
     fn register(&self, registrar: &mut Registrar<'_>) -> Result<(), RegisterError>;
+    /// How its code runs: native unless a sandbox runtime says otherwise.
+    fn runtime(&self) -> Runtime {
+        Runtime::Native
+    }
 }
 
 /// How the host runs.
@@ -214,6 +219,7 @@ impl PluginHost {
                 id: planned.id.clone(),
                 version: planned.manifest.version.clone().into(),
                 granted: planned.granted.clone(),
+                runtime: plugin.runtime(),
             });
             let mut registrar = Registrar {
                 plugin: info.clone(),
@@ -261,11 +267,15 @@ impl PluginHost {
     pub fn startup_events(&self) -> Vec<NewEvent> {
         let mut events = Vec::new();
         for p in &self.plugins {
-            let payload = json!({
+            let mut payload = json!({
                 keys::MANIFEST: p.manifest,
                 keys::GRANTED: p.info.granted,
                 keys::REGISTERED: self.registry.registered_by(p.info.id.as_str()),
+                keys::RUNTIME: p.info.runtime.as_str(),
             });
+            if let (Some(digest), Some(p)) = (p.info.runtime.digest(), payload.as_object_mut()) {
+                p.insert(keys::DIGEST.into(), json!(digest));
+            }
             events.extend(self.engine_event(
                 kinds::PLUGIN_LOADED,
                 StreamName::plugin(&p.info.id),
@@ -626,6 +636,9 @@ impl PluginHost {
                     (keys::RESULT, value.member()),
                     (keys::DURATION_US, micros(took)),
                 ]);
+                if let Some(fuel) = record.fuel_used {
+                    members.push((keys::FUEL_USED, Member::U64(fuel)));
+                }
                 let payload = canonical::object(&members);
                 (
                     success_kind,
@@ -635,12 +648,35 @@ impl PluginHost {
                     record.unrecorded,
                 )
             }
+            Outcome::Done((Err(PluginError::DeadlineExceeded { deadline_ms }), _), took) => {
+                members.extend([
+                    (keys::DEADLINE_MS, Member::U64(deadline_ms)),
+                    (keys::WAITED_US, micros(took)),
+                    (keys::FALLBACK, fallback.member()),
+                ]);
+                let payload = canonical::object(&members);
+                (
+                    Some(kinds::PLUGIN_DEADLINE_EXCEEDED),
+                    fallback,
+                    payload,
+                    Vec::new(),
+                    Vec::new(),
+                )
+            }
             Outcome::Done((Err(error), record), took) => {
-                let (kind, key, text) = match error {
+                let (kind, key, text, limit) = match error {
                     PluginError::Panicked(message) => {
-                        (kinds::PLUGIN_CALL_PANICKED, keys::PANIC, message)
+                        (kinds::PLUGIN_CALL_PANICKED, keys::PANIC, message, None)
                     }
-                    error => (kinds::PLUGIN_CALL_FAILED, keys::ERROR, error.to_string()),
+                    PluginError::LimitExceeded { limit, message } => {
+                        (kinds::PLUGIN_CALL_FAILED, keys::ERROR, message, Some(limit))
+                    }
+                    error => (
+                        kinds::PLUGIN_CALL_FAILED,
+                        keys::ERROR,
+                        error.to_string(),
+                        None,
+                    ),
                 };
                 members.extend([
                     (key, Member::Str(&text)),
@@ -648,6 +684,12 @@ impl PluginHost {
                     (keys::FALLBACK, fallback.member()),
                     (keys::DURATION_US, micros(took)),
                 ]);
+                if let Some(limit) = limit {
+                    members.push((keys::LIMIT, Member::Str(limit)));
+                }
+                if let Some(fuel) = record.fuel_used {
+                    members.push((keys::FUEL_USED, Member::U64(fuel)));
+                }
                 let payload = canonical::object(&members);
                 let unrecorded = record.unrecorded.clone();
                 (
@@ -717,7 +759,7 @@ impl PluginHost {
             site.id,
             site.call_index,
         );
-        self.runner.run(move || {
+        let call = move || {
             // Caught here, inside the call, so that the context (and the
             // denials it recorded) survives a panic.
             let result = match catch_unwind(AssertUnwindSafe(|| f(&mut ctx, &params))) {
@@ -725,7 +767,12 @@ impl PluginHost {
                 Err(panic) => Err(PluginError::Panicked(panic_message(&*panic))),
             };
             (result, ctx.finish())
-        })
+        };
+        if site.plugin.runtime.preempts() {
+            self.runner.run_preempted(call)
+        } else {
+            self.runner.run(call)
+        }
     }
 
     /// The registered entry for a call, or why the host does not make it.

@@ -21,6 +21,16 @@ pub enum PluginError {
     /// the call recorded before it panicked (its denials) is kept.
     #[error("panicked: {0}")]
     Panicked(String),
+    /// A sandboxed call stopped by its runtime at its deadline.
+    #[error("stopped at its deadline of {deadline_ms} ms")]
+    DeadlineExceeded { deadline_ms: u64 },
+    /// A sandboxed call stopped by a limit of its sandbox: `limit` is
+    /// `fuel`, `memory` or `result_bytes`.
+    #[error("{message}")]
+    LimitExceeded {
+        limit: &'static str,
+        message: String,
+    },
 }
 
 pub type ConditionFn = Arc<dyn Fn(&mut Ctx, &Value) -> Result<bool, PluginError> + Send + Sync>;

@@ -81,6 +81,20 @@ impl Runner {
         }
     }
 
+    /// Runs `job` on the caller's thread, catching a panic, for code whose
+    /// runtime pre-empts it at its own deadline (a sandboxed plugin): it is
+    /// never abandoned, so it never counts as an overrun here.
+    pub fn run_preempted<T>(&self, job: impl FnOnce() -> T) -> Outcome<T> {
+        let start = Instant::now();
+        let outer = IN_PLUGIN_CALL.replace(true);
+        let result = catch_unwind(AssertUnwindSafe(job));
+        IN_PLUGIN_CALL.set(outer);
+        match result {
+            Err(panic) => Outcome::Panicked(panic_message(&*panic), start.elapsed()),
+            Ok(v) => Outcome::Done(v, start.elapsed()),
+        }
+    }
+
     fn run_on_worker<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,

@@ -559,6 +559,7 @@ fn registering_without_permission_twice_or_after_the_lock_is_refused() {
         id: provenant_events::PluginId::new("example-flaky").unwrap(),
         version: "1".into(),
         granted: provenant_host::permissions::resolve(&["group:behavior".into()]).unwrap(),
+        runtime: provenant_host::Runtime::Native,
     });
     let mut registry = Registry::default();
     let mut r = Registrar::new(info.clone(), &mut registry);

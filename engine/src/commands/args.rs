@@ -36,6 +36,38 @@ impl HealthArgs {
     }
 }
 
+/// Where the plugins a user brings are, for `serve`, `demo`, `plugins list`
+/// and `audit replay`.
+#[derive(Debug, Clone, Args)]
+pub struct PluginsDirArgs {
+    /// A directory of WebAssembly plugins, one folder each holding its
+    /// manifest.json and component (docs/plugin-authoring.md). Default:
+    /// ./plugins when that folder exists.
+    #[arg(long, env = "PROVENANT_PLUGINS_DIR", value_name = "DIR")]
+    pub plugins_dir: Option<std::path::PathBuf>,
+    /// Where compiled plugins are kept between runs, by digest, so that an
+    /// unchanged plugin is not compiled again at start-up; `off` for none.
+    /// Default: $XDG_CACHE_HOME/provenant/wasm (or ~/.cache/provenant/wasm).
+    #[arg(long, env = "PROVENANT_PLUGIN_CACHE", value_name = "DIR")]
+    pub plugin_cache: Option<String>,
+}
+
+impl PluginsDirArgs {
+    pub fn source(&self) -> crate::plugin_source::PluginSource {
+        let default = std::path::Path::new(crate::plugin_source::DEFAULT_PLUGINS_DIR);
+        let dir = self
+            .plugins_dir
+            .clone()
+            .or_else(|| default.is_dir().then(|| default.to_owned()));
+        let cache = match self.plugin_cache.as_deref() {
+            Some("off") => None,
+            Some(dir) => Some(dir.into()),
+            None => crate::plugin_source::default_cache_dir(),
+        };
+        crate::plugin_source::PluginSource { dir, cache }
+    }
+}
+
 /// Where plugin calls run, for `serve` and `audit replay`.
 pub fn isolation(name: &str) -> provenant_host::runner::Isolation {
     match name {

@@ -6,7 +6,9 @@ use clap::Subcommand;
 use provenant_host::{HostConfig, PluginHost};
 use serde_json::json;
 
+use super::args::PluginsDirArgs;
 use crate::error_text::report;
+use crate::plugin_source::PluginSource;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
@@ -16,6 +18,8 @@ pub enum PluginsCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        plugins: PluginsDirArgs,
     },
 }
 
@@ -23,15 +27,17 @@ impl PluginsCommand {
     /// Runs the command; its exit code.
     pub fn run(self) -> ExitCode {
         match self {
-            PluginsCommand::List { json } => report(list(json)),
+            PluginsCommand::List { json, plugins } => report(list(&plugins.source(), json)),
         }
     }
 }
 
-/// Prints each plugin of the build: version, kind, granted permissions and
-/// what it registered (text, or one JSON object with `--json`).
-pub fn list(as_json: bool) -> anyhow::Result<()> {
-    let host = PluginHost::start(provenant_plugins::builtin(), HostConfig::default())?;
+/// Prints each plugin (the built-in ones and those of the plugins
+/// directory): version, kind, runtime (and a sandboxed one's digest),
+/// granted permissions and what it registered (text, or one JSON object
+/// with `--json`).
+pub fn list(source: &PluginSource, as_json: bool) -> anyhow::Result<()> {
+    let host = PluginHost::start(source.load()?, HostConfig::default())?;
     let registry = host.registry();
     if as_json {
         let loaded: Vec<_> = host
@@ -43,6 +49,8 @@ pub fn list(as_json: bool) -> anyhow::Result<()> {
                     "name": p.manifest.name,
                     "version": p.manifest.version,
                     "kind": p.manifest.kind,
+                    "runtime": p.info.runtime.as_str(),
+                    "digest": p.info.runtime.digest(),
                     "description": p.manifest.description,
                     "dependencies": p.manifest.dependencies,
                     "granted": p.info.granted,
@@ -63,9 +71,16 @@ pub fn list(as_json: bool) -> anyhow::Result<()> {
     }
     for p in host.plugins() {
         println!(
-            "{} {} ({}): {}",
-            p.info.id, p.manifest.version, p.manifest.kind, p.manifest.description
+            "{} {} ({}, {}): {}",
+            p.info.id,
+            p.manifest.version,
+            p.manifest.kind,
+            p.info.runtime.as_str(),
+            p.manifest.description
         );
+        if let Some(digest) = p.info.runtime.digest() {
+            println!("  digest: {digest}");
+        }
         let granted: Vec<&str> = p.info.granted.iter().map(|g| g.as_str()).collect();
         println!("  permissions: {}", granted.join(", "));
         let registered = registry.registered_by(p.info.id.as_str());

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::args::{DbArgs, HealthArgs, isolation};
+use super::args::{DbArgs, HealthArgs, PluginsDirArgs, isolation};
 use crate::nats_names::NatsNames;
 use crate::service::run::{DEFAULT_HTTP_ADDR, ServiceConfig, serve};
 
@@ -48,6 +48,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PROVENANT_PROJECTIONS", default_value = "engine", value_parser = ["engine", "external"])]
     pub projections: String,
     #[command(flatten)]
+    pub plugins: PluginsDirArgs,
+    #[command(flatten)]
     pub health: HealthArgs,
     /// With NATS: publish the log's head to <prefix>.anchors (stream
     /// <PREFIX>_ANCHORS) every this many seconds when it has moved, and at a
@@ -76,6 +78,7 @@ impl ServeArgs {
             instance,
             deadline: std::time::Duration::from_millis(self.plugin_deadline_ms),
             isolation: isolation(&self.plugin_isolation),
+            plugins: self.plugins.source(),
             commit: Default::default(),
             projections: self.health.config(),
             run_projections: self.projections == "engine",

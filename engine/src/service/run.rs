@@ -44,6 +44,8 @@ pub struct ServiceConfig {
     pub deadline: Duration,
     /// Where plugin calls run.
     pub isolation: provenant_host::runner::Isolation,
+    /// The plugins: the built-in ones and a plugins directory's.
+    pub plugins: crate::plugin_source::PluginSource,
     pub commit: CommitConfig,
     /// The projections' settings (also when another process runs them: the
     /// admin API reads their rows).
@@ -83,7 +85,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     let log = open_log(&config.database_url, &health).await?;
     let host = Arc::new(
         PluginHost::start(
-            provenant_plugins::builtin(),
+            config.plugins.load()?,
             HostConfig {
                 deadline: config.deadline,
                 isolation: config.isolation,

@@ -8,6 +8,9 @@
 //! - `service`: `provenant serve` with PostgreSQL, SQLite and NATS JetStream,
 //!   including SIGKILL and NATS restarts.
 //! - `plans`: PostgreSQL's query plans stay right as the log grows.
+//! - `wasm`: sandboxed (WebAssembly) plugins in the host, built at test time
+//!   from WAT: loaded, contained, refused; `wasm_cli`: the same through the
+//!   binary (`serve`, `plugins list`, `audit replay`).
 
 mod architecture;
 mod audit;
@@ -19,3 +22,5 @@ mod plans;
 mod projections;
 mod service;
 mod sim;
+mod wasm;
+mod wasm_cli;

@@ -4,6 +4,7 @@
 pub mod head;
 pub mod reading;
 pub mod replay;
+pub mod replay_report;
 pub mod ticks;
 pub mod trail;
 pub mod verify;

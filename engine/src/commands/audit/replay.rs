@@ -19,6 +19,16 @@
 //! their deadline (they never returned, so nothing of theirs was recorded),
 //! and simulation config providers (a provider's value is recorded in the
 //! effective config, not per call).
+//!
+//! A sandboxed (WebAssembly) plugin's calls name the digest of the module
+//! that ran (`plugin_digest`): they are replayed with the module of that
+//! plugin in the plugins directory, whatever its version. When its digest
+//! is the recorded one, the replay re-executes the very code that ran
+//! (`fuel_used` included); when it is another, the report says so and the
+//! divergences show what the new module does differently with the same
+//! inputs (`audit replay --plugins-dir NEW`: a new plugin version tried
+//! against what production recorded). Without the plugin, its calls are
+//! skipped as `module_not_available`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
@@ -30,12 +40,15 @@ use clap::Args;
 use provenant_events::canonical::Canonical;
 use provenant_events::{Event, NewEvent, Position, SessionId, WorldId};
 use provenant_log::EventLog;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::reading::{open_read_only, plural, progress_bar};
+use super::reading::{open_read_only, progress_bar};
+pub use super::replay_report::{
+    Divergence, PluginReplay, ReplayOutcome, ReplayReport, SkipReason, print_outcome, render,
+};
 use super::ticks::{CallEvents, TickEvents, TickReader};
-use crate::commands::args::{AuditScope, DbArgs, isolation};
+use crate::commands::args::{AuditScope, DbArgs, PluginsDirArgs, isolation};
+use crate::plugin_source::PluginSource;
 use provenant_events::{CallKind, keys, kinds};
 use provenant_host::context::{EngineInfo, RecordedReads, Scene, TickNpc};
 use provenant_host::plugin_host::{RecordedCall, Replay, ReplayedCall};
@@ -69,6 +82,8 @@ pub struct ReplayArgs {
     /// Print one JSON object instead of a report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub plugins: PluginsDirArgs,
 }
 
 impl ReplayArgs {
@@ -90,9 +105,14 @@ impl ReplayArgs {
 
 /// `provenant audit replay`: 0 all matched, 1 a divergence, 2 could not run.
 pub async fn run(args: ReplayArgs) -> ExitCode {
-    replay_command(&args.db.database_url, &args.config(), args.json)
-        .await
-        .exit_code()
+    replay_command(
+        &args.db.database_url,
+        &args.config(),
+        &args.plugins.source(),
+        args.json,
+    )
+    .await
+    .exit_code()
 }
 
 /// What `provenant audit replay` replays, and how.
@@ -136,148 +156,18 @@ pub struct CallFilter {
     pub plugin: Option<String>,
 }
 
-/// Why a recorded call was not replayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    PluginNotInBuild,
-    VersionNotInBuild,
-    DeadlineExceeded,
-    ProviderCall,
-    IncompleteRecord,
-}
-
-impl SkipReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::PluginNotInBuild => "plugin_not_in_build",
-            SkipReason::VersionNotInBuild => "version_not_in_build",
-            SkipReason::DeadlineExceeded => "deadline_exceeded",
-            SkipReason::ProviderCall => "provider_call",
-            SkipReason::IncompleteRecord => "incomplete_record",
-        }
-    }
-
-    pub fn explain(self) -> &'static str {
-        match self {
-            SkipReason::PluginNotInBuild => "this build does not have the plugin",
-            SkipReason::VersionNotInBuild => "this build carries another version of the plugin",
-            SkipReason::DeadlineExceeded => {
-                "the call overran its deadline: it never returned, so no result, reads or writes of it were recorded"
-            }
-            SkipReason::ProviderCall => {
-                "simulation config providers are recorded in the effective config, not per call"
-            }
-            SkipReason::IncompleteRecord => {
-                "the event lacks what a replay needs (tick, call index, scene, the reads it made, or the event a handler handled)"
-            }
-        }
-    }
-}
-
-/// One recorded call that the replay did differently.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Divergence {
-    /// The position of the event that records the call.
-    pub position: Position,
-    pub kind: String,
-    /// `condition`, `effect` or `event_handler`.
-    pub call: String,
-    pub id: String,
-    pub tick: Option<u64>,
-    pub world_id: Option<String>,
-    pub session_id: Option<String>,
-    pub npc_id: Option<String>,
-    /// What differs: `reads` (the call asked for something the recording
-    /// does not hold), `outcome`, `result`, `error`, `panic`, `writes`,
-    /// `record` (another field of the call's event), `not_registered` or
-    /// `missing_context` (this build would not make the call).
-    pub what: String,
-    pub recorded: Value,
-    pub replayed: Value,
-}
-
-/// What the replay found for one plugin at one version.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PluginReplay {
-    pub plugin_id: String,
-    pub version: String,
-    /// Calls re-executed (matched + diverged).
-    pub replayed: u64,
-    pub matched: u64,
-    pub diverged: u64,
-    pub skipped: BTreeMap<SkipReason, u64>,
-    /// The first divergences, by position (at most `keep`).
-    pub divergences: Vec<Divergence>,
-}
-
-/// What a replay found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ReplayReport {
-    pub from: Position,
-    pub to: Position,
-    /// Events in `from..=to`.
-    pub events: u64,
-    /// Ticks with an event in the range.
-    pub ticks: u64,
-    pub seconds: f64,
-    /// By plugin id, then version.
-    pub plugins: Vec<PluginReplay>,
-}
-
-impl ReplayReport {
-    pub fn replayed(&self) -> u64 {
-        self.plugins.iter().map(|p| p.replayed).sum()
-    }
-
-    pub fn matched(&self) -> u64 {
-        self.plugins.iter().map(|p| p.matched).sum()
-    }
-
-    pub fn diverged(&self) -> u64 {
-        self.plugins.iter().map(|p| p.diverged).sum()
-    }
-
-    pub fn skipped(&self) -> u64 {
-        self.plugins.iter().flat_map(|p| p.skipped.values()).sum()
-    }
-
-    /// Every divergence kept, by position.
-    pub fn divergences(&self) -> Vec<&Divergence> {
-        let mut all: Vec<&Divergence> = self.plugins.iter().flat_map(|p| &p.divergences).collect();
-        all.sort_by_key(|d| d.position);
-        all
-    }
-}
-
-/// How `audit replay` ended.
-#[derive(Debug)]
-pub enum ReplayOutcome {
-    Matched(ReplayReport),
-    Diverged(ReplayReport),
-    CouldNotRun(anyhow::Error),
-}
-
-impl ReplayOutcome {
-    /// 0 every replayed call matched, 1 a divergence, 2 could not run.
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            ReplayOutcome::Matched(_) => ExitCode::SUCCESS,
-            ReplayOutcome::Diverged(_) => ExitCode::from(1),
-            ReplayOutcome::CouldNotRun(_) => ExitCode::from(2),
-        }
-    }
-}
-
-/// `provenant audit replay` with the plugins of this build on the log at
-/// `database_url`: replays, prints the report (text, or JSON with `json`)
-/// and returns how it ended.
+/// `provenant audit replay` with the plugins of this build (and of a plugins
+/// directory) on the log at `database_url`: replays, prints the report
+/// (text, or JSON with `json`) and returns how it ended.
 pub async fn replay_command(
     database_url: &str,
     config: &ReplayConfig,
+    plugins: &PluginSource,
     json: bool,
 ) -> ReplayOutcome {
-    let outcome = match run_with(database_url, config, provenant_plugins::builtin()).await {
+    let loaded = plugins.load();
+    let run = async { run_with(database_url, config, loaded?).await };
+    let outcome = match run.await {
         Ok(r) if r.diverged() == 0 => ReplayOutcome::Matched(r),
         Ok(r) => ReplayOutcome::Diverged(r),
         Err(e) => ReplayOutcome::CouldNotRun(e),
@@ -411,32 +301,39 @@ const BATCH_EVENTS: usize = 2_000;
 /// replay.
 struct Replayer {
     host: PluginHost,
-    /// Plugin id → version, of this build.
-    build: HashMap<String, String>,
+    /// Plugin id → version and (a sandboxed plugin's) digest, of this build.
+    build: HashMap<String, (String, Option<String>)>,
     filter: CallFilter,
     from: Position,
     to: Position,
     keep: usize,
 }
 
-/// Counts and divergences by (plugin, version).
+/// Counts and divergences by plugin, version and (recorded) module.
 #[derive(Default)]
-struct Tally(BTreeMap<(String, String), PluginReplay>);
+struct Tally(BTreeMap<(String, String, Option<String>), PluginReplay>);
 
 impl Tally {
-    fn of(&mut self, plugin: &str, version: &str) -> &mut PluginReplay {
-        self.0
-            .entry((plugin.to_owned(), version.to_owned()))
-            .or_insert_with(|| PluginReplay {
-                plugin_id: plugin.to_owned(),
-                version: version.to_owned(),
-                ..PluginReplay::default()
-            })
+    fn of(&mut self, plugin: &str, version: &str, digest: Option<&str>) -> &mut PluginReplay {
+        let key = (
+            plugin.to_owned(),
+            version.to_owned(),
+            digest.map(str::to_owned),
+        );
+        self.0.entry(key).or_insert_with(|| PluginReplay {
+            plugin_id: plugin.to_owned(),
+            version: version.to_owned(),
+            recorded_digest: digest.map(str::to_owned),
+            ..PluginReplay::default()
+        })
     }
 
     fn merge(&mut self, other: Tally, keep: usize) {
-        for ((plugin, version), p) in other.0 {
-            let mine = self.of(&plugin, &version);
+        for ((plugin, version, digest), p) in other.0 {
+            let mine = self.of(&plugin, &version, digest.as_deref());
+            if mine.replayed_digest.is_none() {
+                mine.replayed_digest = p.replayed_digest;
+            }
             mine.replayed += p.replayed;
             mine.matched += p.matched;
             mine.diverged += p.diverged;
@@ -466,7 +363,10 @@ impl Replayer {
         let build = host
             .plugins()
             .iter()
-            .map(|p| (p.info.id.to_string(), p.info.version.to_string()))
+            .map(|p| {
+                let digest = p.info.runtime.digest().map(|d| d.to_string());
+                (p.info.id.to_string(), (p.info.version.to_string(), digest))
+            })
             .collect();
         Replayer {
             host,
@@ -519,8 +419,12 @@ impl Replayer {
                 continue;
             }
             let version = e.provenance.plugin_version.as_deref().unwrap_or("");
+            let digest = e.provenance.plugin_digest.as_deref();
             let verdict = self.call(tick, &call, nth, version);
-            let entry = tally.of(plugin, version);
+            let entry = tally.of(plugin, version, digest);
+            if digest.is_some() && !matches!(verdict, Verdict::Skipped(_)) {
+                entry.replayed_digest = self.build.get(plugin).and_then(|(_, d)| d.clone());
+            }
             match verdict {
                 Verdict::Skipped(reason) => *entry.skipped.entry(reason).or_default() += 1,
                 Verdict::Matched => {
@@ -541,10 +445,16 @@ impl Replayer {
     fn call(&self, tick: &TickEvents, call: &CallEvents<'_>, nth: usize, version: &str) -> Verdict {
         let e = call.event;
         let plugin = e.plugin_id.as_ref().map_or("", |p| p.as_str());
-        match self.build.get(plugin) {
-            None => return Verdict::Skipped(SkipReason::PluginNotInBuild),
-            Some(v) if v != version => return Verdict::Skipped(SkipReason::VersionNotInBuild),
-            Some(_) => {}
+        match (self.build.get(plugin), &e.provenance.plugin_digest) {
+            // A sandboxed plugin's call: replayed with the plugin's module,
+            // whichever it is.
+            (Some((_, Some(_))), Some(_)) => {}
+            (_, Some(_)) => return Verdict::Skipped(SkipReason::ModuleNotAvailable),
+            (None, None) => return Verdict::Skipped(SkipReason::PluginNotInBuild),
+            (Some((v, _)), None) if v != version => {
+                return Verdict::Skipped(SkipReason::VersionNotInBuild);
+            }
+            (Some(_), None) => {}
         }
         if e.kind.as_str() == kinds::PLUGIN_DEADLINE_EXCEEDED {
             return Verdict::Skipped(SkipReason::DeadlineExceeded);
@@ -788,147 +698,4 @@ fn stable(payload: &Value) -> Map<String, Value> {
         m.remove(key);
     }
     m
-}
-
-fn print_outcome(outcome: &ReplayOutcome, as_json: bool) {
-    let report = match outcome {
-        ReplayOutcome::Matched(r) | ReplayOutcome::Diverged(r) => r,
-        ReplayOutcome::CouldNotRun(e) => {
-            if as_json {
-                println!(
-                    "{}",
-                    json!({"status": "error", "error": crate::error_text::error_text(e)})
-                );
-            } else {
-                eprintln!("error: {}", crate::error_text::error_text(e));
-            }
-            return;
-        }
-    };
-    if as_json {
-        let status = if report.diverged() == 0 {
-            "matched"
-        } else {
-            "diverged"
-        };
-        println!(
-            "{}",
-            json!({
-                "status": status,
-                "from": report.from,
-                "to": report.to,
-                "events": report.events,
-                "ticks": report.ticks,
-                "seconds": report.seconds,
-                "calls": {
-                    "replayed": report.replayed(),
-                    "matched": report.matched(),
-                    "diverged": report.diverged(),
-                    "skipped": report.skipped(),
-                },
-                "plugins": report.plugins,
-            })
-        );
-        return;
-    }
-    print!("{}", render(report));
-}
-
-/// The human report.
-pub fn render(report: &ReplayReport) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    if report.from > report.to {
-        let _ = writeln!(
-            out,
-            "nothing to replay: positions {} to {} hold no events",
-            report.from, report.to
-        );
-        return out;
-    }
-    let _ = writeln!(
-        out,
-        "replayed the plugin calls recorded at positions {} to {} ({}, {}) in {:.2} s ({:.0} events/s)",
-        report.from,
-        report.to,
-        plural(report.events, "event"),
-        plural(report.ticks, "tick"),
-        report.seconds,
-        report.events as f64 / report.seconds.max(1e-9)
-    );
-    let _ = writeln!(
-        out,
-        "  {:<18} {:<10} {:>9} {:>9} {:>9} {:>9}",
-        "plugin", "version", "replayed", "matched", "diverged", "skipped"
-    );
-    for p in &report.plugins {
-        let skipped: u64 = p.skipped.values().sum();
-        let _ = writeln!(
-            out,
-            "  {:<18} {:<10} {:>9} {:>9} {:>9} {:>9}",
-            p.plugin_id, p.version, p.replayed, p.matched, p.diverged, skipped
-        );
-    }
-    for p in &report.plugins {
-        for (reason, n) in &p.skipped {
-            let _ = writeln!(
-                out,
-                "skipped {n} of {} {}: {}: {}",
-                p.plugin_id,
-                p.version,
-                reason.as_str(),
-                reason.explain()
-            );
-        }
-    }
-    for p in report.plugins.iter().filter(|p| p.diverged > 0) {
-        let shown = if p.divergences.len() as u64 == p.diverged {
-            String::new()
-        } else {
-            format!("; the first {}", p.divergences.len())
-        };
-        let _ = writeln!(
-            out,
-            "DIVERGED: {} {}: {} of {} replayed calls{shown}:",
-            p.plugin_id, p.version, p.diverged, p.replayed,
-        );
-        for d in &p.divergences {
-            let npc = d
-                .npc_id
-                .as_deref()
-                .map(|n| format!(", {n}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  position {}: {} {} (tick {} of {}/{}{npc}): {} not as recorded",
-                d.position,
-                d.call,
-                d.id,
-                d.tick.map_or("?".into(), |t| t.to_string()),
-                d.world_id.as_deref().unwrap_or("?"),
-                d.session_id.as_deref().unwrap_or("?"),
-                d.what
-            );
-            let _ = writeln!(out, "    recorded: {}", d.recorded);
-            let _ = writeln!(out, "    replayed: {}", d.replayed);
-        }
-    }
-    let (replayed, diverged) = (report.replayed(), report.diverged());
-    if replayed == 0 && report.skipped() == 0 {
-        let _ = writeln!(out, "no recorded plugin call in the range matches");
-    } else if diverged == 0 {
-        let _ = writeln!(
-            out,
-            "all {} matched what was recorded ({} skipped)",
-            plural(replayed, "replayed call"),
-            report.skipped()
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "{diverged} of {replayed} replayed calls diverged from what was recorded ({} skipped)",
-            report.skipped()
-        );
-    }
-    out
 }

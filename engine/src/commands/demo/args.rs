@@ -2,7 +2,8 @@
 
 use clap::Args;
 
-use crate::commands::args::DbArgs;
+use crate::commands::args::{DbArgs, PluginsDirArgs};
+use crate::plugin_source::PluginSource;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -22,6 +23,8 @@ pub struct DemoArgs {
     /// tavern, and every 100th for the cellar).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub ticks: u64,
+    #[command(flatten)]
+    pub plugins: PluginsDirArgs,
 }
 
 impl DemoArgs {
@@ -31,6 +34,7 @@ impl DemoArgs {
             nats_url: self.nats_url.filter(|u| !u.is_empty()),
             nats_prefix: self.nats_prefix,
             ticks: self.ticks,
+            plugins: self.plugins.source(),
         }
     }
 }
@@ -47,4 +51,6 @@ pub struct DemoConfig {
     /// Game ticks, each for two sessions of the tavern (and every 100th for
     /// the cellar).
     pub ticks: u64,
+    /// The plugins: the built-in ones and a plugins directory's.
+    pub plugins: PluginSource,
 }

@@ -84,6 +84,7 @@ async fn demo(
         instance: INSTANCE.into(),
         deadline: Duration::from_millis(50),
         isolation: Isolation::Thread,
+        plugins: config.plugins.clone(),
         commit: Default::default(),
         projections: Default::default(),
         run_projections: true,
@@ -100,7 +101,7 @@ async fn demo(
     stopped.context("the engine did not stop cleanly")?;
     println!("engine stopped gracefully: every tick it had taken was answered first");
     println!();
-    summary(log, start.position, &told).await
+    summary(log, start.position, &told, &config.plugins).await
 }
 
 /// A progress bar over the ticks, drawn on stderr when it is a terminal

@@ -9,10 +9,16 @@ use provenant_log::{EventLog, VerifyConfig};
 
 use super::story::Told;
 use crate::commands::audit::replay::{ReplayConfig, ReplayReport, replay};
+use crate::plugin_source::PluginSource;
 
 /// What each plugin did, the throughput and the verified head, read from
 /// the log after the engine stopped.
-pub async fn summary(log: &EventLog, start: Position, told: &Told) -> anyhow::Result<()> {
+pub async fn summary(
+    log: &EventLog,
+    start: Position,
+    told: &Told,
+    plugins: &PluginSource,
+) -> anyhow::Result<()> {
     let mut per_plugin: BTreeMap<String, BTreeMap<&'static str, u64>> = told
         .plugins
         .iter()
@@ -121,7 +127,7 @@ pub async fn summary(log: &EventLog, start: Position, told: &Told) -> anyhow::Re
             from: Some(start + 1),
             ..Default::default()
         },
-        provenant_plugins::builtin(),
+        plugins.load()?,
         &|_, _| {},
     )
     .await

@@ -1,0 +1,43 @@
+//! How a plugin's code runs: compiled into the binary, or sandboxed.
+
+use provenant_events::Text;
+
+/// How a plugin's code runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Runtime {
+    /// Rust compiled into the binary: trusted with the process, and not
+    /// pre-emptible (its calls run where the host's isolation puts them).
+    #[default]
+    Native,
+    /// A WebAssembly component run in a sandbox that pre-empts it (fuel,
+    /// epoch deadline, memory cap): its calls run on the caller's thread, and
+    /// the events they cause carry `digest` in their provenance.
+    Wasm {
+        /// `sha256:<hex>` of the module.
+        digest: Text,
+    },
+}
+
+impl Runtime {
+    /// `native` or `wasm`, as `plugins list` and `PluginLoaded` say it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Runtime::Native => "native",
+            Runtime::Wasm { .. } => "wasm",
+        }
+    }
+
+    /// The module's digest, for a sandboxed plugin.
+    pub fn digest(&self) -> Option<&Text> {
+        match self {
+            Runtime::Native => None,
+            Runtime::Wasm { digest } => Some(digest),
+        }
+    }
+
+    /// Whether the runtime pre-empts the plugin's calls itself (so the host
+    /// runs them inline, without a worker thread).
+    pub fn preempts(&self) -> bool {
+        matches!(self, Runtime::Wasm { .. })
+    }
+}
