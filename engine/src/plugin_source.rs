@@ -1,7 +1,7 @@
 //! Where a command's plugins come from: the built-in ones, and the
 //! sandboxed (WebAssembly) plugins of a plugins directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,6 +19,10 @@ pub struct PluginSource {
     /// Where compiled plugins are cached between runs (`None`: compiled at
     /// every start).
     pub cache: Option<PathBuf>,
+    /// Also the example WebAssembly plugins the binary carries (the demo
+    /// loads them, and `audit replay` to replay the demo's calls); a plugin
+    /// of the directory with the same id takes an example's place.
+    pub examples: bool,
 }
 
 impl PluginSource {
@@ -32,26 +36,36 @@ impl PluginSource {
     /// naming it and the problem.
     pub fn load(&self) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
         let mut plugins = provenant_plugins::builtin();
-        if let Some(dir) = &self.dir {
-            plugins.extend(load_dir(dir, self.cache.as_deref())?);
+        if self.dir.is_none() && !self.examples {
+            return Ok(plugins);
         }
+        let runtime = WasmRuntime::new(&WasmConfig {
+            cache_dir: self.cache.clone(),
+        })
+        .map_err(anyhow::Error::msg)
+        .context("the WebAssembly runtime does not start")?;
+        let mut sandboxed = match &self.dir {
+            Some(dir) => provenant_wasm::load_dir(dir, &runtime)
+                .with_context(|| format!("the plugins of {} do not load", dir.display()))?,
+            None => Vec::new(),
+        };
+        if self.examples {
+            let examples = provenant_wasm::examples::examples(&runtime)
+                .context("the example WebAssembly plugins do not load")?;
+            let mine: Vec<String> = sandboxed.iter().map(|p| p.manifest().id).collect();
+            sandboxed.extend(
+                examples
+                    .into_iter()
+                    .filter(|e| !mine.contains(&e.manifest().id)),
+            );
+        }
+        plugins.extend(
+            sandboxed
+                .into_iter()
+                .map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        );
         Ok(plugins)
     }
-}
-
-/// The WebAssembly plugins of `dir`.
-pub fn load_dir(dir: &Path, cache: Option<&Path>) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
-    let runtime = WasmRuntime::new(&WasmConfig {
-        cache_dir: cache.map(Path::to_owned),
-    })
-    .map_err(anyhow::Error::msg)
-    .context("the WebAssembly runtime does not start")?;
-    let loaded = provenant_wasm::load_dir(dir, &runtime)
-        .with_context(|| format!("the plugins of {} do not load", dir.display()))?;
-    Ok(loaded
-        .into_iter()
-        .map(|p| Arc::new(p) as Arc<dyn Plugin>)
-        .collect())
 }
 
 /// The default cache of compiled plugins: `$XDG_CACHE_HOME/provenant/wasm`,

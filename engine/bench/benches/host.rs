@@ -1,6 +1,9 @@
 //! The cost of one in-process condition evaluation through the plugin host
 //! (permission check, dispatch, event construction; no log I/O), beside the
-//! bare function call as its baseline.
+//! bare function call as its baseline: the built-in condition inline and on
+//! a worker thread, and the same condition (one read of the plugin's own
+//! session flag) as a sandboxed WebAssembly plugin, each call in a fresh
+//! instance under fuel and an epoch deadline.
 //!
 //! cargo bench -p provenant-bench --bench host
 //!
@@ -17,12 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use provenant_bench::wasm_fixtures as fx;
 use provenant_events::{SessionId, WorldId};
 use provenant_host::context::{Scene, TickNpc};
 use provenant_host::runner::Isolation;
 use provenant_host::state::GameState;
-use provenant_host::{HostConfig, PluginHost};
+use provenant_host::{HostConfig, Plugin, PluginHost};
 use provenant_plugins as plugins;
+use provenant_wasm::{WasmConfig, WasmRuntime};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -85,6 +90,32 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = fx::manifest("wasm-bench", &["group:behavior"], json!({}));
+    fx::write_plugin(dir.path(), "bench", &manifest, &fx::one_read().unwrap()).unwrap();
+    let runtime = WasmRuntime::new(&WasmConfig::default()).unwrap();
+    let mut with_wasm = plugins::builtin();
+    with_wasm.extend(
+        provenant_wasm::load_dir(dir.path(), &runtime)
+            .unwrap()
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
+    );
+    let host = PluginHost::start(with_wasm, HostConfig::default()).unwrap();
+    group.bench_function("through the host, wasm sandbox", |b| {
+        b.iter(|| {
+            let d = host.evaluate_condition(
+                &state,
+                &scene,
+                "sneak",
+                black_box("plugin:wasm-bench:c"),
+                &Value::Null,
+                0,
+            );
+            assert!(d.value, "{:?}", d.events);
+            d
+        })
+    });
     group.finish();
 }
 

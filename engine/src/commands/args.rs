@@ -64,7 +64,11 @@ impl PluginsDirArgs {
             Some(dir) => Some(dir.into()),
             None => crate::plugin_source::default_cache_dir(),
         };
-        crate::plugin_source::PluginSource { dir, cache }
+        crate::plugin_source::PluginSource {
+            dir,
+            cache,
+            examples: false,
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod bindings;
 pub mod call;
 pub mod capabilities;
 pub mod error;
+pub mod examples;
 pub mod imports;
 pub mod limits;
 pub mod load;

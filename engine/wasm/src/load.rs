@@ -3,7 +3,7 @@
 //! runs.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use provenant_host::permissions::{Permission, resolve};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
@@ -46,18 +46,36 @@ pub fn load_plugin(folder: &Path, runtime: &WasmRuntime) -> Result<WasmPlugin, L
         || folder.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    let fail = |problem| LoadError::Plugin {
+        plugin: named.clone(),
+        folder: folder.to_owned(),
+        problem,
+    };
+    let text = std::fs::read_to_string(folder.join(MANIFEST_FILE))
+        .map_err(|e| fail(Problem::UnreadableManifest(e)))?;
+    let read = |module: &str| std::fs::read(folder.join(module));
+    load_parts(folder, &named, &text, read, runtime)
+}
+
+/// Loads a plugin from the text of its manifest and a way to read its
+/// module (`folder` and `named` say where it is, in errors).
+pub fn load_parts(
+    folder: &Path,
+    named: &str,
+    manifest: &str,
+    read: impl FnOnce(&str) -> std::io::Result<Vec<u8>>,
+    runtime: &WasmRuntime,
+) -> Result<WasmPlugin, LoadError> {
     let fail = |plugin: &str, problem| LoadError::Plugin {
         plugin: plugin.to_owned(),
         folder: folder.to_owned(),
         problem,
     };
-    let text = std::fs::read_to_string(folder.join(MANIFEST_FILE))
-        .map_err(|e| fail(&named, Problem::UnreadableManifest(e)))?;
     let manifest =
-        PluginManifest::parse(&text).map_err(|e| fail(&named, Problem::InvalidManifest(e)))?;
+        PluginManifest::parse(manifest).map_err(|e| fail(named, Problem::InvalidManifest(e)))?;
     let id = manifest.plugin.id.clone();
     let module = manifest.module.clone();
-    let bytes = std::fs::read(folder.join(&module)).map_err(|source| {
+    let bytes = read(&module).map_err(|source| {
         fail(
             &id,
             if source.kind() == std::io::ErrorKind::NotFound {
@@ -217,9 +235,4 @@ fn render(f: &ComponentFunc) -> String {
     let params: Vec<String> = f.params().map(|(_, t)| ty(&t)).collect();
     let results: Vec<String> = f.results().map(|t| ty(&t)).collect();
     format!("func({}) -> {}", params.join(", "), results.join(", "))
-}
-
-/// The folder a plugin id's files would be in, for messages.
-pub fn folder_of(dir: &Path, id: &str) -> PathBuf {
-    dir.join(id)
 }

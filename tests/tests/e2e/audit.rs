@@ -275,10 +275,19 @@ async fn replay_takes_a_range_and_filters() {
     // Filters: only the plugin, world or session asked for.
     for (args, plugins) in [
         (vec!["--plugin", "game-stealth"], vec!["game-stealth"]),
-        (vec!["--world", "cellar"], vec!["example-nosy"]),
+        (
+            vec!["--world", "cellar"],
+            vec!["example-nosy", "wasm-runaway"],
+        ),
         (
             vec!["--world", "tavern", "--session", "s2"],
-            vec!["example-flaky", "game-romance", "game-stealth"],
+            vec![
+                "example-flaky",
+                "game-romance",
+                "game-stealth",
+                "wasm-gossip",
+                "wasm-innkeeper",
+            ],
         ),
     ] {
         let report = replay_json(&t.url, &args, 0);

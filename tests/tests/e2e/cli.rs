@@ -252,7 +252,10 @@ fn plugins_list_shows_versions_permissions_and_registrations() {
     let out = provenant(dir.path(), &["plugins", "list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("game-stealth 1.0.0 (feature, native)"), "{text}");
+    assert!(
+        text.contains("game-stealth 1.0.0 (feature, native)"),
+        "{text}"
+    );
     assert!(
         text.contains("effects: effect:plugin:game-stealth:raise_suspicion"),
         "{text}"

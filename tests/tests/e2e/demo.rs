@@ -55,7 +55,8 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
             "failures",
             "panics",
             "timeouts",
-            "denials"
+            "denials",
+            "sandboxed"
         ]
     );
     let rows: BTreeMap<&str, Vec<u64>> = text
@@ -64,7 +65,7 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
             let mut cells = l.split_whitespace();
             let plugin = cells.next()?;
             let counts: Vec<u64> = cells.map(|c| c.parse().ok()).collect::<Option<_>>()?;
-            (counts.len() == 7).then_some((plugin, counts))
+            (counts.len() == 8).then_some((plugin, counts))
         })
         .collect();
     for plugin in [
@@ -72,9 +73,17 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
         "example-nosy",
         "game-romance",
         "game-stealth",
+        "wasm-gossip",
+        "wasm-innkeeper",
+        "wasm-runaway",
     ] {
         assert!(rows.contains_key(plugin), "{plugin} missing:\n{text}");
     }
+    // The example WebAssembly plugins: the innkeeper's condition for each
+    // NPC of each tick, and every drink it serves spreads a rumor.
+    assert_eq!(rows["wasm-innkeeper"][0], 3 * sent, "{text}");
+    assert!(rows["wasm-innkeeper"][1] > 0, "{text}");
+    assert_eq!(rows["wasm-gossip"][1], rows["wasm-innkeeper"][1], "{text}");
     // Stealth and romance evaluate a condition for each of 3 NPCs per tick.
     assert_eq!(rows["game-stealth"][0], 3 * sent, "{text}");
     assert_eq!(rows["game-romance"][0], 3 * sent, "{text}");

@@ -108,7 +108,10 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
     replay_command(
         &args.db.database_url,
         &args.config(),
-        &args.plugins.source(),
+        &PluginSource {
+            examples: true,
+            ..args.plugins.source()
+        },
         args.json,
     )
     .await

@@ -34,7 +34,10 @@ impl DemoArgs {
             nats_url: self.nats_url.filter(|u| !u.is_empty()),
             nats_prefix: self.nats_prefix,
             ticks: self.ticks,
-            plugins: self.plugins.source(),
+            plugins: PluginSource {
+                examples: true,
+                ..self.plugins.source()
+            },
         }
     }
 }

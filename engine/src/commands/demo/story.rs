@@ -52,7 +52,12 @@ pub async fn story(
     let tavern = WorldId::new("tavern")?;
     let cellar = WorldId::new("cellar")?;
     let mut configured = Vec::new();
-    for (world, config) in [(&tavern, tavern_config()), (&cellar, cellar_config())] {
+    let (mut tavern_config, mut cellar_config) = (tavern_config(), cellar_config());
+    let sandboxed = config.plugins.examples;
+    if sandboxed {
+        with_examples(&mut tavern_config, &mut cellar_config);
+    }
+    for (world, config) in [(&tavern, tavern_config), (&cellar, cellar_config)] {
         let mut event = configured_event(world, config)
             .with_context(|| format!("the configuration of {world} is refused"))?;
         event.provenance.engine_version = Some(engine.host.engine().version.clone());
@@ -64,9 +69,15 @@ pub async fn story(
             .with_context(|| format!("the engine did not configure {world}"))?;
         configured.push((event, position));
     }
-    println!(
-        "worlds configured: tavern (stealth, romance, flaky; nosy disabled), cellar (only nosy), each a WorldConfigured event"
-    );
+    if sandboxed {
+        println!(
+            "worlds configured: tavern (stealth, romance, flaky, and the WebAssembly innkeeper and gossip; nosy disabled), cellar (nosy, and the WebAssembly runaway, which never returns), each a WorldConfigured event"
+        );
+    } else {
+        println!(
+            "worlds configured: tavern (stealth, romance, flaky; nosy disabled), cellar (only nosy), each a WorldConfigured event"
+        );
+    }
 
     let sessions = [SessionId::new("s1")?, SessionId::new("s2")?];
     let mut plan = TickPlan::new(&tavern, &cellar, &sessions, config.ticks);
@@ -233,4 +244,20 @@ async fn malformed(
             WAIT.as_secs()
         )
     })?
+}
+
+/// The example WebAssembly plugins' activities added to the demo's worlds
+/// (the runaway enabled in the cellar beside nosy).
+fn with_examples(tavern: &mut Value, cellar: &mut Value) {
+    use provenant_wasm::examples::{cellar_activities, tavern_activities};
+    for (world, extra) in [(tavern, tavern_activities()), (cellar, cellar_activities())] {
+        let behavior = &mut world["meta"]["behavior"];
+        if let (Some(list), Some(extra)) = (behavior["activities"].as_array_mut(), extra.as_array())
+        {
+            list.extend(extra.iter().cloned());
+        }
+        if let Some(enabled) = behavior["enabledPlugins"].as_array_mut() {
+            enabled.push(Value::from("wasm-runaway"));
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use provenant_events::{Position, kinds};
+use provenant_events::{Position, keys, kinds};
 use provenant_log::{EventLog, VerifyConfig};
 
 use super::story::Told;
@@ -40,7 +40,7 @@ pub async fn summary(
                 processed += 1;
             }
             if let Some(plugin) = &e.plugin_id
-                && let Some(label) = summary_label(kind)
+                && let Some(label) = summary_label(kind, e.payload.value())
             {
                 *per_plugin
                     .entry(plugin.to_string())
@@ -58,6 +58,7 @@ pub async fn summary(
         "panics",
         "timeouts",
         "denials",
+        "sandboxed",
     ];
     println!("what each plugin did, counted from the {events} events this run added to the log:");
     print!("  {:<15}", "plugin");
@@ -76,7 +77,10 @@ pub async fn summary(
         "  (failures, panics and timeouts come from example-flaky on purpose; denials from example-nosy,"
     );
     println!(
-        "   which probes another plugin's flags and a session write in each failure mode: RAISE, WARN, SILENT)"
+        "   which probes another plugin's flags and a session write in each failure mode: RAISE, WARN, SILENT;"
+    );
+    println!(
+        "   sandboxed: calls the WebAssembly sandbox stopped at a limit, here wasm-runaway's endless loop out of fuel)"
     );
     if let Some(config) = &told.effective_config {
         println!("  tavern's effective simulation config: {config}");
@@ -206,8 +210,9 @@ fn skipped_text(report: &ReplayReport) -> String {
     format!(" ({} skipped: {})", report.skipped(), each.join(", "))
 }
 
-fn summary_label(kind: &str) -> Option<&'static str> {
+fn summary_label(kind: &str, payload: &serde_json::Value) -> Option<&'static str> {
     Some(match kind {
+        kinds::PLUGIN_CALL_FAILED if payload.get(keys::LIMIT).is_some() => "sandboxed",
         kinds::CONDITION_EVALUATED => "evaluations",
         kinds::EFFECT_APPLIED => "effects",
         kinds::EVENT_HANDLED => "handled",
