@@ -18,6 +18,11 @@
 //!   build, its calls on worker threads (the default) and inline;
 //! - the baseline again, so that drift on the machine shows.
 //!
+//! With `--wasm` the tavern's activities are the example WebAssembly
+//! plugins' (the innkeeper's condition and effect, the gossip's effect),
+//! so that the log is one of sandboxed calls, and replay re-executes each
+//! in a fresh instance.
+//!
 //! The database is dropped at the end.
 
 use std::sync::Arc;
@@ -37,7 +42,8 @@ use provenant_host::runner::Isolation;
 use provenant_host::state::GameState;
 use provenant_host::tick::{Tick, evaluate_tick, marker_event};
 use provenant_host::world::configured_event;
-use provenant_host::{HostConfig, PluginHost};
+use provenant_engine::plugin_source::PluginSource;
+use provenant_host::{HostConfig, Plugin, PluginHost};
 use provenant_plugins::worlds::{cellar_config, cellar_tick, tavern_tick};
 
 use crate::projections::select_all_pg;
@@ -69,6 +75,19 @@ pub struct AuditBenchArgs {
     /// Events in the log (at least this many: whole ticks are appended).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
+    /// Fill the log with calls of the example WebAssembly plugins instead
+    /// of the built-in ones (the tavern's activities are theirs).
+    #[arg(long)]
+    pub wasm: bool,
+}
+
+/// The plugins that fill the log and replay it.
+fn plugins(wasm: bool) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
+    PluginSource {
+        examples: wasm,
+        ..PluginSource::builtin()
+    }
+    .load()
 }
 
 /// One measured row.
@@ -123,7 +142,7 @@ async fn measure(
     log: &EventLog,
     conn: &mut PgConnection,
 ) -> anyhow::Result<()> {
-    fill(log, args.events).await?;
+    fill(log, args.events, args.wasm).await?;
     sqlx::raw_sql("ANALYZE provenant.events")
         .execute(&mut *conn)
         .await?;
@@ -192,7 +211,7 @@ async fn measure(
                 isolation,
                 ..ReplayConfig::default()
             },
-            provenant_plugins::builtin(),
+            plugins(args.wasm)?,
             &|done, _| bar.set_position(done),
         )
         .await?;
@@ -261,9 +280,9 @@ async fn measure(
 }
 
 /// Fills the log with at least `total` events, as the engine records them.
-async fn fill(log: &EventLog, total: usize) -> anyhow::Result<()> {
+async fn fill(log: &EventLog, total: usize, wasm: bool) -> anyhow::Result<()> {
     let host = PluginHost::start(
-        provenant_plugins::builtin(),
+        plugins(wasm)?,
         HostConfig {
             isolation: Isolation::Inline,
             engine: EngineInfo {
@@ -277,7 +296,7 @@ async fn fill(log: &EventLog, total: usize) -> anyhow::Result<()> {
     let tavern = WorldId::new("tavern")?;
     let cellar = WorldId::new("cellar")?;
     let mut batch: Vec<NewEvent> = host.startup_events();
-    for (world, config) in [(&tavern, tavern_config()), (&cellar, cellar_config())] {
+    for (world, config) in [(&tavern, tavern_config(wasm)), (&cellar, cellar_config())] {
         let e = configured_event(world, config)?;
         Arc::make_mut(&mut state).apply(&e);
         batch.push(e);
@@ -327,9 +346,14 @@ async fn fill(log: &EventLog, total: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo's tavern, without example-flaky's overruns.
-fn tavern_config() -> Value {
+/// The demo's tavern, without example-flaky's overruns; with `wasm`, the
+/// example WebAssembly plugins' activities in place of its own.
+fn tavern_config(wasm: bool) -> Value {
     let mut config = provenant_plugins::worlds::tavern_config();
+    if wasm {
+        config["meta"]["behavior"]["activities"] = provenant_wasm::examples::tavern_activities();
+        return config;
+    }
     if let Some(activities) = config
         .pointer_mut("/meta/behavior/activities")
         .and_then(Value::as_array_mut)
