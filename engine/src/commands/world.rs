@@ -15,7 +15,8 @@ use provenant_host::{HostConfig, PluginHost};
 use provenant_log::{AppendBatch, EventLog, LogConfig};
 use serde_json::Value;
 
-use super::args::DbArgs;
+use super::args::{DbArgs, PluginsDirArgs};
+use crate::plugin_source::PluginSource;
 use crate::error_text::report;
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +41,8 @@ pub enum WorldCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        plugins: PluginsDirArgs,
     },
 }
 
@@ -50,9 +53,12 @@ impl WorldCommand {
             WorldCommand::Set { db, world_id, file } => {
                 set(&db.database_url, &world_id, &file).await
             }
-            WorldCommand::Show { db, world_id, json } => {
-                show(&db.database_url, &world_id, json).await
-            }
+            WorldCommand::Show {
+                db,
+                world_id,
+                json,
+                plugins,
+            } => show(&db.database_url, &world_id, &plugins.source(), json).await,
         })
     }
 }
@@ -73,8 +79,14 @@ pub async fn set(database_url: &str, world: &str, file: &Path) -> anyhow::Result
     Ok(())
 }
 
-/// Prints the world's current configuration and effective simulation config.
-pub async fn show(database_url: &str, world: &str, as_json: bool) -> anyhow::Result<()> {
+/// Prints the world's current configuration and effective simulation config
+/// (the providers of the built-in plugins and of `plugins`' directory).
+pub async fn show(
+    database_url: &str,
+    world: &str,
+    plugins: &PluginSource,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let world = WorldId::new(world)?;
     let log = EventLog::open(&LogConfig {
         migrate: false,
@@ -82,7 +94,7 @@ pub async fn show(database_url: &str, world: &str, as_json: bool) -> anyhow::Res
     })
     .await?;
     let state = world_state(&log, &world).await?;
-    let host = PluginHost::start(provenant_plugins::builtin(), HostConfig::default())?;
+    let host = PluginHost::start(plugins.load()?, HostConfig::default())?;
     let Some(description) = describe(&host, &Arc::new(state), &world) else {
         bail!("world {world} has never been configured");
     };

@@ -10,8 +10,11 @@ use provenant_tests::fixtures::tick;
 use provenant_tests::log::TestLog;
 use serde_json::{Value, json};
 
+/// A plugins directory: the greeter (its effect writes `mood`), and a
+/// hostile plugin of each kind.
 fn greeter_dir(mood: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
     let manifest = fx::manifest(
         "wasm-greeter",
         &["group:behavior", "session:write"],
@@ -20,15 +23,28 @@ fn greeter_dir(mood: &str) -> tempfile::TempDir {
             "effects": [{"name": "cheer"}],
         }}),
     );
-    fx::write_plugin(
-        dir.path(),
-        "greeter",
-        &manifest,
-        &fx::greeter(mood).unwrap(),
-    )
-    .unwrap();
-    let hostile = fx::manifest("wasm-loop", &["group:behavior"], json!({}));
-    fx::write_plugin(dir.path(), "loop", &hostile, &fx::endless_loop().unwrap()).unwrap();
+    fx::write_plugin(d, "greeter", &manifest, &fx::greeter(mood).unwrap()).unwrap();
+    let plain = |id: &str| fx::manifest(id, &["group:behavior"], json!({}));
+    fx::write_plugin(d, "loop", &plain("wasm-loop"), &fx::endless_loop().unwrap()).unwrap();
+    let bomb = fx::manifest(
+        "wasm-bomb",
+        &["group:behavior"],
+        json!({"limits": {"memory_max_bytes": 1 << 20}}),
+    );
+    fx::write_plugin(d, "bomb", &bomb, &fx::memory_bomb().unwrap()).unwrap();
+    fx::write_plugin(d, "trap", &plain("wasm-trap"), &fx::trap().unwrap()).unwrap();
+    let huge = fx::manifest(
+        "wasm-huge",
+        &["group:behavior"],
+        json!({"registrations": {"effects": [{"name": "e"}]}}),
+    );
+    fx::write_plugin(d, "huge", &huge, &fx::huge_result().unwrap()).unwrap();
+    let nosy = fx::manifest(
+        "wasm-nosy",
+        &["group:behavior"],
+        json!({"registrations": {"conditions": [{"name": "warn"}, {"name": "raise"}, {"name": "silent"}]}}),
+    );
+    fx::write_plugin(d, "nosy", &nosy, &fx::nosy().unwrap()).unwrap();
     dir
 }
 
@@ -152,11 +168,18 @@ async fn the_engine_runs_wasm_plugins_and_replay_matches_them_or_finds_a_changed
         ],
         ..Default::default()
     });
+    let condition = |id: &str| json!({"id": id, "conditions": [{"id": id}], "effects": []});
     let world = json!({"name": "Inn", "meta": {"behavior": {"activities": [
         {"id": "greet", "conditions": [{"id": "plugin:wasm-greeter:likes_player"}],
          "effects": [{"id": "effect:plugin:game-stealth:raise_suspicion", "params": {"amount": 1}}]},
         {"id": "cheer", "conditions": [], "effects": [{"id": "effect:plugin:wasm-greeter:cheer"}]},
-        {"id": "hang", "conditions": [{"id": "plugin:wasm-loop:c"}], "effects": []},
+        condition("plugin:wasm-loop:c"),
+        condition("plugin:wasm-bomb:c"),
+        condition("plugin:wasm-trap:c"),
+        {"id": "huge", "conditions": [], "effects": [{"id": "effect:plugin:wasm-huge:e"}]},
+        condition("plugin:wasm-nosy:warn"),
+        condition("plugin:wasm-nosy:raise"),
+        condition("plugin:wasm-nosy:silent"),
     ]}}});
     let (status, body) = engine.put("/v1/worlds/inn", &world).await;
     assert_eq!(status, 200, "{body}");
@@ -169,6 +192,13 @@ async fn the_engine_runs_wasm_plugins_and_replay_matches_them_or_finds_a_changed
             .await;
         assert_eq!(status, 200, "{body}");
     }
+    // Flags are namespaced by plugin, native and sandboxed alike.
+    let (status, session) = engine.get("/v1/sessions/inn/s1").await;
+    assert_eq!(status, 200, "{session}");
+    let flags: Vec<&String> = session["flags"].as_object().unwrap().keys().collect();
+    assert!(flags.iter().any(|k| *k == "plugin:wasm-greeter:mood"), "{session}");
+    assert!(flags.iter().any(|k| k.starts_with("plugin:game-stealth:")), "{session}");
+    assert!(flags.iter().all(|k| k.starts_with("plugin:")), "{session}");
     drop(engine);
     assert!(
         std::fs::read_dir(cache.path()).unwrap().next().is_some(),
@@ -252,5 +282,39 @@ async fn the_engine_runs_wasm_plugins_and_replay_matches_them_or_finds_a_changed
     assert_eq!(
         plugin(&report, "wasm-greeter")["skipped"]["module_not_available"],
         16
+    );
+}
+
+#[tokio::test]
+async fn the_engine_refuses_to_start_with_a_plugin_that_cannot_load_and_names_it() {
+    let db = TestLog::new(Backend::Sqlite).await;
+    let plugins = greeter_dir("\"cheerful\"");
+    let mut manifest: Value = serde_json::from_slice(
+        &std::fs::read(plugins.path().join("greeter/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    manifest["digest"] = json!(format!("sha256:{}", "1".repeat(64)));
+    std::fs::write(
+        plugins.path().join("greeter/manifest.json"),
+        manifest.to_string(),
+    )
+    .unwrap();
+    let refused = EngineProcess::try_start(&EngineOptions {
+        database_url: db.url.clone(),
+        args: vec![
+            "--plugins-dir".into(),
+            path(&plugins).into(),
+            "--plugin-cache".into(),
+            "off".into(),
+        ],
+        ..Default::default()
+    })
+    .err()
+    .expect("the engine refuses to start");
+    assert!(refused.contains("plugin wasm-greeter ("), "{refused}");
+    assert!(refused.contains("digest mismatch"), "{refused}");
+    assert!(
+        provenant_tests::all_events(&db.open().await).await.is_empty(),
+        "nothing is recorded"
     );
 }
