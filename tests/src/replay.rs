@@ -5,6 +5,24 @@ use std::collections::BTreeMap;
 use provenant_events::{Event, kinds};
 use serde_json::Value;
 
+use crate::cli::{json, provenant_on, stderr, stdout};
+
+/// `provenant audit replay --json` with `args` on the log at `url`: its
+/// report, after checking the exit status.
+pub fn replay_json(url: &str, args: &[&str], code: i32) -> Value {
+    let mut all = vec!["audit", "replay", "--json"];
+    all.extend(args);
+    let out = provenant_on(url, &all);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    json(&out)
+}
+
 /// The recorded plugin calls of each plugin, and how many of them overran
 /// their deadline.
 pub fn calls_by_plugin(events: &[Event]) -> BTreeMap<String, (u64, u64)> {

@@ -37,12 +37,12 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use provenant_engine::commands::audit::replay::{ReplayConfig, render, replay};
+use provenant_engine::plugin_source::PluginSource;
 use provenant_host::context::EngineInfo;
 use provenant_host::runner::Isolation;
 use provenant_host::state::GameState;
 use provenant_host::tick::{Tick, evaluate_tick, marker_event};
 use provenant_host::world::configured_event;
-use provenant_engine::plugin_source::PluginSource;
 use provenant_host::{HostConfig, Plugin, PluginHost};
 use provenant_plugins::worlds::{cellar_config, cellar_tick, tavern_tick};
 

@@ -628,8 +628,15 @@ impl PluginHost {
             (keys::CONTEXT, Member::Canonical(scene.recorded_context())),
         ]);
         let micros = |d: Duration| Member::U64(d.as_micros() as u64);
-        let deadline_ms = self.runner.deadline().as_millis() as u64;
-        let (kind, value, payload, events, unrecorded) = match self.run(site, params.clone(), f) {
+        // A sandboxed call stopped at its own deadline is an overrun, as a
+        // native call the host stopped waiting for.
+        let (outcome, deadline_ms) = match self.run(site, params.clone(), f) {
+            Outcome::Done((Err(PluginError::DeadlineExceeded { deadline_ms }), _), took) => {
+                (Outcome::Overran(took), deadline_ms)
+            }
+            outcome => (outcome, self.runner.deadline().as_millis() as u64),
+        };
+        let (kind, value, payload, events, unrecorded) = match outcome {
             Outcome::Done((Ok(value), record), took) => {
                 members.extend([
                     (keys::INPUTS, Member::Array(&record.inputs)),
@@ -646,21 +653,6 @@ impl PluginHost {
                     payload,
                     record.events,
                     record.unrecorded,
-                )
-            }
-            Outcome::Done((Err(PluginError::DeadlineExceeded { deadline_ms }), _), took) => {
-                members.extend([
-                    (keys::DEADLINE_MS, Member::U64(deadline_ms)),
-                    (keys::WAITED_US, micros(took)),
-                    (keys::FALLBACK, fallback.member()),
-                ]);
-                let payload = canonical::object(&members);
-                (
-                    Some(kinds::PLUGIN_DEADLINE_EXCEEDED),
-                    fallback,
-                    payload,
-                    Vec::new(),
-                    Vec::new(),
                 )
             }
             Outcome::Done((Err(error), record), took) => {

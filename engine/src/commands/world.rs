@@ -16,8 +16,8 @@ use provenant_log::{AppendBatch, EventLog, LogConfig};
 use serde_json::Value;
 
 use super::args::{DbArgs, PluginsDirArgs};
-use crate::plugin_source::PluginSource;
 use crate::error_text::report;
+use crate::plugin_source::PluginSource;
 
 #[derive(Debug, Subcommand)]
 pub enum WorldCommand {

@@ -15,23 +15,7 @@ use provenant_tests::{Backend, all_events};
 use serde_json::{Value, json};
 
 use provenant_tests::cli::{demo_log, demo_log_of, json, provenant_on, stderr, stdout};
-use provenant_tests::replay::assert_all_replayed_and_matched;
-
-/// `audit replay --json` with `args`: its report, after checking the exit
-/// status.
-fn replay_json(url: &str, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["audit", "replay", "--json"];
-    all.extend(args);
-    let out = provenant_on(url, &all);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    json(&out)
-}
+use provenant_tests::replay::{assert_all_replayed_and_matched, replay_json};
 
 #[tokio::test]
 async fn replay_matches_every_call_of_a_demo_run_and_appends_nothing() {

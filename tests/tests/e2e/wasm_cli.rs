@@ -8,6 +8,7 @@ use provenant_tests::cli::{json, provenant_on, stderr, stdout};
 use provenant_tests::engine::{EngineOptions, EngineProcess};
 use provenant_tests::fixtures::tick;
 use provenant_tests::log::TestLog;
+use provenant_tests::replay::replay_json;
 use serde_json::{Value, json};
 
 /// A plugins directory: the greeter (its effect writes `mood`), and a
@@ -129,19 +130,11 @@ fn plugins_list_shows_each_wasm_plugin_with_its_runtime_and_digest() {
     );
 }
 
-/// `audit replay --json` with `args`, after checking its exit status.
+/// `audit replay --json` with `args`, compiling the plugins afresh.
 fn replay(url: &str, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["audit", "replay", "--json", "--plugin-cache", "off"];
+    let mut all = vec!["--plugin-cache", "off"];
     all.extend(args);
-    let out = provenant_on(url, &all);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{args:?}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    json(&out)
+    replay_json(url, &all, code)
 }
 
 fn plugin<'a>(report: &'a Value, id: &str) -> &'a Value {
@@ -196,8 +189,14 @@ async fn the_engine_runs_wasm_plugins_and_replay_matches_them_or_finds_a_changed
     let (status, session) = engine.get("/v1/sessions/inn/s1").await;
     assert_eq!(status, 200, "{session}");
     let flags: Vec<&String> = session["flags"].as_object().unwrap().keys().collect();
-    assert!(flags.iter().any(|k| *k == "plugin:wasm-greeter:mood"), "{session}");
-    assert!(flags.iter().any(|k| k.starts_with("plugin:game-stealth:")), "{session}");
+    assert!(
+        flags.iter().any(|k| *k == "plugin:wasm-greeter:mood"),
+        "{session}"
+    );
+    assert!(
+        flags.iter().any(|k| k.starts_with("plugin:game-stealth:")),
+        "{session}"
+    );
     assert!(flags.iter().all(|k| k.starts_with("plugin:")), "{session}");
     drop(engine);
     assert!(
@@ -314,7 +313,9 @@ async fn the_engine_refuses_to_start_with_a_plugin_that_cannot_load_and_names_it
     assert!(refused.contains("plugin wasm-greeter ("), "{refused}");
     assert!(refused.contains("digest mismatch"), "{refused}");
     assert!(
-        provenant_tests::all_events(&db.open().await).await.is_empty(),
+        provenant_tests::all_events(&db.open().await)
+            .await
+            .is_empty(),
         "nothing is recorded"
     );
 }
