@@ -203,6 +203,28 @@ pub fn bad_json() -> anyhow::Result<Vec<u8>> {
     )
 }
 
+/// An event handler that accepts every event, and simulation config
+/// provider that suggests `{"wasm":{"speed":2}}`; importing nothing.
+pub fn watcher() -> anyhow::Result<Vec<u8>> {
+    let wat = format!(
+        r#"(module {PRELUDE}
+  (data (i32.const 160) "{{\"wasm\":{{\"speed\":2}}}}")
+  (func (export "provenant:plugin/handlers@0.1.0#handle") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 1024) (i32.const 0))
+    (i32.const 1024))
+  (func (export "provenant:plugin/providers@0.1.0#provide") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 1024) (i32.const 0))
+    (i32.store (i32.const 1028) (i32.const 160))
+    (i32.store (i32.const 1032) (i32.const 20))
+    (i32.const 1024)))"#
+    );
+    component(
+        "export provenant:plugin/handlers@0.1.0;
+         export provenant:plugin/providers@0.1.0;",
+        &wat,
+    )
+}
+
 /// A component that imports WASI's environment.
 pub fn wasi() -> anyhow::Result<Vec<u8>> {
     wat::parse_str(

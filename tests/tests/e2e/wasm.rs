@@ -185,6 +185,67 @@ fn a_wasm_plugin_acts_beside_the_built_in_ones_with_its_digest_and_fuel_in_every
 }
 
 #[test]
+fn a_wasm_plugin_handles_events_and_provides_simulation_config() {
+    let dir = tempfile::tempdir().unwrap();
+    fx::write_plugin(
+        dir.path(),
+        "greeter",
+        &greeter_manifest(),
+        &fx::greeter("\"cheerful\"").unwrap(),
+    )
+    .unwrap();
+    let watcher = fx::manifest(
+        "wasm-watcher",
+        &["event:subscribe", "behavior:configure_simulation"],
+        json!({"registrations": {
+            "event_handlers": [{"kinds": ["SessionFlagSet"]}],
+            "simulation_configs": [{"name": "speed", "priority": 50}],
+        }}),
+    );
+    let module = fx::watcher().unwrap();
+    fx::write_plugin(dir.path(), "watcher", &watcher, &module).unwrap();
+    let host = host(dir.path());
+    let mut state = configured(json!([
+        {"id": "cheer", "conditions": [], "effects": [{"id": "effect:plugin:wasm-greeter:cheer"}]},
+    ]));
+    let events = evaluate_tick(&host, &mut state, &tick(1));
+
+    let handled = of_kind(&events, kinds::EVENT_HANDLED);
+    let handled: Vec<_> = handled
+        .iter()
+        .filter(|e| {
+            e.plugin_id
+                .as_ref()
+                .is_some_and(|p| p.as_str() == "wasm-watcher")
+        })
+        .collect();
+    assert_eq!(handled.len(), 1, "{events:#?}");
+    let flag = of_kind(&events, kinds::SESSION_FLAG_SET)[0];
+    assert_eq!(
+        handled[0].payload["params"]["event_id"],
+        json!(flag.event_id)
+    );
+    assert!(handled[0].payload["fuel_used"].as_u64().is_some());
+    let digest = provenant_wasm::manifest::digest_of(&module);
+    assert_eq!(
+        handled[0].provenance.plugin_digest.as_deref(),
+        Some(digest.as_str())
+    );
+
+    let config = of_kind(&events, kinds::SIMULATION_CONFIG_CHANGED);
+    assert_eq!(config.len(), 1, "{events:#?}");
+    assert_eq!(config[0].payload["config"]["wasm"], json!({"speed": 2}));
+    assert!(
+        config[0].payload["providers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("plugin:wasm-watcher:speed")),
+        "{:?}",
+        config[0].payload
+    );
+}
+
+#[test]
 fn each_hostile_plugin_is_stopped_by_the_sandbox_and_the_tick_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
