@@ -280,12 +280,6 @@ impl Ctx {
         self.fuel_used = Some(fuel);
     }
 
-    /// The failure mode the capability calls that follow use (`None`: each
-    /// capability's own).
-    pub fn failure_mode(&self) -> Option<FailureMode> {
-        self.mode
-    }
-
     pub fn plugin_id(&self) -> &PluginId {
         &self.plugin.id
     }

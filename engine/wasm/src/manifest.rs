@@ -110,22 +110,21 @@ impl PluginManifest {
                 KEYS.join(", ")
             ));
         }
-        let take = |fields: &mut Map<String, Value>, key: &str| fields.remove(key);
-        let module = match take(&mut fields, "module") {
+        let module = match fields.remove("module") {
             Some(Value::String(m)) => m,
             Some(_) => return Err("module must be a string: the component's file name".into()),
             None => return Err("module is missing: the component's file name".into()),
         };
-        let digest = match take(&mut fields, "digest") {
+        let digest = match fields.remove("digest") {
             None | Some(Value::Null) => None,
             Some(Value::String(d)) => Some(d),
             Some(_) => return Err("digest must be a string (sha256:<hex>)".into()),
         };
-        let limits: Limits = match take(&mut fields, "limits") {
+        let limits: Limits = match fields.remove("limits") {
             None => Limits::default(),
             Some(v) => serde_json::from_value(v).map_err(|e| format!("limits: {e}"))?,
         };
-        let registrations: Registrations = match take(&mut fields, "registrations") {
+        let registrations: Registrations = match fields.remove("registrations") {
             None => Registrations::default(),
             Some(v) => serde_json::from_value(v).map_err(|e| format!("registrations: {e}"))?,
         };

@@ -26,15 +26,6 @@ impl WasmPlugin {
             sandbox: Arc::new(sandbox),
         }
     }
-
-    /// `sha256:<hex>` of its module.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
-    pub fn plugin_manifest(&self) -> &PluginManifest {
-        &self.manifest
-    }
 }
 
 impl Plugin for WasmPlugin {

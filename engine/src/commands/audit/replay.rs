@@ -425,7 +425,10 @@ impl Replayer {
             let digest = e.provenance.plugin_digest.as_deref();
             let verdict = self.call(tick, &call, nth, version);
             let entry = tally.of(plugin, version, digest);
-            if digest.is_some() && !matches!(verdict, Verdict::Skipped(_)) {
+            if digest.is_some()
+                && entry.replayed_digest.is_none()
+                && !matches!(verdict, Verdict::Skipped(_))
+            {
                 entry.replayed_digest = self.build.get(plugin).and_then(|(_, d)| d.clone());
             }
             match verdict {
