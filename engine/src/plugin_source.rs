@@ -1,21 +1,29 @@
-//! Where a command's plugins come from: the built-in ones, and the
-//! sandboxed (WebAssembly) plugins of a plugins directory.
+//! Where a command's plugins come from: the built-in ones, and those of a
+//! plugins directory: sandboxed (WebAssembly) plugins, and remote plugins
+//! (manifest kind `remote_feature`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use provenant_host::Plugin;
+use provenant_remote::{RemoteConfig, RemoteRuntime};
 use provenant_wasm::{WasmConfig, WasmRuntime};
 
 /// The plugins directory used when none is given, if it exists.
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins";
+/// The NATS server remote plugins' `nats:<subject>` endpoints are reached
+/// through, when none is given.
+pub const DEFAULT_PLUGINS_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// Where plugins are loaded from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PluginSource {
-    /// A directory of WebAssembly plugins (`None`: the built-in ones only).
+    /// A directory of plugins (`None`: the built-in ones only).
     pub dir: Option<PathBuf>,
+    /// The NATS server of remote plugins served on NATS (`None`: the
+    /// default).
+    pub nats_url: Option<String>,
     /// Where compiled plugins are cached between runs (`None`: compiled at
     /// every start).
     pub cache: Option<PathBuf>,
@@ -39,20 +47,68 @@ impl PluginSource {
         if self.dir.is_none() && !self.examples {
             return Ok(plugins);
         }
-        let runtime = WasmRuntime::new(&WasmConfig {
-            cache_dir: self.cache.clone(),
-        })
-        .map_err(anyhow::Error::msg)
-        .context("the WebAssembly runtime does not start")?;
-        let mut sandboxed = match &self.dir {
-            Some(dir) => provenant_wasm::load_dir(dir, &runtime)
+        let folders = match &self.dir {
+            Some(dir) => folders(dir)
                 .with_context(|| format!("the plugins of {} do not load", dir.display()))?,
             None => Vec::new(),
         };
-        if self.examples {
-            let examples = provenant_wasm::examples::examples(&runtime)
+        let manifests: Vec<(PathBuf, bool)> = folders
+            .into_iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f.join(provenant_wasm::load::MANIFEST_FILE));
+                let remote = text.is_ok_and(|t| provenant_remote::is_remote(&t));
+                (f, remote)
+            })
+            .collect();
+        let runtime = if self.examples || manifests.iter().any(|(_, remote)| !remote) {
+            Some(
+                WasmRuntime::new(&WasmConfig {
+                    cache_dir: self.cache.clone(),
+                })
+                .map_err(anyhow::Error::msg)
+                .context("the WebAssembly runtime does not start")?,
+            )
+        } else {
+            None
+        };
+        let remote_runtime = if manifests.iter().any(|(_, remote)| *remote) {
+            Some(Arc::new(
+                RemoteRuntime::new().context("the remote plugins' client does not start")?,
+            ))
+        } else {
+            None
+        };
+        let remote_config = RemoteConfig {
+            nats_url: self
+                .nats_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PLUGINS_NATS_URL.to_owned()),
+        };
+        let mut sandboxed = Vec::new();
+        let mut remote: Vec<Arc<dyn Plugin>> = Vec::new();
+        for (folder, is_remote) in &manifests {
+            let loaded = match (is_remote, &runtime, &remote_runtime) {
+                (true, _, Some(rt)) => provenant_remote::load_plugin(folder, rt, &remote_config)
+                    .map(|p| remote.push(Arc::new(p)))
+                    .map_err(anyhow::Error::from),
+                (false, Some(rt), _) => provenant_wasm::load_plugin(folder, rt)
+                    .map(|p| sandboxed.push(p))
+                    .map_err(anyhow::Error::from),
+                _ => Err(anyhow::anyhow!("no runtime for {}", folder.display())),
+            };
+            loaded.with_context(|| {
+                let dir = folder.parent().unwrap_or(folder);
+                format!("the plugins of {} do not load", dir.display())
+            })?;
+        }
+        if let (true, Some(runtime)) = (self.examples, &runtime) {
+            let examples = provenant_wasm::examples::examples(runtime)
                 .context("the example WebAssembly plugins do not load")?;
-            let mine: Vec<String> = sandboxed.iter().map(|p| p.manifest().id).collect();
+            let mine: Vec<String> = sandboxed
+                .iter()
+                .map(|p| p.manifest().id)
+                .chain(remote.iter().map(|p| p.manifest().id))
+                .collect();
             sandboxed.extend(
                 examples
                     .into_iter()
@@ -64,8 +120,24 @@ impl PluginSource {
                 .into_iter()
                 .map(|p| Arc::new(p) as Arc<dyn Plugin>),
         );
+        plugins.extend(remote);
         Ok(plugins)
     }
+}
+
+/// The plugin folders of `dir` (each holding a `manifest.json`; folders
+/// whose name starts with `.` are left alone), in name order.
+fn folders(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.path().is_dir() {
+            folders.push(entry.path());
+        }
+    }
+    folders.sort();
+    Ok(folders)
 }
 
 /// The default cache of compiled plugins: `$XDG_CACHE_HOME/provenant/wasm`,

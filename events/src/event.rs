@@ -167,6 +167,10 @@ pub struct Provenance {
     /// plugin ran: exactly which code acted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin_digest: Option<Text>,
+    /// Where a remote plugin was called (`http://…`, `https://…` or
+    /// `nats:<subject>`): which service acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_endpoint: Option<Text>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability: Option<Text>,
     /// The permission string that allowed the action, e.g. `session:write`.
@@ -234,6 +238,9 @@ impl<'de> Deserialize<'de> for Provenance {
                         "plugin_id" => set(m, &mut p.plugin_id, s, 1, "plugin_id")?,
                         "plugin_version" => set(m, &mut p.plugin_version, s, 2, "plugin_version")?,
                         "plugin_digest" => set(m, &mut p.plugin_digest, s, 2048, "plugin_digest")?,
+                        "plugin_endpoint" => {
+                            set(m, &mut p.plugin_endpoint, s, 4096, "plugin_endpoint")?
+                        }
                         "capability" => set(m, &mut p.capability, s, 4, "capability")?,
                         "permission" => set(m, &mut p.permission, s, 8, "permission")?,
                         "tick_id" => set(m, &mut p.tick_id, s, 16, "tick_id")?,
@@ -270,7 +277,7 @@ impl<'de> Deserialize<'de> for Provenance {
 
 impl Provenance {
     /// The names of the fields this build knows, sorted.
-    pub const FIELDS: [&'static str; 12] = [
+    pub const FIELDS: [&'static str; 13] = [
         "call_index",
         "capability",
         "causation_id",
@@ -279,6 +286,7 @@ impl Provenance {
         "engine_version",
         "permission",
         "plugin_digest",
+        "plugin_endpoint",
         "plugin_id",
         "plugin_version",
         "tick",
@@ -300,7 +308,7 @@ impl Provenance {
         fn id(v: &Option<Uuid>) -> Option<String> {
             v.map(|v| format!("\"{}\"", v.hyphenated()))
         }
-        let known: [(&str, Option<String>); 12] = [
+        let known: [(&str, Option<String>); 13] = [
             ("call_index", self.call_index.map(|t| t.to_string())),
             ("capability", s(&self.capability)),
             ("causation_id", id(&self.causation_id)),
@@ -309,6 +317,7 @@ impl Provenance {
             ("engine_version", s(&self.engine_version)),
             ("permission", s(&self.permission)),
             ("plugin_digest", s(&self.plugin_digest)),
+            ("plugin_endpoint", s(&self.plugin_endpoint)),
             ("plugin_id", s(&self.plugin_id.as_ref().map(|p| p.as_str()))),
             ("plugin_version", s(&self.plugin_version)),
             ("tick", self.tick.map(|t| t.to_string())),
@@ -744,6 +753,7 @@ mod tests {
             plugin_id: Some(PluginId::new("game-stealth").unwrap()),
             plugin_version: Some("1.0.0 \"beta\"".into()),
             plugin_digest: Some("sha256:00ff".into()),
+            plugin_endpoint: Some("nats:behaviour.tavern".into()),
             capability: Some("session.write".into()),
             permission: Some("session:write".into()),
             tick_id: Some(Uuid::now_v7()),

@@ -102,5 +102,9 @@ pub const REGISTERED: &str = "registered";
 pub const RUNTIME: &str = "runtime";
 /// The `sha256:<hex>` digest of a sandboxed plugin's module (`PluginLoaded`).
 pub const DIGEST: &str = "digest";
+/// Where a remote plugin is called (`PluginLoaded`, circuit events).
+pub const ENDPOINT: &str = "endpoint";
+/// What a remote plugin answered, as it came back (its call's event).
+pub const REPLY: &str = "reply";
 /// Who asked for a metrics reset (`MetricsReset`).
 pub const REQUESTED_BY: &str = "requested_by";

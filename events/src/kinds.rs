@@ -47,6 +47,13 @@ pub const SIMULATION_CONFIG_CHANGED: &str = "SimulationConfigChanged";
 pub const TICK_PROCESSED: &str = "TickProcessed";
 /// A tick the engine refused (`{reason, excerpt, bytes, source}`).
 pub const TICK_REJECTED: &str = "TickRejected";
+/// A remote plugin's circuit opened after repeated failures: its calls are
+/// not sent until `cool_down_ms` has passed, then one probe decides
+/// (`{endpoint, failures, cool_down_ms, error}`).
+pub const PLUGIN_CIRCUIT_OPENED: &str = "PluginCircuitOpened";
+/// A remote plugin's circuit closed: a probe succeeded
+/// (`{endpoint, open_ms, skipped}`).
+pub const PLUGIN_CIRCUIT_CLOSED: &str = "PluginCircuitClosed";
 /// An operator reset a plugin's metrics, or every plugin's
 /// (`{plugin_id: <id> | null, requested_by}`).
 pub const METRICS_RESET: &str = "MetricsReset";
@@ -72,6 +79,8 @@ pub const ALL: &[&str] = &[
     SIMULATION_CONFIG_CHANGED,
     TICK_PROCESSED,
     TICK_REJECTED,
+    PLUGIN_CIRCUIT_OPENED,
+    PLUGIN_CIRCUIT_CLOSED,
     METRICS_RESET,
 ];
 

@@ -20,9 +20,15 @@ pub fn provenant(dir: &Path, args: &[&str]) -> Output {
 
 /// `provenant <args>` on the log at `url`.
 pub fn provenant_on(url: &str, args: &[&str]) -> Output {
+    provenant_on_env(url, args, &[])
+}
+
+/// `provenant <args>` on the log at `url`, with more environment variables.
+pub fn provenant_on_env(url: &str, args: &[&str], env: &[(String, String)]) -> Output {
     Command::new(crate::binary())
         .args(args)
         .env("DATABASE_URL", url)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run provenant")
 }

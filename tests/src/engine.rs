@@ -21,6 +21,8 @@ pub struct EngineOptions {
     pub http_addr: Option<String>,
     /// More arguments of `provenant serve`.
     pub args: Vec<String>,
+    /// More environment variables of the engine.
+    pub env: Vec<(String, String)>,
 }
 
 impl EngineOptions {
@@ -70,6 +72,7 @@ impl EngineProcess {
         if let Some(token) = &options.admin_token {
             cmd.env("PROVENANT_ADMIN_TOKEN", token);
         }
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the engine: {e}"))?;

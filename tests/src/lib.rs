@@ -8,7 +8,8 @@
 //! - [`engine`]: the real `provenant serve` as a process;
 //! - [`http`]: requests through a real HTTP client;
 //! - [`fixtures`]: ticks and worlds as a game sends them;
-//! - [`replay`]: what a replay of a whole log must report.
+//! - [`replay`]: what a replay of a whole log must report;
+//! - [`remote`]: remote plugin services whose answers a test scripts.
 //!
 //! PostgreSQL is found through `DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), NATS through `NATS_URL`
@@ -21,6 +22,7 @@ pub mod fixtures;
 pub mod http;
 pub mod log;
 pub mod nats;
+pub mod remote;
 pub mod replay;
 
 pub use engine::{EngineOptions, EngineProcess};

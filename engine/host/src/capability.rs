@@ -55,6 +55,8 @@ pub enum Request {
         key: String,
         value: Value,
     },
+    /// Every key of this plugin's own storage, with its value.
+    ListStorage,
     Log {
         level: LogLevel,
         message: String,
@@ -109,6 +111,7 @@ impl Request {
             Request::SetNpcState { .. } => ("npc.set_npc_state", NpcWrite, Warn),
             Request::StorageGet { .. } => ("storage.get", DbRead, Warn),
             Request::StorageSet { .. } => ("storage.set", DbWrite, Warn),
+            Request::ListStorage => ("storage.list", DbRead, Warn),
             Request::Log { .. } => ("log", LogEmit, Silent),
             Request::EmitEvent { .. } => ("events.emit", EventEmit, Raise),
         };

@@ -201,6 +201,8 @@ pub struct Ctx {
     events: Vec<NewEvent>,
     unrecorded: Vec<Canonical>,
     fuel_used: Option<u64>,
+    reply: Option<Value>,
+    runtime_events: Vec<NewEvent>,
 }
 
 /// What a call left behind: the reads it made and the events it produced.
@@ -214,6 +216,11 @@ pub struct CallRecord {
     pub unrecorded: Vec<Canonical>,
     /// The fuel a sandboxed call used (`None` for native code).
     pub fuel_used: Option<u64>,
+    /// What a remote plugin answered (`None` for other plugins).
+    pub reply: Option<Value>,
+    /// What the runtime recorded about itself during the call (a remote
+    /// plugin's circuit opening or closing): kept whatever the outcome.
+    pub runtime_events: Vec<NewEvent>,
 }
 
 impl Ctx {
@@ -244,6 +251,8 @@ impl Ctx {
             events: Vec::new(),
             unrecorded: Vec::new(),
             fuel_used: None,
+            reply: None,
+            runtime_events: Vec::new(),
         }
     }
 
@@ -253,6 +262,8 @@ impl Ctx {
             events: self.events,
             unrecorded: self.unrecorded,
             fuel_used: self.fuel_used,
+            reply: self.reply,
+            runtime_events: self.runtime_events,
         }
     }
 
@@ -278,6 +289,60 @@ impl Ctx {
     /// code: native code has no fuel.
     pub fn record_fuel_used(&mut self, fuel: u64) {
         self.fuel_used = Some(fuel);
+    }
+
+    /// Records what a remote plugin answered, for its event (`reply`). Set
+    /// by the remote client (crate `provenant-remote`), never by plugin code.
+    pub fn record_reply(&mut self, reply: Value) {
+        self.reply = Some(reply);
+    }
+
+    /// Records an event about the plugin's runtime (a remote plugin's
+    /// circuit opening or closing), on the plugin's stream with the call's
+    /// provenance; it is kept even when the call fails. Set by a runtime,
+    /// never by plugin code.
+    pub fn record_runtime_event(&mut self, kind: &'static str, payload: Value) {
+        let Ok(kind) = EventKind::from_static(kind) else {
+            return;
+        };
+        let mut e = NewEvent::at(
+            StreamName::plugin(&self.plugin.id),
+            kind,
+            payload,
+            self.scene.at,
+        );
+        e.plugin_id = Some(self.plugin.id.clone());
+        e.world_id = Some(self.scene.world.clone());
+        e.session_id = Some(self.scene.session.clone());
+        e.provenance = provenance(
+            &self.plugin,
+            &self.scene,
+            &self.engine,
+            None,
+            self.call_index,
+        );
+        self.runtime_events.push(e);
+    }
+
+    /// The call's id (`plugin:<id>:<name>`, or what a handler handles).
+    pub fn call_id(&self) -> &str {
+        self.call.as_str()
+    }
+
+    /// The call's index in its tick.
+    pub fn call_index(&self) -> u64 {
+        self.call_index
+    }
+
+    /// The tick's id.
+    pub fn tick_id(&self) -> uuid::Uuid {
+        self.scene.tick_id
+    }
+
+    /// The tick context and the NPC the call is about, as its event records
+    /// them (`context`).
+    pub fn recorded_context(&self) -> &Canonical {
+        self.scene.recorded_context()
     }
 
     pub fn plugin_id(&self) -> &PluginId {
@@ -437,6 +502,11 @@ impl Ctx {
 
     pub fn storage_get(&mut self, key: &str) -> Result<Option<Value>, Denied> {
         self.call(Request::StorageGet { key: key.into() })
+    }
+
+    /// Every key of this plugin's own storage, with its value.
+    pub fn list_storage(&mut self) -> Result<Option<Value>, Denied> {
+        self.call(Request::ListStorage)
     }
 
     pub fn storage_set(&mut self, key: &str, value: Value) -> Result<bool, Denied> {
@@ -640,6 +710,21 @@ impl Ctx {
                         .get(&self.plugin.id)
                         .and_then(|s| s.get(key).cloned())
                 }),
+            Request::ListStorage => {
+                let mut all: Map<String, Value> = state
+                    .storage
+                    .get(&self.plugin.id)
+                    .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                for e in &self.events {
+                    if e.kind.as_str() == kinds::PLUGIN_STORAGE_SET
+                        && let Some(k) = e.payload[keys::KEY].as_str()
+                    {
+                        all.insert(k.to_owned(), e.payload[keys::VALUE].clone());
+                    }
+                }
+                Some(Value::Object(all))
+            }
             // Writes and log lines are not reads.
             _ => None,
         }
@@ -813,6 +898,7 @@ pub fn provenance(
         plugin_id: Some(plugin.id.clone()),
         plugin_version: Some(plugin.version.clone()),
         plugin_digest: plugin.runtime.digest().cloned(),
+        plugin_endpoint: plugin.runtime.endpoint().cloned(),
         capability: cap.map(|c| c.name.into()),
         permission: cap.map(|c| c.permission.as_str().into()),
         call_index: Some(call_index),

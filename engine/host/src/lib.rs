@@ -15,6 +15,7 @@
 
 pub mod capability;
 pub mod context;
+pub mod declared;
 pub mod intake;
 pub mod manifest;
 pub mod permissions;

@@ -276,6 +276,10 @@ impl PluginHost {
             if let (Some(digest), Some(p)) = (p.info.runtime.digest(), payload.as_object_mut()) {
                 p.insert(keys::DIGEST.into(), json!(digest));
             }
+            if let (Some(endpoint), Some(p)) = (p.info.runtime.endpoint(), payload.as_object_mut())
+            {
+                p.insert(keys::ENDPOINT.into(), json!(endpoint));
+            }
             events.extend(self.engine_event(
                 kinds::PLUGIN_LOADED,
                 StreamName::plugin(&p.info.id),
@@ -630,9 +634,20 @@ impl PluginHost {
         let micros = |d: Duration| Member::U64(d.as_micros() as u64);
         // A sandboxed call stopped at its own deadline is an overrun, as a
         // native call the host stopped waiting for.
+        // What the runtime itself recorded (a remote plugin's circuit
+        // opening or closing) is kept whatever the call's outcome.
+        let mut kept = Vec::new();
         let (outcome, deadline_ms) = match self.run(site, params.clone(), f) {
-            Outcome::Done((Err(PluginError::DeadlineExceeded { deadline_ms }), _), took) => {
+            Outcome::Done((Err(PluginError::DeadlineExceeded { deadline_ms }), record), took) => {
+                kept = record.runtime_events;
                 (Outcome::Overran(took), deadline_ms)
+            }
+            Outcome::Done((result, mut record), took) => {
+                kept = std::mem::take(&mut record.runtime_events);
+                (
+                    Outcome::Done((result, record), took),
+                    self.runner.deadline().as_millis() as u64,
+                )
             }
             outcome => (outcome, self.runner.deadline().as_millis() as u64),
         };
@@ -646,6 +661,9 @@ impl PluginHost {
                 if let Some(fuel) = record.fuel_used {
                     members.push((keys::FUEL_USED, Member::U64(fuel)));
                 }
+                if let Some(reply) = &record.reply {
+                    members.push((keys::REPLY, Member::Value(reply)));
+                }
                 let payload = canonical::object(&members);
                 (
                     success_kind,
@@ -656,17 +674,33 @@ impl PluginHost {
                 )
             }
             Outcome::Done((Err(error), record), took) => {
-                let (kind, key, text, limit) = match error {
-                    PluginError::Panicked(message) => {
-                        (kinds::PLUGIN_CALL_PANICKED, keys::PANIC, message, None)
-                    }
-                    PluginError::LimitExceeded { limit, message } => {
-                        (kinds::PLUGIN_CALL_FAILED, keys::ERROR, message, Some(limit))
-                    }
+                let (kind, key, text, limit, reason) = match error {
+                    PluginError::Panicked(message) => (
+                        kinds::PLUGIN_CALL_PANICKED,
+                        keys::PANIC,
+                        message,
+                        None,
+                        None,
+                    ),
+                    PluginError::LimitExceeded { limit, message } => (
+                        kinds::PLUGIN_CALL_FAILED,
+                        keys::ERROR,
+                        message,
+                        Some(limit),
+                        None,
+                    ),
+                    PluginError::Remote { reason, message } => (
+                        kinds::PLUGIN_CALL_FAILED,
+                        keys::ERROR,
+                        message,
+                        None,
+                        Some(reason),
+                    ),
                     error => (
                         kinds::PLUGIN_CALL_FAILED,
                         keys::ERROR,
                         error.to_string(),
+                        None,
                         None,
                     ),
                 };
@@ -678,6 +712,12 @@ impl PluginHost {
                 ]);
                 if let Some(limit) = limit {
                     members.push((keys::LIMIT, Member::Str(limit)));
+                }
+                if let Some(reason) = reason {
+                    members.push((keys::REASON, Member::Str(reason)));
+                }
+                if let Some(reply) = &record.reply {
+                    members.push((keys::REPLY, Member::Value(reply)));
                 }
                 if let Some(fuel) = record.fuel_used {
                     members.push((keys::FUEL_USED, Member::U64(fuel)));
@@ -724,6 +764,8 @@ impl PluginHost {
             }
         };
         let mut events = events;
+        // Before the call's own event, which comes last of its call.
+        events.extend(kept);
         let succeeded = kind.is_none_or(|k| !kinds::records_a_failed_call(k));
         if let Some(e) =
             kind.and_then(|k| self.call_event(k, plugin, scene, payload, &cap, call_index))

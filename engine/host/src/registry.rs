@@ -31,6 +31,14 @@ pub enum PluginError {
         limit: &'static str,
         message: String,
     },
+    /// A remote plugin's call that failed or was not sent: `reason` says
+    /// which (`unreachable`, `status`, `bad_reply`, `too_large`,
+    /// `no_responders`, `circuit_open`, `rate_limited`).
+    #[error("{message}")]
+    Remote {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 pub type ConditionFn = Arc<dyn Fn(&mut Ctx, &Value) -> Result<bool, PluginError> + Send + Sync>;

@@ -16,6 +16,14 @@ pub enum Runtime {
         /// `sha256:<hex>` of the module.
         digest: Text,
     },
+    /// A service in another process (a `remote_feature`), called over HTTP
+    /// or NATS by a client that enforces the call's deadline itself: its
+    /// calls run on the caller's thread, and the events they cause carry
+    /// `endpoint` in their provenance.
+    Remote {
+        /// `http://…`, `https://…` or `nats:<subject>`.
+        endpoint: Text,
+    },
 }
 
 impl Runtime {
@@ -24,20 +32,29 @@ impl Runtime {
         match self {
             Runtime::Native => "native",
             Runtime::Wasm { .. } => "wasm",
+            Runtime::Remote { .. } => "remote",
         }
     }
 
     /// The module's digest, for a sandboxed plugin.
     pub fn digest(&self) -> Option<&Text> {
         match self {
-            Runtime::Native => None,
             Runtime::Wasm { digest } => Some(digest),
+            Runtime::Native | Runtime::Remote { .. } => None,
         }
     }
 
-    /// Whether the runtime pre-empts the plugin's calls itself (so the host
-    /// runs them inline, without a worker thread).
+    /// The service's endpoint, for a remote plugin.
+    pub fn endpoint(&self) -> Option<&Text> {
+        match self {
+            Runtime::Remote { endpoint } => Some(endpoint),
+            Runtime::Native | Runtime::Wasm { .. } => None,
+        }
+    }
+
+    /// Whether the runtime stops the plugin's calls at their deadline itself
+    /// (so the host runs them inline, without a worker thread).
     pub fn preempts(&self) -> bool {
-        matches!(self, Runtime::Wasm { .. })
+        !matches!(self, Runtime::Native)
     }
 }

@@ -40,9 +40,10 @@ impl HealthArgs {
 /// and `audit replay`.
 #[derive(Debug, Clone, Args)]
 pub struct PluginsDirArgs {
-    /// A directory of WebAssembly plugins, one folder each holding its
-    /// manifest.json and component (docs/plugin-authoring.md). Default:
-    /// ./plugins when that folder exists.
+    /// A directory of plugins, one folder each holding its manifest.json:
+    /// WebAssembly plugins with their component (docs/plugin-authoring.md)
+    /// and remote plugins (docs/remote-plugins.md). Default: ./plugins when
+    /// that folder exists.
     #[arg(long, env = "PROVENANT_PLUGINS_DIR", value_name = "DIR")]
     pub plugins_dir: Option<std::path::PathBuf>,
     /// Where compiled plugins are kept between runs, by digest, so that an
@@ -50,6 +51,10 @@ pub struct PluginsDirArgs {
     /// Default: $XDG_CACHE_HOME/provenant/wasm (or ~/.cache/provenant/wasm).
     #[arg(long, env = "PROVENANT_PLUGIN_CACHE", value_name = "DIR")]
     pub plugin_cache: Option<String>,
+    /// The NATS server through which remote plugins with a nats:<subject>
+    /// endpoint are called. Default: nats://127.0.0.1:4222.
+    #[arg(long, env = "PROVENANT_PLUGINS_NATS_URL", value_name = "URL")]
+    pub plugins_nats_url: Option<String>,
 }
 
 impl PluginsDirArgs {
@@ -68,6 +73,7 @@ impl PluginsDirArgs {
             dir,
             cache,
             examples: false,
+            nats_url: self.plugins_nats_url.clone().filter(|u| !u.is_empty()),
         }
     }
 }

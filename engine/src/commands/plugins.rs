@@ -33,7 +33,7 @@ impl PluginsCommand {
 }
 
 /// Prints each plugin (the built-in ones and those of the plugins
-/// directory): version, kind, runtime (and a sandboxed one's digest),
+/// directory): version, kind, runtime (and a sandboxed one's digest, a remote one's endpoint),
 /// granted permissions and what it registered (text, or one JSON object
 /// with `--json`).
 pub fn list(source: &PluginSource, as_json: bool) -> anyhow::Result<()> {
@@ -51,6 +51,7 @@ pub fn list(source: &PluginSource, as_json: bool) -> anyhow::Result<()> {
                     "kind": p.manifest.kind,
                     "runtime": p.info.runtime.as_str(),
                     "digest": p.info.runtime.digest(),
+                    "endpoint": p.info.runtime.endpoint(),
                     "description": p.manifest.description,
                     "dependencies": p.manifest.dependencies,
                     "granted": p.info.granted,
@@ -78,6 +79,9 @@ pub fn list(source: &PluginSource, as_json: bool) -> anyhow::Result<()> {
             p.info.runtime.as_str(),
             p.manifest.description
         );
+        if let Some(endpoint) = p.info.runtime.endpoint() {
+            println!("  endpoint: {endpoint}");
+        }
         if let Some(digest) = p.info.runtime.digest() {
             println!("  digest: {digest}");
         }

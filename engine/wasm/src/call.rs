@@ -11,6 +11,7 @@
 
 use provenant_events::canonical;
 use provenant_host::context::Ctx;
+use provenant_host::declared::Calls;
 use provenant_host::registry::PluginError;
 use serde_json::Value;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre};
@@ -64,14 +65,9 @@ impl Returned for String {
     }
 }
 
-impl Sandbox {
+impl Calls for Sandbox {
     /// Evaluates condition `name`.
-    pub fn condition(
-        &self,
-        ctx: &mut Ctx,
-        name: &str,
-        params: &Value,
-    ) -> Result<bool, PluginError> {
+    fn condition(&self, ctx: &mut Ctx, name: &str, params: &Value) -> Result<bool, PluginError> {
         let params = canonical::to_canonical_string(params);
         self.run(ctx, |store, instance| {
             let f = instance.get_typed_func::<(&str, &str), (Result<bool, String>,)>(
@@ -83,7 +79,7 @@ impl Sandbox {
     }
 
     /// Applies effect `name`: its result is JSON.
-    pub fn effect(&self, ctx: &mut Ctx, name: &str, params: &Value) -> Result<Value, PluginError> {
+    fn effect(&self, ctx: &mut Ctx, name: &str, params: &Value) -> Result<Value, PluginError> {
         let params = canonical::to_canonical_string(params);
         let text = self.run(ctx, |store, instance| {
             let f = instance.get_typed_func::<(&str, &str), (Result<String, String>,)>(
@@ -96,7 +92,7 @@ impl Sandbox {
     }
 
     /// Handles `event` (its JSON form).
-    pub fn handle(&self, ctx: &mut Ctx, event: &Value) -> Result<(), PluginError> {
+    fn handle(&self, ctx: &mut Ctx, event: &Value) -> Result<(), PluginError> {
         let event = canonical::to_canonical_string(event);
         self.run(ctx, |store, instance| {
             let f = instance.get_typed_func::<(&str,), (Result<(), String>,)>(
@@ -108,7 +104,7 @@ impl Sandbox {
     }
 
     /// Provider `name`'s simulation config: JSON.
-    pub fn provide(&self, ctx: &mut Ctx, name: &str) -> Result<Value, PluginError> {
+    fn provide(&self, ctx: &mut Ctx, name: &str) -> Result<Value, PluginError> {
         let text = self.run(ctx, |store, instance| {
             let f = instance.get_typed_func::<(&str,), (Result<String, String>,)>(
                 &mut *store,
@@ -118,7 +114,9 @@ impl Sandbox {
         })?;
         json(&text, "simulation config provider")
     }
+}
 
+impl Sandbox {
     /// Runs `call` in a fresh instance under the plugin's limits, with the
     /// call's context lent to it.
     fn run<R: Returned>(

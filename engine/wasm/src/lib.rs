@@ -32,7 +32,7 @@ pub mod state;
 
 pub use error::{LoadError, Problem};
 pub use limits::Limits;
-pub use load::load_dir;
+pub use load::{load_dir, load_plugin};
 pub use manifest::PluginManifest;
 pub use plugin::WasmPlugin;
 pub use runtime::{WasmConfig, WasmRuntime};

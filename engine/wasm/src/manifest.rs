@@ -6,7 +6,6 @@
 //! of its code runs.
 
 use provenant_host::manifest::{Manifest, PluginKind};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::limits::Limits;
@@ -24,62 +23,9 @@ pub struct PluginManifest {
     pub registrations: Registrations,
 }
 
-/// What the plugin registers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Registrations {
-    #[serde(default)]
-    pub conditions: Vec<ConditionDecl>,
-    #[serde(default)]
-    pub effects: Vec<EffectDecl>,
-    #[serde(default)]
-    pub event_handlers: Vec<HandlerDecl>,
-    #[serde(default)]
-    pub simulation_configs: Vec<ProviderDecl>,
-}
-
-/// Condition `plugin:<id>:<name>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConditionDecl {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// Tick context keys the condition needs (it is skipped without them).
-    #[serde(default)]
-    pub required_context: Vec<String>,
-}
-
-/// Effect `effect:plugin:<id>:<name>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EffectDecl {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// Params the caller's are overlaid on.
-    #[serde(default)]
-    pub default_params: Value,
-}
-
-/// A handler of events of these kinds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HandlerDecl {
-    pub kinds: Vec<String>,
-}
-
-/// Simulation config provider `plugin:<id>:<name>` (a lower priority
-/// number wins).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderDecl {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub priority: i64,
-}
+pub use provenant_host::declared::{
+    ConditionDecl, EffectDecl, HandlerDecl, ProviderDecl, Registrations,
+};
 
 /// The keys a manifest may have: a misspelt one is an error, not a field
 /// silently left out.
@@ -168,20 +114,7 @@ impl PluginManifest {
             ));
         }
         self.limits.check()?;
-        let r = &self.registrations;
-        if r.conditions.is_empty()
-            && r.effects.is_empty()
-            && r.event_handlers.is_empty()
-            && r.simulation_configs.is_empty()
-        {
-            return Err("registrations is empty: the plugin would never be called".into());
-        }
-        if let Some(h) = r.event_handlers.iter().find(|h| h.kinds.is_empty()) {
-            return Err(format!(
-                "an event handler subscribes to no kind: {:?}",
-                h.kinds
-            ));
-        }
+        self.registrations.check()?;
         Ok(())
     }
 }

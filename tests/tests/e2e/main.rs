@@ -11,6 +11,8 @@
 //! - `wasm`: sandboxed (WebAssembly) plugins in the host, built at test time
 //!   from WAT: loaded, contained, refused; `wasm_cli`: the same through the
 //!   binary (`serve`, `plugins list`, `audit replay`).
+//! - `remote`: remote plugins in the host, against real HTTP services and a
+//!   real NATS responder; `remote_cli`: the same through the binary.
 
 mod architecture;
 mod audit;
@@ -20,6 +22,8 @@ mod demo;
 mod host;
 mod plans;
 mod projections;
+mod remote;
+mod remote_cli;
 mod service;
 mod sim;
 mod wasm;

@@ -29,6 +29,14 @@
 //! inputs (`audit replay --plugins-dir NEW`: a new plugin version tried
 //! against what production recorded). Without the plugin, its calls are
 //! skipped as `module_not_available`.
+//!
+//! A remote plugin's calls name its endpoint (`plugin_endpoint`). They are
+//! not re-executed by default (`remote`): the service is another process,
+//! and replaying would send it requests. With `--remote-live` each recorded
+//! request is sent again (rebuilt from the recording: the same context,
+//! params and ids) to the endpoint of that plugin in the plugins directory,
+//! and the report shows where today's answers differ from the recorded
+//! ones; without the plugin they are skipped as `endpoint_not_available`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
@@ -82,6 +90,11 @@ pub struct ReplayArgs {
     /// Print one JSON object instead of a report.
     #[arg(long)]
     pub json: bool,
+    /// Send remote plugins' recorded requests again, to the endpoints of
+    /// the plugins directory, and compare today's answers with the recorded
+    /// ones (default: remote calls are reported as `remote`, nothing sent).
+    #[arg(long)]
+    pub remote_live: bool,
     #[command(flatten)]
     pub plugins: PluginsDirArgs,
 }
@@ -99,6 +112,11 @@ impl ReplayArgs {
             deadline: Duration::from_millis(self.deadline_ms),
             isolation: isolation(&self.isolation),
             keep: self.show,
+            remote: if self.remote_live {
+                RemoteCalls::Resend
+            } else {
+                RemoteCalls::Report
+            },
         }
     }
 }
@@ -134,6 +152,18 @@ pub struct ReplayConfig {
     pub isolation: Isolation,
     /// Divergences kept per plugin and version (the first ones).
     pub keep: usize,
+    /// What is done with remote plugins' calls.
+    pub remote: RemoteCalls,
+}
+
+/// What a replay does with a remote plugin's recorded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemoteCalls {
+    /// Reports it as `remote`, sending nothing.
+    #[default]
+    Report,
+    /// Sends its request again and compares the answer (`--remote-live`).
+    Resend,
 }
 
 impl Default for ReplayConfig {
@@ -147,6 +177,7 @@ impl Default for ReplayConfig {
             deadline: Duration::from_secs(10),
             isolation: Isolation::Thread,
             keep: 10,
+            remote: RemoteCalls::Report,
         }
     }
 }
@@ -306,6 +337,9 @@ struct Replayer {
     host: PluginHost,
     /// Plugin id → version and (a sandboxed plugin's) digest, of this build.
     build: HashMap<String, (String, Option<String>)>,
+    /// The ids of this build's remote plugins.
+    remote_plugins: std::collections::HashSet<String>,
+    remote: RemoteCalls,
     filter: CallFilter,
     from: Position,
     to: Position,
@@ -371,9 +405,17 @@ impl Replayer {
                 (p.info.id.to_string(), (p.info.version.to_string(), digest))
             })
             .collect();
+        let remote_plugins = host
+            .plugins()
+            .iter()
+            .filter(|p| p.info.runtime.endpoint().is_some())
+            .map(|p| p.info.id.to_string())
+            .collect();
         Replayer {
             host,
             build,
+            remote_plugins,
+            remote: config.remote,
             filter: config.filter.clone(),
             from,
             to,
@@ -451,16 +493,26 @@ impl Replayer {
     fn call(&self, tick: &TickEvents, call: &CallEvents<'_>, nth: usize, version: &str) -> Verdict {
         let e = call.event;
         let plugin = e.plugin_id.as_ref().map_or("", |p| p.as_str());
-        match (self.build.get(plugin), &e.provenance.plugin_digest) {
-            // A sandboxed plugin's call: replayed with the plugin's module,
-            // whichever it is.
-            (Some((_, Some(_))), Some(_)) => {}
-            (_, Some(_)) => return Verdict::Skipped(SkipReason::ModuleNotAvailable),
-            (None, None) => return Verdict::Skipped(SkipReason::PluginNotInBuild),
-            (Some((v, _)), None) if v != version => {
-                return Verdict::Skipped(SkipReason::VersionNotInBuild);
+        if e.provenance.plugin_endpoint.is_some() {
+            if self.remote == RemoteCalls::Report {
+                return Verdict::Skipped(SkipReason::Remote);
             }
-            (Some(_), None) => {}
+            if !self.remote_plugins.contains(plugin) {
+                return Verdict::Skipped(SkipReason::EndpointNotAvailable);
+            }
+        }
+        if e.provenance.plugin_endpoint.is_none() {
+            match (self.build.get(plugin), &e.provenance.plugin_digest) {
+                // A sandboxed plugin's call: replayed with the plugin's module,
+                // whichever it is.
+                (Some((_, Some(_))), Some(_)) => {}
+                (_, Some(_)) => return Verdict::Skipped(SkipReason::ModuleNotAvailable),
+                (None, None) => return Verdict::Skipped(SkipReason::PluginNotInBuild),
+                (Some((v, _)), None) if v != version => {
+                    return Verdict::Skipped(SkipReason::VersionNotInBuild);
+                }
+                (Some(_), None) => {}
+            }
         }
         if e.kind.as_str() == kinds::PLUGIN_DEADLINE_EXCEEDED {
             return Verdict::Skipped(SkipReason::DeadlineExceeded);
@@ -640,12 +692,24 @@ fn compare(
             });
         }
     }
+    // A remote plugin's circuit is the replay's own, not the recorded one's.
+    let circuit = |kind: &str| {
+        matches!(
+            kind,
+            kinds::PLUGIN_CIRCUIT_OPENED | kinds::PLUGIN_CIRCUIT_CLOSED
+        )
+    };
     let recorded_writes: Vec<Value> = call
         .produced
         .iter()
+        .filter(|e| !circuit(e.kind.as_str()))
         .map(|e| comparable(&e.as_new_event()))
         .collect();
-    let replayed_writes: Vec<Value> = writes.iter().map(comparable).collect();
+    let replayed_writes: Vec<Value> = writes
+        .iter()
+        .filter(|e| !circuit(e.kind.as_str()))
+        .map(comparable)
+        .collect();
     if recorded_writes != replayed_writes {
         return Some(Mismatch {
             what: "writes",

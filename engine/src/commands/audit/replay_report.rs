@@ -15,6 +15,8 @@ use super::reading::plural;
 pub enum SkipReason {
     PluginNotInBuild,
     ModuleNotAvailable,
+    Remote,
+    EndpointNotAvailable,
     VersionNotInBuild,
     DeadlineExceeded,
     ProviderCall,
@@ -26,6 +28,8 @@ impl SkipReason {
         match self {
             SkipReason::PluginNotInBuild => "plugin_not_in_build",
             SkipReason::ModuleNotAvailable => "module_not_available",
+            SkipReason::Remote => "remote",
+            SkipReason::EndpointNotAvailable => "endpoint_not_available",
             SkipReason::VersionNotInBuild => "version_not_in_build",
             SkipReason::DeadlineExceeded => "deadline_exceeded",
             SkipReason::ProviderCall => "provider_call",
@@ -38,6 +42,12 @@ impl SkipReason {
             SkipReason::PluginNotInBuild => "this build does not have the plugin",
             SkipReason::ModuleNotAvailable => {
                 "the plugins directory holds no WebAssembly module of the plugin"
+            }
+            SkipReason::Remote => {
+                "a remote plugin's call: not re-executed (--remote-live sends it again)"
+            }
+            SkipReason::EndpointNotAvailable => {
+                "the plugins directory holds no remote plugin of that id to send it to"
             }
             SkipReason::VersionNotInBuild => "this build carries another version of the plugin",
             SkipReason::DeadlineExceeded => {
