@@ -144,7 +144,7 @@ pub async fn plugin_metrics(
     Ok(axum::Json(metrics_of(&engine, &plugin_id).await?.admin_metrics()).into_response())
 }
 
-#[utoipa::path(get, path = "/admin/plugins/health", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{overall_healthy, unhealthy_plugins, health_status: {id: {is_healthy, last_check, error_count, request_error_rate, condition_failure_rate, effect_failure_rate, event_handler_failure_rate, state, reason, since}}} over each plugin's sliding window"), (status = 401, description = "Missing or wrong admin token")))]
+#[utoipa::path(get, path = "/admin/plugins/health", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{overall_healthy, unhealthy_plugins, health_status: {id: {is_healthy, last_check, error_count, request_error_rate, condition_failure_rate, effect_failure_rate, event_handler_failure_rate, state, reason, since, circuit?}}} over each plugin's sliding window; a remote plugin's circuit is {state, since, times_opened, not_sent}"), (status = 401, description = "Missing or wrong admin token")))]
 /// `GET /admin/plugins/health`
 pub async fn health(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
     let rows = metrics_rows(&engine).await?;

@@ -6,8 +6,8 @@
 //! second engine on the same database, reports the same values. Counters
 //! are lifetime totals: a metrics reset (`MetricsReset`) restarts the admin
 //! API's counters, never these, since Prometheus counters only go up. Labels
-//! are bounded: plugin ids, call kinds, outcomes, permission strings and
-//! projection names; never world, session, NPC or event ids.
+//! are bounded: plugin ids, call kinds, outcomes, permission strings,
+//! failure reasons and projection names; never world, session, NPC or event ids.
 
 use std::sync::atomic::Ordering;
 
@@ -33,6 +33,8 @@ const TICKS: &str = "provenant_ticks_processed_total";
 const REJECTED: &str = "provenant_ticks_rejected_total";
 const RESETS: &str = "provenant_metrics_resets_total";
 const BUILD: &str = "provenant_build_info";
+const CIRCUIT: &str = "provenant_plugin_circuit_open";
+const FAILURES: &str = "provenant_plugin_call_failures_total";
 
 /// The Prometheus text of the engine's metrics now.
 pub async fn render(engine: &Engine) -> anyhow::Result<String> {
@@ -103,6 +105,20 @@ pub async fn render(engine: &Engine) -> anyhow::Result<String> {
                 ],
             )
             .absolute(count);
+        }
+        for (reason, count) in m.failures_by_reason() {
+            r.counter(
+                FAILURES,
+                vec![
+                    Label::new("plugin", plugin.clone()),
+                    Label::new("reason", reason.to_owned()),
+                ],
+            )
+            .absolute(count);
+        }
+        if m.is_remote() {
+            r.gauge(CIRCUIT, vec![Label::new("plugin", plugin.clone())])
+                .set(if m.circuit_open() { 1.0 } else { 0.0 });
         }
         r.gauge(HEALTH, vec![Label::new("plugin", plugin)])
             .set(m.health_state().as_gauge());
@@ -215,6 +231,15 @@ impl Registry<'_> {
         describe_counter(
             DENIALS,
             "Capability requests refused, by plugin and permission",
+        );
+        describe(
+            CIRCUIT,
+            None,
+            "Whether a remote plugin's circuit is open (1): its calls are not sent",
+        );
+        describe_counter(
+            FAILURES,
+            "Failed plugin calls that say why, by reason (remote plugins: status, unreachable, bad_reply, too_large, no_responders; not sent: circuit_open, rate_limited)",
         );
         describe(HEAD, None, "Position of the last event in the log");
         describe(

@@ -68,10 +68,12 @@ impl PluginMetrics {
 
     /// One plugin's entry of `GET /health`: the original's shape plus
     /// `event_handler_failure_rate`, `state`, `reason` and `since`. Rates are
-    /// over the window; `error_count` counts errors since the last reset.
+    /// over the window; `error_count` counts errors since the last reset. A
+    /// remote plugin's has `circuit` too (`state`, `since`, `times_opened`,
+    /// the calls `not_sent`).
     pub fn admin_health(&self) -> Value {
         let r = self.window_rates();
-        json!({
+        let mut health = json!({
             "is_healthy": self.health.state.is_healthy(),
             "last_check": self.health.last_check,
             "error_count": self.counters.errors,
@@ -82,7 +84,13 @@ impl PluginMetrics {
             "state": self.health.state.as_str(),
             "reason": self.health.reason(),
             "since": self.health.since,
-        })
+        });
+        if self.is_remote()
+            && let Some(h) = health.as_object_mut()
+        {
+            h.insert("circuit".into(), self.circuit_json());
+        }
+        health
     }
 }
 

@@ -33,7 +33,8 @@
 //! totals and histograms), `health` (the judgement), `decode` (reading
 //! only the needed payload fields from the payload's text), `call` (a call
 //! event read), `model` (the row and its readers), `admin` (the admin
-//! API's answers), `fold` (an event folded into a row) and `projection`
+//! API's answers), `fold` (an event folded into a row), `remote` (a remote plugin's
+//! circuit and failures by reason) and `projection`
 //! (the [`Projection`](crate::Projection)).
 
 mod admin;
@@ -48,6 +49,7 @@ mod model;
 mod outcome;
 mod projection;
 mod rates;
+mod remote;
 mod text;
 mod window;
 

@@ -14,6 +14,7 @@ use super::latency::Latency;
 use super::lifetime::{DurationHistogram, Lifetime};
 use super::outcome::{ErrorType, Outcome};
 use super::rates::WindowRates;
+use super::remote::Remote;
 use super::text::strings_of;
 use super::window::Window;
 
@@ -96,6 +97,10 @@ pub struct PluginMetrics {
     pub(super) window: Window,
     pub(super) health: HealthSlot,
     pub(super) pending_denial: Option<PendingDenial>,
+    /// A remote plugin's circuit and failures by reason (absent from rows
+    /// written before remote plugins).
+    #[serde(default)]
+    pub(super) remote: Remote,
 }
 
 impl PluginMetrics {
@@ -115,6 +120,7 @@ impl PluginMetrics {
             window: Window::default(),
             health: HealthSlot::default(),
             pending_denial: None,
+            remote: Remote::default(),
         }
     }
 

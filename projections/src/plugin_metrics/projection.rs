@@ -90,6 +90,17 @@ impl PluginMetricsProjection {
         if let Some(call) = Call::read(event, kind, denied) {
             m.record_call(&config, event, call);
         }
+        if kind == kinds::PLUGIN_CALL_FAILED {
+            m.record_failure_reason(event);
+        }
+    }
+
+    fn on_circuit(&mut self, event: &Event) {
+        if let Some(plugin) = plugin_of(event)
+            && let Some(m) = self.entry(plugin)
+        {
+            m.record_circuit(event);
+        }
     }
 
     fn on_denied(&mut self, event: &Event) {
@@ -167,6 +178,7 @@ impl Projection for PluginMetricsProjection {
             kinds::PLUGIN_LOADED => self.on_loaded(event),
             kinds::PERMISSION_DENIED => self.on_denied(event),
             kinds::METRICS_RESET => self.on_reset(event),
+            kinds::PLUGIN_CIRCUIT_OPENED | kinds::PLUGIN_CIRCUIT_CLOSED => self.on_circuit(event),
             kind if kinds::records_a_call(kind) => self.on_call(event),
             _ => {}
         }

@@ -6,13 +6,13 @@
 use std::time::{Duration, Instant};
 
 use provenant_events::Event;
-use provenant_tests::Backend;
 use provenant_tests::cli::{json, provenant_on_env, stderr};
 use provenant_tests::engine::{EngineOptions, EngineProcess};
 use provenant_tests::fixtures::tick;
 use provenant_tests::log::TestLog;
 use provenant_tests::remote::{Answer, RemoteService, write_remote_plugin};
 use provenant_tests::replay::replay_json;
+use provenant_tests::{Backend, http, http_text};
 use serde_json::{Value, json};
 
 fn condition_world(plugin: &str) -> Value {
@@ -256,4 +256,89 @@ fn plugin<'a>(report: &'a Value, id: &str) -> &'a Value {
         .iter()
         .find(|p| p["plugin_id"] == id)
         .unwrap_or_else(|| panic!("{id} not in {report}"))
+}
+
+#[tokio::test]
+async fn health_and_metrics_show_a_remote_plugins_circuit_and_its_failures_by_reason() {
+    const TOKEN: &str = "remote-test-token";
+    let db = TestLog::new(Backend::Postgres).await;
+    let down = RemoteService::start(|_, _| Answer::Status(503, "down".into()));
+    let dir = tempfile::tempdir().unwrap();
+    write_remote_plugin(
+        dir.path(),
+        "shaky",
+        &["group:behavior"],
+        &down.endpoint(),
+        json!({"circuit": {"failures": 2, "cool_down_ms": 600000}}),
+    );
+    let running = EngineProcess::start(&EngineOptions {
+        database_url: db.url.clone(),
+        admin_token: Some(TOKEN.into()),
+        args: vec!["--plugins-dir".into(), dir.path().to_str().unwrap().into()],
+        ..Default::default()
+    });
+    let body = serde_json::to_vec(&condition_world("shaky")).unwrap();
+    let (status, _) = http(
+        running.addr,
+        "PUT",
+        "/v1/worlds/inn",
+        Some(&body),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for n in 1..=2 {
+        let body = tick("inn", "s1", n, &["n1", "n2"]).to_string();
+        let (status, answer) = http(
+            running.addr,
+            "POST",
+            "/v1/ticks",
+            Some(body.as_bytes()),
+            Some(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(
+        down.received().len(),
+        2,
+        "the circuit opened after two failures"
+    );
+    let log = db.open().await;
+    let head = log.head().await.unwrap().position;
+    assert!(
+        log.wait_for_projections(&["plugin_metrics"], head, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+
+    let (status, health) = http(
+        running.addr,
+        "GET",
+        "/admin/plugins/health",
+        None,
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let circuit = &health["health_status"]["shaky"]["circuit"];
+    assert_eq!(circuit["state"], "open", "{health}");
+    assert_eq!(circuit["times_opened"], 1);
+    assert_eq!(circuit["not_sent"]["circuit_open"], 2);
+    assert!(
+        health["health_status"]["game-stealth"]
+            .get("circuit")
+            .is_none(),
+        "only remote plugins have a circuit"
+    );
+    let text = http_text(running.addr, "GET", "/metrics", None, Some(TOKEN))
+        .await
+        .1;
+    for line in [
+        "provenant_plugin_circuit_open{plugin=\"shaky\"} 1",
+        "provenant_plugin_call_failures_total{plugin=\"shaky\",reason=\"status\"} 2",
+        "provenant_plugin_call_failures_total{plugin=\"shaky\",reason=\"circuit_open\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
 }
