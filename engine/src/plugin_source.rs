@@ -21,6 +21,9 @@ pub const DEFAULT_PLUGINS_NATS_URL: &str = "nats://127.0.0.1:4222";
 pub struct PluginSource {
     /// A directory of plugins (`None`: the built-in ones only).
     pub dir: Option<PathBuf>,
+    /// Plugin folders loaded besides the directory's (the demo's example
+    /// remote plugin), after them.
+    pub folders: Vec<PathBuf>,
     /// The NATS server of remote plugins served on NATS (`None`: the
     /// default).
     pub nats_url: Option<String>,
@@ -44,14 +47,15 @@ impl PluginSource {
     /// naming it and the problem.
     pub fn load(&self) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
         let mut plugins = provenant_plugins::builtin();
-        if self.dir.is_none() && !self.examples {
+        if self.dir.is_none() && !self.examples && self.folders.is_empty() {
             return Ok(plugins);
         }
-        let folders = match &self.dir {
+        let mut folders = match &self.dir {
             Some(dir) => folders(dir)
                 .with_context(|| format!("the plugins of {} do not load", dir.display()))?,
             None => Vec::new(),
         };
+        folders.extend(self.folders.iter().cloned());
         let manifests: Vec<(PathBuf, bool)> = folders
             .into_iter()
             .map(|f| {

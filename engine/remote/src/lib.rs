@@ -23,6 +23,7 @@ pub mod breaker;
 pub mod context;
 pub mod endpoint;
 pub mod error;
+pub mod examples;
 pub mod load;
 pub mod manifest;
 pub mod plugin;

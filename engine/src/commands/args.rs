@@ -73,6 +73,7 @@ impl PluginsDirArgs {
             dir,
             cache,
             examples: false,
+            folders: Vec::new(),
             nats_url: self.plugins_nats_url.clone().filter(|u| !u.is_empty()),
         }
     }

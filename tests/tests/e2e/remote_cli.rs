@@ -342,3 +342,39 @@ async fn health_and_metrics_show_a_remote_plugins_circuit_and_its_failures_by_re
         assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
     }
 }
+
+#[test]
+fn the_demo_starts_the_python_example_and_shows_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(provenant_tests::binary())
+        .args(["demo", "--ticks", "15", "--remote-example"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
+        .env_remove("PROVENANT_PLUGINS_DIR")
+        .output()
+        .expect("the demo runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("remote plugin: the tavern oracle, a Python service"),
+        "{text}"
+    );
+    // Its row: a condition for each of 3 NPCs of each of 30 tavern ticks,
+    // and no failure.
+    let row: Vec<u64> = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("tavern-oracle "))
+        .unwrap_or_else(|| panic!("no tavern-oracle row:\n{text}"))
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(row[0], 90, "{text}");
+    assert!(row[1] > 0, "some NPCs are fated: {text}");
+    assert_eq!(row[3], 0, "no failure: {text}");
+    let remote = row[0] + row[1];
+    assert!(
+        text.contains(&format!("{remote} remote")),
+        "replay reports them remote:\n{text}"
+    );
+}

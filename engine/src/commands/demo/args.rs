@@ -23,6 +23,12 @@ pub struct DemoArgs {
     /// tavern, and every 100th for the cellar).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub ticks: u64,
+    /// Also start the example remote plugin, the tavern oracle (a Python
+    /// service using only its standard library:
+    /// engine/remote/examples/tavern-oracle; needs python3), and let the
+    /// tavern consult it over HTTP.
+    #[arg(long)]
+    pub remote_example: bool,
     #[command(flatten)]
     pub plugins: PluginsDirArgs,
 }
@@ -34,6 +40,7 @@ impl DemoArgs {
             nats_url: self.nats_url.filter(|u| !u.is_empty()),
             nats_prefix: self.nats_prefix,
             ticks: self.ticks,
+            remote_example: self.remote_example,
             plugins: PluginSource {
                 examples: true,
                 ..self.plugins.source()
@@ -54,6 +61,8 @@ pub struct DemoConfig {
     /// Game ticks, each for two sessions of the tavern (and every 100th for
     /// the cellar).
     pub ticks: u64,
+    /// Start the example remote plugin and let the tavern consult it.
+    pub remote_example: bool,
     /// The plugins: the built-in ones and a plugins directory's.
     pub plugins: PluginSource,
 }

@@ -11,6 +11,7 @@
 mod args;
 mod limits;
 mod nats;
+mod oracle;
 mod run;
 mod story;
 mod summary;

@@ -12,6 +12,7 @@ use provenant_plugins::worlds::total_ticks;
 use super::args::DemoConfig;
 use super::limits::INSTANCE;
 use super::nats::NatsSide;
+use super::oracle::Oracle;
 use super::story::story;
 use super::summary::summary;
 use crate::nats_names::NatsNames;
@@ -73,6 +74,19 @@ async fn demo(
             None
         }
     };
+    // Started before the engine, which loads its plugin folder.
+    let oracle = match config.remote_example {
+        true => Some(Oracle::start()?),
+        false => None,
+    };
+    let mut plugins = config.plugins.clone();
+    if let Some(o) = &oracle {
+        plugins.folders.push(o.folder.clone());
+        println!(
+            "remote plugin: the tavern oracle, a Python service (engine/remote/examples/tavern-oracle), started at {}; the engine calls it over HTTP",
+            o.endpoint
+        );
+    }
     println!();
 
     let running = service::start(ServiceConfig {
@@ -84,7 +98,7 @@ async fn demo(
         instance: INSTANCE.into(),
         deadline: Duration::from_millis(50),
         isolation: Isolation::Thread,
-        plugins: config.plugins.clone(),
+        plugins: plugins.clone(),
         commit: Default::default(),
         projections: Default::default(),
         run_projections: true,
@@ -92,7 +106,7 @@ async fn demo(
     })
     .await
     .context("the engine did not start")?;
-    let told = story(&running, log, nats.as_mut(), config, &bar).await;
+    let told = story(&running, log, nats.as_mut(), config, oracle.is_some(), &bar).await;
     let stopped = running.stop().await;
     if let Some(side) = nats {
         side.close().await;
@@ -101,7 +115,9 @@ async fn demo(
     stopped.context("the engine did not stop cleanly")?;
     println!("engine stopped gracefully: every tick it had taken was answered first");
     println!();
-    summary(log, start.position, &told, &config.plugins).await
+    let summed = summary(log, start.position, &told, &plugins).await;
+    drop(oracle);
+    summed
 }
 
 /// A progress bar over the ticks, drawn on stderr when it is a terminal

@@ -34,6 +34,7 @@ pub async fn story(
     log: &EventLog,
     mut nats: Option<&mut NatsSide>,
     config: &DemoConfig,
+    oracle: bool,
     bar: &ProgressBar,
 ) -> anyhow::Result<Told> {
     let engine = &running.engine;
@@ -57,6 +58,14 @@ pub async fn story(
     if sandboxed {
         with_examples(&mut tavern_config, &mut cellar_config);
     }
+    if oracle
+        && let (Some(list), Some(extra)) = (
+            tavern_config["meta"]["behavior"]["activities"].as_array_mut(),
+            provenant_remote::examples::oracle_activities().as_array(),
+        )
+    {
+        list.extend(extra.iter().cloned());
+    }
     for (world, config) in [(&tavern, tavern_config), (&cellar, cellar_config)] {
         let mut event = configured_event(world, config)
             .with_context(|| format!("the configuration of {world} is refused"))?;
@@ -68,6 +77,11 @@ pub async fn story(
             .await
             .with_context(|| format!("the engine did not configure {world}"))?;
         configured.push((event, position));
+    }
+    if oracle {
+        println!(
+            "the tavern also consults the remote tavern oracle (its is_fated condition and prophesy effect, over HTTP)"
+        );
     }
     if sandboxed {
         println!(
