@@ -31,6 +31,8 @@ pub struct Received {
     pub operation: String,
     pub authorization: Option<String>,
     pub body: Value,
+    /// The client's address: one per connection.
+    pub peer: SocketAddr,
 }
 
 type Script = dyn Fn(&str, &Value) -> Answer + Send + Sync;
@@ -68,6 +70,7 @@ impl RemoteService {
             "/{operation}",
             axum::routing::post(
                 move |axum::extract::Path(operation): axum::extract::Path<String>,
+                      axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
                       headers: axum::http::HeaderMap,
                       body: axum::body::Bytes| {
                     let (r, s) = (r.clone(), s.clone());
@@ -83,6 +86,7 @@ impl RemoteService {
                             operation,
                             authorization,
                             body,
+                            peer,
                         });
                         r.1.notify_all();
                         respond(answer).await
@@ -91,6 +95,7 @@ impl RemoteService {
             ),
         );
         runtime.spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         RemoteService {

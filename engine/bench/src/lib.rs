@@ -10,6 +10,7 @@
 pub mod append;
 pub mod audit;
 pub mod projections;
+pub mod remote;
 pub mod sample;
 pub mod scratch;
 pub mod service;
@@ -41,6 +42,10 @@ pub enum BenchCommand {
     /// real recorded plugin calls in PostgreSQL (1,000,000 events by
     /// default), beside a bare paged SELECT of the same rows.
     Audit(audit::AuditBenchArgs),
+    /// A remote plugin's condition through the engine over HTTP and over
+    /// NATS on loopback, beside a bare request loop of the same bodies with
+    /// the same clients: calls/s, p50 and p99 per call.
+    Remote(remote::RemoteBenchArgs),
 }
 
 impl BenchCommand {
@@ -52,6 +57,7 @@ impl BenchCommand {
             BenchCommand::Service(args) => service::service_command(&args).await,
             BenchCommand::Projections(args) => projections::projections(&args).await,
             BenchCommand::Audit(args) => audit::audit(&args).await,
+            BenchCommand::Remote(args) => remote::remote(&args).await,
         })
     }
 }

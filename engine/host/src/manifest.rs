@@ -46,7 +46,8 @@ pub enum PluginKind {
     Feature,
     /// Adds admin routes.
     Route,
-    /// A feature served by another process (designed; not served yet).
+    /// A feature served by another process, called over HTTP or NATS
+    /// (crate `provenant-remote`, docs/remote-plugins.md).
     RemoteFeature,
 }
 

@@ -20,10 +20,6 @@ use crate::manifest::RemoteManifest;
 use crate::protocol::{Operation, Reply, parse_reply, request_body};
 use crate::transport::{Failure, RemoteRuntime, Transport};
 
-/// How long past the deadline the caller waits for the runtime's own
-/// timeout to answer, before giving up on it.
-const GRACE: Duration = Duration::from_millis(20);
-
 /// A loaded remote plugin.
 pub struct RemotePlugin {
     manifest: RemoteManifest,
@@ -64,11 +60,6 @@ impl RemotePlugin {
             manifest,
             client: Arc::new(client),
         }
-    }
-
-    /// Whether its circuit is open now.
-    pub fn circuit_open(&self) -> bool {
-        self.client.breaker.is_open()
     }
 }
 
@@ -147,6 +138,19 @@ impl Client {
         event: Option<&Value>,
         name: &str,
     ) -> Result<Reply, PluginError> {
+        // The rate limit first: a call it refuses must not take the
+        // circuit's one probe.
+        if let Some((rate, limiter)) = &self.limiter
+            && limiter.check().is_err()
+        {
+            return Err(PluginError::Remote {
+                reason: "rate_limited",
+                message: format!(
+                    "not sent: the rate limit of {} calls/s to {} is reached",
+                    rate, self.endpoint
+                ),
+            });
+        }
         if let Admit::Open { remaining } = self.breaker.admit(Instant::now()) {
             return Err(PluginError::Remote {
                 reason: "circuit_open",
@@ -158,17 +162,6 @@ impl Client {
                     } else {
                         format!("; next probe in {} ms", remaining.as_millis())
                     }
-                ),
-            });
-        }
-        if let Some((rate, limiter)) = &self.limiter
-            && limiter.check().is_err()
-        {
-            return Err(PluginError::Remote {
-                reason: "rate_limited",
-                message: format!(
-                    "not sent: the rate limit of {} calls/s to {} is reached",
-                    rate, self.endpoint
                 ),
             });
         }
@@ -184,17 +177,16 @@ impl Client {
         );
         let (transport, max, timeout) =
             (self.transport.clone(), self.max_reply_bytes, self.timeout);
-        let sent = self.runtime.wait(
-            async move { tokio::time::timeout(timeout, transport.send(op, body, max)).await },
-            timeout + GRACE,
-        );
+        let sent = self
+            .runtime
+            .wait(async move { transport.send(op, body, max).await }, timeout);
         let outcome = match sent {
-            Some(Ok(Ok(bytes))) => parse_reply(op, &bytes).map_err(|message| Failure {
+            Some(Ok(bytes)) => parse_reply(op, &bytes).map_err(|message| Failure {
                 reason: "bad_reply",
                 message: format!("{} of {name} at {}: {message}", op.as_str(), self.endpoint),
             }),
-            Some(Ok(Err(failure))) => Err(failure),
-            Some(Err(_)) | None => Err(Failure {
+            Some(Err(failure)) => Err(failure),
+            None => Err(Failure {
                 reason: "deadline",
                 message: String::new(),
             }),

@@ -88,7 +88,7 @@ pub fn parse_reply(op: Operation, bytes: &[u8]) -> Result<Reply, String> {
         .find(|k| !op.reply_keys().contains(&k.as_str()))
     {
         return Err(format!(
-            "the reply has an unknown key {unknown:?}: a {} reply has {}",
+            "the reply has an unknown key {unknown:?}: a reply to {} has {}",
             op.as_str(),
             op.reply_keys().join(", ")
         ));

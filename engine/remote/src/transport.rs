@@ -38,6 +38,9 @@ impl Failure {
     }
 }
 
+/// How long past a deadline a caller waits for the runtime to report it.
+const BACKSTOP: Duration = Duration::from_millis(20);
+
 /// The runtime remote calls' I/O runs on; shut down in the background when
 /// dropped (so dropping it anywhere, even in async code, is safe).
 pub struct RemoteRuntime {
@@ -45,10 +48,10 @@ pub struct RemoteRuntime {
 }
 
 impl RemoteRuntime {
-    /// Starts the runtime (two I/O threads).
+    /// Starts the runtime (one I/O thread).
     pub fn new() -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("provenant-remote")
             .enable_all()
             .build()?;
@@ -61,18 +64,38 @@ impl RemoteRuntime {
         self.runtime.as_ref().map(|r| r.handle())
     }
 
-    /// Runs `future` on the runtime and waits for it, from any thread, for
-    /// at most `wait` (`None` when it did not finish in time).
+    /// Runs `future` on the runtime, from any thread, for at most `wait`:
+    /// its output, or `None` when the deadline came first (the future is
+    /// then dropped, abandoning what it was doing).
+    ///
+    /// The calling thread drives the future itself (`block_on` on this
+    /// runtime's handle, as a bare request loop would) unless it is inside a
+    /// current-thread runtime, where blocking is not allowed: then the
+    /// future runs on this runtime's threads and the caller waits for its
+    /// result. On a multi-threaded runtime's worker, `block_in_place` first
+    /// hands the worker's other tasks to another thread. One timer per call:
+    /// each costs the runtime's timer thread a wake-up.
     pub fn wait<T: Send + 'static>(
         &self,
         future: impl Future<Output = T> + Send + 'static,
         wait: Duration,
     ) -> Option<T> {
+        let handle = self.handle()?;
+        let current_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        // Made inside the runtime: a timer belongs to the runtime it is
+        // made in.
+        let bounded = async move { tokio::time::timeout(wait, future).await.ok() };
+        if !current_thread {
+            return tokio::task::block_in_place(|| handle.block_on(bounded));
+        }
         let (done, result) = mpsc::sync_channel(1);
-        self.handle()?.spawn(async move {
-            let _ = done.send(future.await);
+        handle.spawn(async move {
+            let _ = done.send(bounded.await);
         });
-        result.recv_timeout(wait).ok()
+        // The task's own timer ends it at the deadline; this bound is only
+        // in case the runtime itself is stuck.
+        result.recv_timeout(wait + BACKSTOP).ok().flatten()
     }
 
     /// Enters the runtime's context (to build clients that need one).

@@ -14,7 +14,6 @@ use super::latency::Latency;
 use super::lifetime::{DurationHistogram, Lifetime};
 use super::outcome::{ErrorType, Outcome};
 use super::rates::WindowRates;
-use super::remote::Remote;
 use super::text::strings_of;
 use super::window::Window;
 
@@ -82,6 +81,19 @@ pub(super) struct PendingDenial {
     pub(super) call_index: Option<u64>,
     pub(super) position: u64,
     pub(super) permissions: Vec<String>,
+}
+
+/// A remote plugin's circuit and its failed calls by reason, lifetime
+/// (never reset); folded in `remote`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Remote {
+    /// Whether the circuit is open.
+    pub open: bool,
+    /// `recorded_at` of its last change, RFC 3339.
+    pub since: Option<String>,
+    pub times_opened: u64,
+    /// Failed calls that say why (remote plugins' calls), by reason.
+    pub failures_by_reason: BTreeMap<String, u64>,
 }
 
 /// One plugin's row.

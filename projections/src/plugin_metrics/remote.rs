@@ -3,27 +3,12 @@
 //! `unreachable`, `bad_reply`, `too_large`, `no_responders`, and the calls
 //! not sent, `circuit_open` and `rate_limited`).
 
-use std::collections::BTreeMap;
-
 use provenant_events::event::format_timestamp;
 use provenant_events::{Event, keys, kinds};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::config::MAX_KEY_CHARS;
 use super::model::PluginMetrics;
-
-/// The circuit and the failures by reason, lifetime (never reset).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Remote {
-    /// Whether the circuit is open.
-    pub open: bool,
-    /// `recorded_at` of its last change, RFC 3339.
-    pub since: Option<String>,
-    pub times_opened: u64,
-    /// Failed calls that say why (remote plugins' calls), by reason.
-    pub failures_by_reason: BTreeMap<String, u64>,
-}
 
 impl PluginMetrics {
     /// Folds a circuit event.

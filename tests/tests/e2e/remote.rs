@@ -195,6 +195,13 @@ fn a_remote_plugin_is_sent_only_what_its_permissions_allow_and_its_writes_go_thr
         sent("oracle", "apply-effect")["params"],
         json!({"depth": 2})
     );
+    // One connection, kept alive, for all of the oracle's calls.
+    let peers: std::collections::BTreeSet<_> = received
+        .iter()
+        .filter(|r| r.body["call"]["plugin_id"] == "oracle")
+        .map(|r| r.peer)
+        .collect();
+    assert_eq!(peers.len(), 1, "{peers:?}");
     // No token_env, no token (the binary's test sends one).
     assert!(received.iter().all(|r| r.authorization.is_none()));
 
@@ -267,6 +274,74 @@ fn a_remote_plugin_is_sent_only_what_its_permissions_allow_and_its_writes_go_thr
         of_plugin(&events, kinds::EFFECT_APPLIED, "stranger").len(),
         1
     );
+}
+
+#[test]
+fn a_remote_plugin_handles_events_and_provides_simulation_config() {
+    let service = RemoteService::start(|op, body| match op {
+        "handle-event" => Answer::Json(json!({"writes": [
+            {"capability": "storage_set", "key": "seen", "value": body["event"]["kind"]}]})),
+        "simulation-config" => Answer::Json(json!({"result": {"oracle": {"speed": 3}}})),
+        "evaluate-condition" => Answer::Json(json!({"result": true})),
+        // The oracle's effect writes a flag the watcher handles.
+        _ => Answer::Json(json!({"result": true, "writes": [
+            {"capability": "set_session_flag", "key": "mood", "value": 1}]})),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write_remote_plugin(
+        dir.path(),
+        "oracle",
+        &["group:behavior", "session:write"],
+        &service.endpoint(),
+        json!({}),
+    );
+    write_remote_plugin(
+        dir.path(),
+        "watcher",
+        &[
+            "event:subscribe",
+            "behavior:configure_simulation",
+            "db:write",
+        ],
+        &service.endpoint(),
+        json!({"registrations": {
+            "event_handlers": [{"kinds": ["SessionFlagSet"]}],
+            "simulation_configs": [{"name": "speed", "priority": 50}],
+        }}),
+    );
+    let host = host(dir.path());
+    let mut state = state(json!([activity("oracle", json!({}))]));
+    let events = evaluate_tick(&host, &mut state, &tick(1, 1));
+
+    let handled = of_plugin(&events, kinds::EVENT_HANDLED, "watcher");
+    assert_eq!(handled.len(), 1, "{events:#?}");
+    let flag = of_kind(&events, kinds::SESSION_FLAG_SET)[0];
+    assert_eq!(
+        handled[0].payload.value()["params"]["event_id"],
+        json!(flag.event_id)
+    );
+    let request = service
+        .received()
+        .into_iter()
+        .find(|r| r.operation == "handle-event")
+        .expect("a handle-event request");
+    assert_eq!(request.body["handler_of"], "watcher");
+    assert_eq!(request.body["event"]["event_id"], json!(flag.event_id));
+    let stored = of_plugin(&events, kinds::PLUGIN_STORAGE_SET, "watcher");
+    assert_eq!(stored[0].payload.value()["value"], "SessionFlagSet");
+
+    let config = of_kind(&events, kinds::SIMULATION_CONFIG_CHANGED);
+    assert_eq!(config.len(), 1, "{events:#?}");
+    assert_eq!(
+        config[0].payload.value()["config"]["oracle"],
+        json!({"speed": 3})
+    );
+    let asked = service
+        .received()
+        .into_iter()
+        .find(|r| r.operation == "simulation-config")
+        .expect("a simulation-config request");
+    assert_eq!(asked.body["provider_id"], "plugin:watcher:speed");
 }
 
 /// The failed call of `plugin` in `events`: its kind and payload.
@@ -436,6 +511,47 @@ fn the_circuit_opens_after_repeated_failures_skips_calls_then_a_probe_closes_it(
     assert!(closed["skipped"].as_u64().unwrap() >= 2, "{closed}");
     let events = evaluate_tick(&host, &mut state, &tick(n + 1, 3));
     assert_eq!(of_kind(&events, kinds::CONDITION_EVALUATED).len(), 3);
+}
+
+#[test]
+fn a_call_over_the_rate_limit_does_not_take_the_circuits_probe() {
+    let service = RemoteService::start(|_, _| Answer::Status(500, "down".into()));
+    let dir = tempfile::tempdir().unwrap();
+    write_remote_plugin(
+        dir.path(),
+        "guarded",
+        &["group:behavior"],
+        &service.endpoint(),
+        json!({"rate_limit_per_s": 1, "circuit": {"failures": 1, "cool_down_ms": 1},
+               "registrations": {"conditions": [{"name": "c"}]}}),
+    );
+    let host = host(dir.path());
+    let mut state =
+        state(json!([{"id": "a", "conditions": [{"id": "plugin:guarded:c"}], "effects": []}]));
+    // The first call fails and opens the circuit; the second comes after
+    // its cool-down but over the rate limit: it must not be taken as the
+    // probe, or no call would ever be sent again.
+    let events = evaluate_tick(&host, &mut state, &tick(1, 2));
+    assert_eq!(of_kind(&events, kinds::PLUGIN_CIRCUIT_OPENED).len(), 1);
+    service.set(answering(json!([])));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 2;
+    loop {
+        let events = evaluate_tick(&host, &mut state, &tick(n, 1));
+        if !of_kind(&events, kinds::CONDITION_EVALUATED).is_empty() {
+            assert_eq!(of_kind(&events, kinds::PLUGIN_CIRCUIT_CLOSED).len(), 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no call was sent again: {:?}",
+            of_kind(&events, kinds::PLUGIN_CALL_FAILED)[0]
+                .payload
+                .value()
+        );
+        n += 1;
+    }
+    assert_eq!(service.received().len(), 2, "the failure, then the probe");
 }
 
 #[test]

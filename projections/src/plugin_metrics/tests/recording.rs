@@ -316,3 +316,65 @@ fn plugin_loaded_keeps_the_manifest() {
     assert_eq!(m.health_state(), HealthState::Unknown);
     assert_eq!(m.admin_metrics()["requests"]["total"], 0);
 }
+
+#[test]
+fn a_remote_plugins_circuit_and_failures_by_reason_are_folded_and_restored() {
+    let mut p = projection();
+    let mut s = Seq::new();
+    let failed = |reason: &str| {
+        let mut f = cond_failed("down", 100);
+        f["reason"] = json!(reason);
+        f
+    };
+    let events = vec![
+        s.next(
+            kinds::PLUGIN_LOADED,
+            "oracle",
+            json!({"manifest": {"id": "oracle", "kind": "remote_feature"}, "runtime": "remote"}),
+        ),
+        s.next(kinds::PLUGIN_CALL_FAILED, "oracle", failed("status")),
+        s.next(kinds::PLUGIN_CALL_FAILED, "oracle", failed("status")),
+        s.next(
+            kinds::PLUGIN_CIRCUIT_OPENED,
+            "oracle",
+            json!({"endpoint": "http://x", "failures": 2, "cool_down_ms": 100, "error": "503"}),
+        ),
+        s.next(kinds::PLUGIN_CALL_FAILED, "oracle", failed("circuit_open")),
+        // A failure without a reason (a native plugin's) counts nowhere here.
+        s.next(kinds::PLUGIN_CALL_FAILED, "native", cond_failed("x", 1)),
+    ];
+    run(&mut p, &events);
+    let m = p.get("oracle").unwrap();
+    assert!(m.is_remote() && m.circuit_open());
+    let reasons: Vec<(&str, u64)> = m.failures_by_reason().collect();
+    assert_eq!(reasons, [("circuit_open", 1), ("status", 2)]);
+    let health = m.admin_health();
+    assert_eq!(health["circuit"]["state"], "open");
+    assert_eq!(health["circuit"]["times_opened"], 1);
+    assert_eq!(health["circuit"]["not_sent"]["circuit_open"], 1);
+    assert_eq!(health["circuit"]["since"], json!(ts(4)));
+    let native = p.get("native").unwrap();
+    assert!(!native.is_remote());
+    assert!(native.admin_health().get("circuit").is_none());
+    assert_eq!(native.failures_by_reason().count(), 0);
+
+    // Restored from its rows, then closed: the same as folding everything.
+    let rows: Vec<(String, String)> = p
+        .take_changes()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    let mut restored = projection();
+    restored.restore(rows).unwrap();
+    let closed = s.next(
+        kinds::PLUGIN_CIRCUIT_CLOSED,
+        "oracle",
+        json!({"endpoint": "http://x", "open_ms": 100, "skipped": 1}),
+    );
+    restored.apply(&closed);
+    p.apply(&closed);
+    assert_eq!(restored.get("oracle"), p.get("oracle"));
+    let m = restored.get("oracle").unwrap();
+    assert!(!m.circuit_open());
+    assert_eq!(m.admin_health()["circuit"]["state"], "closed");
+}
