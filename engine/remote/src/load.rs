@@ -67,14 +67,11 @@ fn transport(
     config: &RemoteConfig,
 ) -> Result<Transport, String> {
     match endpoint {
-        Endpoint::Http(base) => {
-            let _entered = runtime.enter();
-            Ok(Transport::Http {
-                client: crate::transport::http_client(base)?,
-                base: base.clone(),
-                token,
-            })
-        }
+        Endpoint::Http(base) => Ok(Transport::Http {
+            client: crate::transport::http_client(base)?,
+            base: base.clone(),
+            token,
+        }),
         Endpoint::Nats(subject) => {
             let url = config.nats_url.clone();
             // Connects in the background and reconnects on its own: a

@@ -177,9 +177,11 @@ impl Client {
         );
         let (transport, max, timeout) =
             (self.transport.clone(), self.max_reply_bytes, self.timeout);
-        let sent = self
-            .runtime
-            .wait(async move { transport.send(op, body, max).await }, timeout);
+        let send = async move { transport.send(op, body, max).await };
+        let sent = match &self.transport {
+            Transport::Http { .. } => self.runtime.wait_local(send, timeout),
+            Transport::Nats { .. } => self.runtime.wait(send, timeout),
+        };
         let outcome = match sent {
             Some(Ok(bytes)) => parse_reply(op, &bytes).map_err(|message| Failure {
                 reason: "bad_reply",

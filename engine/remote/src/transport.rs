@@ -41,52 +41,59 @@ impl Failure {
 /// How long past a deadline a caller waits for the runtime to report it.
 const BACKSTOP: Duration = Duration::from_millis(20);
 
-/// The runtime remote calls' I/O runs on; shut down in the background when
-/// dropped (so dropping it anywhere, even in async code, is safe).
+/// The runtimes remote calls' I/O runs on; shut down in the background when
+/// dropped (so dropping them anywhere, even in async code, is safe).
+///
+/// - HTTP requests run on a current-thread runtime that the calling thread
+///   drives itself (`Runtime::block_on`): the thread evaluating a world's
+///   tick writes the request and waits in `epoll` for the reply, with no
+///   hand-off to another thread. When several threads call at once, one
+///   drives the runtime and the others' requests progress on it.
+/// - NATS requests run on a one-thread runtime of their own: the NATS
+///   connection must be driven all the time (pings, replies), not only
+///   while a call waits.
 pub struct RemoteRuntime {
-    runtime: Option<tokio::runtime::Runtime>,
+    shared: Option<tokio::runtime::Runtime>,
+    local: Option<tokio::runtime::Runtime>,
 }
 
 impl RemoteRuntime {
-    /// Starts the runtime (one I/O thread).
+    /// Starts the runtimes (one I/O thread, for NATS).
     pub fn new() -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let shared = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("provenant-remote")
             .enable_all()
             .build()?;
+        let local = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         Ok(RemoteRuntime {
-            runtime: Some(runtime),
+            shared: Some(shared),
+            local: Some(local),
         })
     }
 
-    fn handle(&self) -> Option<&tokio::runtime::Handle> {
-        self.runtime.as_ref().map(|r| r.handle())
-    }
-
-    /// Runs `future` on the runtime, from any thread, for at most `wait`:
-    /// its output, or `None` when the deadline came first (the future is
-    /// then dropped, abandoning what it was doing).
+    /// Runs `future` on the NATS runtime, from any thread, for at most
+    /// `wait`: its output, or `None` when the deadline came first (the
+    /// future is then dropped, abandoning what it was doing).
     ///
-    /// The calling thread drives the future itself (`block_on` on this
-    /// runtime's handle, as a bare request loop would) unless it is inside a
-    /// current-thread runtime, where blocking is not allowed: then the
-    /// future runs on this runtime's threads and the caller waits for its
-    /// result. On a multi-threaded runtime's worker, `block_in_place` first
-    /// hands the worker's other tasks to another thread. One timer per call:
-    /// each costs the runtime's timer thread a wake-up.
+    /// The calling thread polls the future itself (`block_on` on the
+    /// runtime's handle) unless it is inside a current-thread runtime,
+    /// where blocking is not allowed: then the future runs on the runtime's
+    /// thread and the caller waits for its result. On a multi-threaded
+    /// runtime's worker, `block_in_place` first hands the worker's other
+    /// tasks to another thread.
     pub fn wait<T: Send + 'static>(
         &self,
         future: impl Future<Output = T> + Send + 'static,
         wait: Duration,
     ) -> Option<T> {
-        let handle = self.handle()?;
-        let current_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        let handle = self.shared.as_ref()?.handle();
         // Made inside the runtime: a timer belongs to the runtime it is
         // made in.
         let bounded = async move { tokio::time::timeout(wait, future).await.ok() };
-        if !current_thread {
+        if !in_current_thread_runtime() {
             return tokio::task::block_in_place(|| handle.block_on(bounded));
         }
         let (done, result) = mpsc::sync_channel(1);
@@ -98,15 +105,37 @@ impl RemoteRuntime {
         result.recv_timeout(wait + BACKSTOP).ok().flatten()
     }
 
-    /// Enters the runtime's context (to build clients that need one).
-    pub fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
-        self.handle().map(|h| h.enter())
+    /// Runs `future` on the HTTP runtime, driven by the calling thread, for
+    /// at most `wait` (`None` when the deadline came first). Inside a
+    /// current-thread runtime, where this thread may not block on another,
+    /// a short-lived thread drives it instead.
+    pub fn wait_local<T: Send>(
+        &self,
+        future: impl Future<Output = T> + Send,
+        wait: Duration,
+    ) -> Option<T> {
+        let local = self.local.as_ref()?;
+        let bounded = async move { tokio::time::timeout(wait, future).await.ok() };
+        if !in_current_thread_runtime() {
+            return tokio::task::block_in_place(|| local.block_on(bounded));
+        }
+        std::thread::scope(|s| s.spawn(|| local.block_on(bounded)).join().ok().flatten())
     }
+}
+
+/// Whether this thread is inside a current-thread runtime (or has one's
+/// handle), where it may not block on another runtime.
+fn in_current_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 impl Drop for RemoteRuntime {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
+        for runtime in [self.shared.take(), self.local.take()]
+            .into_iter()
+            .flatten()
+        {
             runtime.shutdown_background();
         }
     }
@@ -136,7 +165,8 @@ impl std::fmt::Debug for Secret {
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client for `base`: plain for `http://`, rustls (ring, the system's
-/// roots) for `https://`. Needs a runtime's context.
+/// roots) for `https://`. Its connections are made, and kept alive, on the
+/// runtime its requests run on.
 pub fn http_client(base: &str) -> Result<HttpClient, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
