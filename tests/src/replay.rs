@@ -75,3 +75,11 @@ pub fn assert_all_replayed_and_matched(report: &Value, events: &[Event]) {
         "{report}"
     );
 }
+
+/// The entry of plugin `id` in a replay's JSON report.
+pub fn plugin_report<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["plugins"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["plugin_id"] == id))
+        .unwrap_or_else(|| panic!("{id} not in {report}"))
+}

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::context::Ctx;
 use crate::registry::{PluginError, RegisterError, Registrar};
@@ -87,6 +87,35 @@ impl Registrations {
         }
         Ok(())
     }
+}
+
+/// The fields of a `manifest.json`'s text, refused when it is not a JSON
+/// object or has a key not in `keys` (a misspelt field is an error, not a
+/// field silently left out); `what` names the kind of plugin in the error.
+pub fn manifest_fields(
+    text: &str,
+    keys: &[&str],
+    what: &str,
+) -> Result<Map<String, Value>, String> {
+    let fields: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+    if let Some(unknown) = fields.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown field {unknown:?} (the fields of {what} are {})",
+            keys.join(", ")
+        ));
+    }
+    Ok(fields)
+}
+
+/// Takes `registrations` out of a manifest's fields, checked.
+pub fn take_registrations(fields: &mut Map<String, Value>) -> Result<Registrations, String> {
+    let registrations: Registrations = match fields.remove("registrations") {
+        None => Registrations::default(),
+        Some(v) => serde_json::from_value(v).map_err(|e| format!("registrations: {e}"))?,
+    };
+    registrations.check()?;
+    Ok(registrations)
 }
 
 /// How a runtime calls a declared plugin: by the name the manifest gives

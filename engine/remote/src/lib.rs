@@ -8,7 +8,8 @@
 //! its permissions allow ([`context`]: each part read through the call's
 //! `Ctx`, so recorded as the call's inputs), params and the ids an auditor
 //! needs ([`protocol`]), waits at most the plugin's deadline
-//! ([`transport`], on a runtime of its own so that any thread may call),
+//! ([`transport`]: from any thread; over HTTP the calling thread drives the
+//! request itself),
 //! and turns the reply's `writes` into capability requests that go through
 //! the same permission checks as a native plugin's. A rate limit and a
 //! circuit breaker ([`breaker`]) keep a failing service from costing every

@@ -3,10 +3,10 @@
 //! plugins), where it is served and how it is called. Secrets are never in
 //! a manifest: `token_env` names the environment variable that holds one.
 
-use provenant_host::declared::Registrations;
+use provenant_host::declared::{Registrations, manifest_fields, take_registrations};
 use provenant_host::manifest::{Manifest, PluginKind};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::endpoint::Endpoint;
 
@@ -88,14 +88,7 @@ const KEYS: [&str; 16] = [
 impl RemoteManifest {
     /// Parses and checks the text of a `manifest.json`.
     pub fn parse(text: &str) -> Result<RemoteManifest, String> {
-        let mut fields: Map<String, Value> =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
-        if let Some(unknown) = fields.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown field {unknown:?} (the fields of a remote plugin are {})",
-                KEYS.join(", ")
-            ));
-        }
+        let mut fields = manifest_fields(text, &KEYS, "a remote plugin")?;
         let endpoint = match fields.remove("endpoint") {
             Some(Value::String(e)) => Endpoint::parse(&e)?,
             Some(_) => return Err("endpoint must be a string".into()),
@@ -145,11 +138,7 @@ impl RemoteManifest {
                 format!("max_reply_bytes must be a whole number of at least 1, not {v}")
             })?,
         };
-        let registrations: Registrations = match fields.remove("registrations") {
-            None => Registrations::default(),
-            Some(v) => serde_json::from_value(v).map_err(|e| format!("registrations: {e}"))?,
-        };
-        registrations.check()?;
+        let registrations = take_registrations(&mut fields)?;
         let plugin: Manifest =
             serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())?;
         if plugin.kind != PluginKind::RemoteFeature {

@@ -1,10 +1,11 @@
 //! Sending a request and waiting for its reply, at most the deadline.
 //!
 //! Remote calls are made from the host's synchronous plugin calls, on
-//! whatever thread evaluates a tick. The I/O runs on a small runtime of its
-//! own ([`RemoteRuntime`]), so a call may come from any thread (a blocking
-//! pool thread, a test's runtime) and a slow plugin holds only the thread
-//! of the world that called it. Connections are kept alive and reused.
+//! whatever thread evaluates a tick (a blocking pool thread, a test's
+//! runtime). The I/O runs on runtimes of the client's own
+//! ([`RemoteRuntime`]): over HTTP the calling thread drives it, over NATS one
+//! thread does. A slow plugin holds only the thread of the world that called
+//! it. Connections are kept alive and reused.
 
 use std::future::Future;
 use std::sync::{Arc, mpsc};

@@ -6,7 +6,7 @@
 //! of its code runs.
 
 use provenant_host::manifest::{Manifest, PluginKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::limits::Limits;
 
@@ -26,6 +26,7 @@ pub struct PluginManifest {
 pub use provenant_host::declared::{
     ConditionDecl, EffectDecl, HandlerDecl, ProviderDecl, Registrations,
 };
+use provenant_host::declared::{manifest_fields, take_registrations};
 
 /// The keys a manifest may have: a misspelt one is an error, not a field
 /// silently left out.
@@ -48,14 +49,7 @@ const KEYS: [&str; 13] = [
 impl PluginManifest {
     /// Parses and checks the text of a `manifest.json`.
     pub fn parse(text: &str) -> Result<PluginManifest, String> {
-        let mut fields: Map<String, Value> =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
-        if let Some(unknown) = fields.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown field {unknown:?} (the fields are {})",
-                KEYS.join(", ")
-            ));
-        }
+        let mut fields = manifest_fields(text, &KEYS, "a WebAssembly plugin")?;
         let module = match fields.remove("module") {
             Some(Value::String(m)) => m,
             Some(_) => return Err("module must be a string: the component's file name".into()),
@@ -70,10 +64,7 @@ impl PluginManifest {
             None => Limits::default(),
             Some(v) => serde_json::from_value(v).map_err(|e| format!("limits: {e}"))?,
         };
-        let registrations: Registrations = match fields.remove("registrations") {
-            None => Registrations::default(),
-            Some(v) => serde_json::from_value(v).map_err(|e| format!("registrations: {e}"))?,
-        };
+        let registrations = take_registrations(&mut fields)?;
         let plugin: Manifest =
             serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())?;
         let manifest = PluginManifest {
@@ -114,7 +105,6 @@ impl PluginManifest {
             ));
         }
         self.limits.check()?;
-        self.registrations.check()?;
         Ok(())
     }
 }

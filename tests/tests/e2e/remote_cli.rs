@@ -11,7 +11,7 @@ use provenant_tests::engine::{EngineOptions, EngineProcess};
 use provenant_tests::fixtures::tick;
 use provenant_tests::log::TestLog;
 use provenant_tests::remote::{Answer, RemoteService, write_remote_plugin};
-use provenant_tests::replay::replay_json;
+use provenant_tests::replay::{plugin_report as plugin, replay_json};
 use provenant_tests::{Backend, http, http_text};
 use serde_json::{Value, json};
 
@@ -247,15 +247,6 @@ async fn a_hanging_remote_plugin_delays_only_the_worlds_that_use_it() {
         10,
         "a condition and an effect a tick"
     );
-}
-
-fn plugin<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["plugin_id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {report}"))
 }
 
 #[tokio::test]

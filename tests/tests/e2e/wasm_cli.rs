@@ -8,7 +8,7 @@ use provenant_tests::cli::{json, provenant_on, stderr, stdout};
 use provenant_tests::engine::{EngineOptions, EngineProcess};
 use provenant_tests::fixtures::tick;
 use provenant_tests::log::TestLog;
-use provenant_tests::replay::replay_json;
+use provenant_tests::replay::{plugin_report as plugin, replay_json};
 use serde_json::{Value, json};
 
 /// A plugins directory: the greeter (its effect writes `mood`), and a
@@ -142,15 +142,6 @@ fn replay(url: &str, args: &[&str], code: i32) -> Value {
     let mut all = vec!["--plugin-cache", "off"];
     all.extend(args);
     replay_json(url, &all, code)
-}
-
-fn plugin<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["plugin_id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {report}"))
 }
 
 #[tokio::test]
