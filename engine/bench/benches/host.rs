@@ -21,15 +21,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use provenant_bench::wasm_fixtures as fx;
-use provenant_events::{SessionId, WorldId};
-use provenant_host::context::{Scene, TickNpc};
 use provenant_host::runner::Isolation;
-use provenant_host::state::GameState;
 use provenant_host::{HostConfig, Plugin, PluginHost};
 use provenant_plugins as plugins;
 use provenant_wasm::{WasmConfig, WasmRuntime};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 /// The condition's logic as a plain function on plain data.
 fn has_disguise_bare(npc_state: &Value) -> bool {
@@ -40,22 +36,7 @@ fn has_disguise_bare(npc_state: &Value) -> bool {
 }
 
 fn bench(c: &mut Criterion) {
-    let scene = Arc::new(Scene {
-        world: WorldId::new("w1").unwrap(),
-        session: SessionId::new("s1").unwrap(),
-        tick_id: Uuid::now_v7(),
-        tick: 1,
-        at: chrono::Utc::now(),
-        npcs: Arc::new(vec![TickNpc {
-            npc_id: "guard".into(),
-            location_id: Some("hall".into()),
-            state: json!({"disguise": true}),
-        }]),
-        npc: Some(0),
-        context: Value::Null,
-        memo: Default::default(),
-    });
-    let state = Arc::new(GameState::default());
+    let (state, scene) = provenant_bench::sample::guard_scene().unwrap();
     let npc_state = json!({"disguise": true});
 
     let mut group = c.benchmark_group("condition");

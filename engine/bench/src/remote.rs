@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use provenant_events::{SessionId, WorldId};
-use provenant_host::context::{Scene, TickNpc};
+use provenant_host::context::Scene;
 use provenant_host::state::GameState;
 use provenant_host::{HostConfig, PluginHost};
 use provenant_remote::protocol::Operation;
@@ -103,7 +102,7 @@ pub async fn remote(args: &RemoteBenchArgs) -> anyhow::Result<()> {
         let host = host(dir.path(), &endpoint, &args.nats_url)?;
         // One call through the engine first: the body the bare loop sends.
         *seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let (state, scene) = scene()?;
+        let (state, scene) = crate::sample::guard_scene()?;
         engine_loop(&host, &state, &scene, 100);
         let body = seen
             .lock()
@@ -204,25 +203,6 @@ fn host(dir: &std::path::Path, endpoint: &str, nats_url: &str) -> anyhow::Result
         vec![Arc::new(plugin)],
         HostConfig::default(),
     )?))
-}
-
-fn scene() -> anyhow::Result<(Arc<GameState>, Arc<Scene>)> {
-    let scene = Scene {
-        world: WorldId::new("w1")?,
-        session: SessionId::new("s1")?,
-        tick_id: Uuid::now_v7(),
-        tick: 1,
-        at: chrono::Utc::now(),
-        npcs: Arc::new(vec![TickNpc {
-            npc_id: "guard".into(),
-            location_id: Some("hall".into()),
-            state: json!({"disguise": true}),
-        }]),
-        npc: Some(0),
-        context: Value::Null,
-        memo: Default::default(),
-    };
-    Ok((Arc::new(GameState::default()), Arc::new(scene)))
 }
 
 fn engine_loop(

@@ -145,3 +145,31 @@ pub fn generate(total: usize, batch: usize) -> anyhow::Result<Vec<Vec<NewEvent>>
         .collect::<Result<_, _>>()?;
     Ok(events.chunks(batch).map(|c| c.to_vec()).collect())
 }
+
+/// One NPC, `guard`, in world `w1` and session `s1` (`{"disguise": true}`),
+/// and an empty game state: where the one-call benchmarks make their call.
+pub fn guard_scene() -> Result<
+    (
+        std::sync::Arc<provenant_host::state::GameState>,
+        std::sync::Arc<provenant_host::context::Scene>,
+    ),
+    IdError,
+> {
+    use provenant_host::context::{Scene, TickNpc};
+    let scene = Scene {
+        world: WorldId::new("w1")?,
+        session: SessionId::new("s1")?,
+        tick_id: Uuid::now_v7(),
+        tick: 1,
+        at: Utc::now(),
+        npcs: std::sync::Arc::new(vec![TickNpc {
+            npc_id: "guard".into(),
+            location_id: Some("hall".into()),
+            state: json!({"disguise": true}),
+        }]),
+        npc: Some(0),
+        context: serde_json::Value::Null,
+        memo: Default::default(),
+    };
+    Ok((std::sync::Arc::default(), std::sync::Arc::new(scene)))
+}

@@ -308,3 +308,15 @@ pub fn write_plugin(
     std::fs::write(folder.join("plugin.wasm"), module)?;
     Ok(())
 }
+
+/// Writes plugin folder `dir/loop`: `wasm-loop`, the endless loop, with a
+/// small fuel budget and the longest deadline, so that fuel, not the
+/// clock of a loaded machine, stops it.
+pub fn write_endless_loop(dir: &Path) -> anyhow::Result<()> {
+    let manifest = manifest(
+        "wasm-loop",
+        &["group:behavior"],
+        json!({"limits": {"fuel_per_call": 1_000_000, "timeout_ms": 60_000}}),
+    );
+    write_plugin(dir, "loop", &manifest, &endless_loop()?)
+}

@@ -89,17 +89,35 @@ impl Registrations {
     }
 }
 
+/// The fields every plugin's manifest may have (`Manifest`'s), and
+/// `registrations`.
+const PLUGIN_KEYS: [&str; 10] = [
+    "id",
+    "name",
+    "version",
+    "description",
+    "author",
+    "kind",
+    "permissions",
+    "dependencies",
+    "enabled",
+    "registrations",
+];
+
 /// The fields of a `manifest.json`'s text, refused when it is not a JSON
-/// object or has a key not in `keys` (a misspelt field is an error, not a
-/// field silently left out); `what` names the kind of plugin in the error.
+/// object or has a key that is neither a plugin field nor one of `extra`
+/// (a misspelt field is an error, not a field silently left out); `what`
+/// names the kind of plugin in the error.
 pub fn manifest_fields(
     text: &str,
-    keys: &[&str],
+    extra: &[&str],
     what: &str,
 ) -> Result<Map<String, Value>, String> {
     let fields: Map<String, Value> =
         serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
-    if let Some(unknown) = fields.keys().find(|k| !keys.contains(&k.as_str())) {
+    let known = |k: &str| PLUGIN_KEYS.contains(&k) || extra.contains(&k);
+    if let Some(unknown) = fields.keys().find(|k| !known(k)) {
+        let keys: Vec<&str> = PLUGIN_KEYS.iter().chain(extra).copied().collect();
         return Err(format!(
             "unknown field {unknown:?} (the fields of {what} are {})",
             keys.join(", ")

@@ -65,24 +65,14 @@ impl Default for Circuit {
     }
 }
 
-/// The keys a manifest may have: a misspelt one is an error.
-const KEYS: [&str; 16] = [
-    "id",
-    "name",
-    "version",
-    "description",
-    "author",
-    "kind",
-    "permissions",
-    "dependencies",
-    "enabled",
+/// The keys a manifest may have besides every plugin's.
+const KEYS: [&str; 6] = [
     "endpoint",
     "timeout_ms",
     "rate_limit_per_s",
     "token_env",
     "circuit",
     "max_reply_bytes",
-    "registrations",
 ];
 
 impl RemoteManifest {

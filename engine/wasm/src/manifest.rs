@@ -28,23 +28,8 @@ pub use provenant_host::declared::{
 };
 use provenant_host::declared::{manifest_fields, take_registrations};
 
-/// The keys a manifest may have: a misspelt one is an error, not a field
-/// silently left out.
-const KEYS: [&str; 13] = [
-    "id",
-    "name",
-    "version",
-    "description",
-    "author",
-    "kind",
-    "permissions",
-    "dependencies",
-    "enabled",
-    "module",
-    "digest",
-    "limits",
-    "registrations",
-];
+/// The keys a manifest may have besides every plugin's.
+const KEYS: [&str; 3] = ["module", "digest", "limits"];
 
 impl PluginManifest {
     /// Parses and checks the text of a `manifest.json`.

@@ -257,14 +257,7 @@ fn each_hostile_plugin_is_stopped_by_the_sandbox_and_the_tick_goes_on() {
             json!({"registrations": {"effects": [{"name": "e"}]}}),
         )
     };
-    // Fuel, not the clock, stops it: a small fuel budget and the longest
-    // deadline, so a loaded machine cannot turn it into a deadline.
-    let endless = fx::manifest(
-        "wasm-loop",
-        &["group:behavior"],
-        json!({"limits": {"fuel_per_call": 1_000_000, "timeout_ms": 60_000}}),
-    );
-    fx::write_plugin(d, "loop", &endless, &fx::endless_loop().unwrap()).unwrap();
+    fx::write_endless_loop(d).unwrap();
     let hang = fx::manifest(
         "wasm-hang",
         &["group:behavior"],

@@ -26,14 +26,7 @@ fn greeter_dir(mood: &str) -> tempfile::TempDir {
     );
     fx::write_plugin(d, "greeter", &manifest, &fx::greeter(mood).unwrap()).unwrap();
     let plain = |id: &str| fx::manifest(id, &["group:behavior"], json!({}));
-    // Fuel, not the clock, stops it: a small fuel budget and the longest
-    // deadline, so a loaded machine cannot turn it into a deadline.
-    let endless = fx::manifest(
-        "wasm-loop",
-        &["group:behavior"],
-        json!({"limits": {"fuel_per_call": 1_000_000, "timeout_ms": 60_000}}),
-    );
-    fx::write_plugin(d, "loop", &endless, &fx::endless_loop().unwrap()).unwrap();
+    fx::write_endless_loop(d).unwrap();
     let bomb = fx::manifest(
         "wasm-bomb",
         &["group:behavior"],
