@@ -8,11 +8,12 @@
 //! on the checkpoint it started from: when another runner or a rebuild moved
 //! it, this runner reloads from the store instead of applying twice.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use provenant_events::Position;
-use provenant_log::{EventLog, LogError, ProjectionCommit};
+use provenant_log::{EventLog, LogError, ProjectionCommit, TailCounters};
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::AbortOnDropHandle;
 
@@ -68,6 +69,9 @@ pub struct Runner {
     committed: Position,
     /// Where `applied` is published for observers (lag, tests).
     progress: watch::Sender<Position>,
+    /// Where the events it follows come from (the feed, or reads of the
+    /// log).
+    reads: Arc<TailCounters>,
 }
 
 impl Runner {
@@ -91,6 +95,7 @@ impl Runner {
             applied: 0,
             committed: 0,
             progress,
+            reads: Arc::default(),
         };
         runner
             .reload()
@@ -106,6 +111,13 @@ impl Runner {
     /// The last event applied.
     pub fn position(&self) -> Position {
         self.applied
+    }
+
+    /// Counts where the events it follows come from into `reads` (shared
+    /// with other runners, for `/metrics`).
+    pub fn counting_reads_into(mut self, reads: Arc<TailCounters>) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// Follows the last event applied.
@@ -185,7 +197,11 @@ impl Runner {
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
             }
         }
-        let mut tail = self.log.tail(self.applied).await?;
+        let mut tail = self
+            .log
+            .tail(self.applied)
+            .await?
+            .counting_into(self.reads.clone());
         let mut since_commit = 0usize;
         let mut last_commit = tokio::time::Instant::now();
         loop {
@@ -194,7 +210,7 @@ impl Runner {
             }
             let due = last_commit + self.config.commit_every;
             let next = tokio::select! {
-                event = tail.next() => Some(event?),
+                events = tail.next_batch() => Some(events?),
                 _ = tokio::time::sleep_until(due), if since_commit > 0 => None,
                 changed = shutdown.changed() => {
                     if changed.is_err() {
@@ -204,8 +220,8 @@ impl Runner {
                     continue;
                 }
             };
-            if let Some(event) = next {
-                self.projection.apply(&event);
+            for event in next.iter().flatten() {
+                self.projection.apply(event);
                 self.applied = event.position;
                 since_commit += 1;
             }
@@ -420,15 +436,18 @@ const PARALLEL_READS: usize = 4;
 
 /// Loads every standard projection and starts following the log with each,
 /// on a task of its own, until `stop` turns true (`serve` and `provenant
-/// projections run`).
+/// projections run`); `reads` counts where their events come from.
 pub async fn spawn_all(
     log: &EventLog,
     config: &ProjectionsConfig,
+    reads: Arc<TailCounters>,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, RunnerError> {
     let mut tasks = Vec::new();
     for (_, factory) in standard(config) {
-        let runner = Runner::load(log.clone(), factory, RunnerConfig::default()).await?;
+        let runner = Runner::load(log.clone(), factory, RunnerConfig::default())
+            .await?
+            .counting_reads_into(reads.clone());
         tasks.push(tokio::spawn(runner.run(stop.clone())));
     }
     Ok(tasks)

@@ -74,6 +74,39 @@ impl TestLog {
             .expect("open log")
     }
 
+    /// Opens the log with a feed that holds `batches` committed batches.
+    pub async fn open_with_feed(&self, batches: usize) -> EventLog {
+        EventLog::open(&LogConfig {
+            feed_capacity: batches,
+            ..LogConfig::new(&self.url)
+        })
+        .await
+        .expect("open log")
+    }
+
+    /// Waits until every standard projection has committed the log up to
+    /// its head (they are eventually consistent: what a test reads from
+    /// them must wait for this); the head.
+    pub async fn projections_caught_up(&self) -> u64 {
+        let log = self.open().await;
+        let head = log.head().await.expect("read the head").position;
+        let done = log
+            .wait_for_projections(
+                provenant_projections::names::ALL,
+                head,
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .expect("read the projections");
+        assert!(
+            done,
+            "the projections did not reach the head {head}: {:?}",
+            log.projection_statuses().await
+        );
+        log.close().await;
+        head
+    }
+
     /// The PostgreSQL database of this log (None for SQLite).
     pub fn database_name(&self) -> Option<&str> {
         match &self.guard {

@@ -174,6 +174,26 @@ impl PrivateNats {
         self.child = Some(child);
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is
+    /// answered, until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Stops the server as an operator would (SIGTERM: it flushes its
     /// store), and waits for it to exit. (A SIGKILLed nats-server may lose
     /// messages it acknowledged but had not written out yet.)

@@ -119,75 +119,21 @@ async fn run(args: &AppendBenchArgs, scratch: &Scratch) -> anyhow::Result<Vec<Ap
     let mut figures = Vec::new();
     let mut described = false;
     for &batch in &args.batch_sizes {
-        let total = args.events_for(batch);
-        let batches = generate(total, batch)?;
-        let log = EventLog::open(&LogConfig::new(&scratch.url)).await?;
-        sqlx::raw_sql(
-            "DROP TABLE IF EXISTS provenant.events_copy; \
-             CREATE TABLE provenant.events_copy (LIKE provenant.events INCLUDING ALL)",
-        )
-        .execute(&mut admin)
-        .await?;
-        // Interleaved: each batch is appended through the log, then the very
-        // rows it wrote are COPY'd into the copy table in a transaction of
-        // their own, so both see the same disk and the same table sizes.
-        let copy_statement = format!("COPY provenant.events_copy ({COPY_COLUMNS}) FROM STDIN");
-        let bar = progress(total as u64, &format!("postgres, batches of {batch}"));
-        let (mut ours_time, mut copy_time) = (Duration::ZERO, Duration::ZERO);
-        for b in batches {
-            let n = b.len();
-            let t = Instant::now();
-            let out = log.append(AppendBatch::new(b)).await?;
-            ours_time += t.elapsed();
-
-            let first = out.positions.first().copied().unwrap_or(1);
-            let written = log.read_forward(first - 1, n).await?;
-            if !described {
-                let count = written.len().max(1) as f64;
-                let whole: usize = written
-                    .iter()
-                    .map(|e| serde_json::to_string(e).map(|s| s.len()).unwrap_or(0))
-                    .sum();
-                let body: usize = written
-                    .iter()
-                    .map(|e| e.provenance.canonical().len() + e.payload.text().len())
-                    .sum();
-                println!(
-                    "events: payload + provenance {:.0} bytes of JSON on average; the whole event with ids, times and hashes {:.0}",
-                    body as f64 / count,
-                    whole as f64 / count
-                );
-                described = true;
-            }
-            let mut text = String::new();
-            for e in &written {
-                let provenance = e.provenance.canonical();
-                write_copy_row(&mut text, &EventRow::of(e, &provenance, e.payload.text()));
-            }
-            let t = Instant::now();
-            let mut tx = admin.begin().await?;
-            let mut copy = tx.copy_in_raw(copy_statement.as_str()).await?;
-            copy.send(text.as_bytes()).await?;
-            copy.finish().await?;
-            tx.commit().await?;
-            copy_time += t.elapsed();
-            bar.inc(n as u64);
-        }
-        bar.finish_and_clear();
-        let ours = total as f64 / ours_time.as_secs_f64();
-        let copy = total as f64 / copy_time.as_secs_f64();
-        println!(
-            "postgres  batch {batch:>5}: provenant {ours:>9.0} events/s, COPY {copy:>9.0} events/s, ratio {:.2}",
-            ours / copy
-        );
-        figures.push(AppendFigure {
-            backend: "postgres",
+        let figure = postgres_batches(
+            &mut admin,
+            &scratch.url,
             batch,
-            events: total,
-            events_per_s: ours,
-            copy_events_per_s: Some(copy),
-        });
-        log.close().await;
+            args.events_for(batch),
+            &mut described,
+        )
+        .await?;
+        println!(
+            "postgres  batch {batch:>5}: provenant {:>9.0} events/s, COPY {:>9.0} events/s, ratio {:.2}",
+            figure.events_per_s,
+            figure.copy_events_per_s.unwrap_or(f64::NAN),
+            figure.events_per_s / figure.copy_events_per_s.unwrap_or(f64::NAN)
+        );
+        figures.push(figure);
     }
 
     if !args.no_sqlite {
@@ -200,6 +146,101 @@ async fn run(args: &AppendBenchArgs, scratch: &Scratch) -> anyhow::Result<Vec<Ap
         figures.extend(result?);
     }
     Ok(figures)
+}
+
+/// `bench append` with batches of `batch` alone (`total` events), on a
+/// scratch database of its own: the figure `bench service` sets its knee
+/// beside.
+pub async fn postgres_figure(
+    server: &str,
+    batch: usize,
+    total: usize,
+) -> anyhow::Result<AppendFigure> {
+    anyhow::ensure!(batch > 0, "the batch size must be at least 1");
+    let scratch = Scratch::create(server).await?;
+    let result = async {
+        let mut admin = PgConnection::connect(&scratch.url).await?;
+        postgres_batches(&mut admin, &scratch.url, batch, total, &mut true).await
+    }
+    .await;
+    scratch.drop_database().await;
+    result
+}
+
+/// Appends `total` events in batches of `batch` through the log at `url`,
+/// each followed by a COPY of the very rows it wrote into a copy of the
+/// table; the figure.
+async fn postgres_batches(
+    admin: &mut PgConnection,
+    url: &str,
+    batch: usize,
+    total: usize,
+    described: &mut bool,
+) -> anyhow::Result<AppendFigure> {
+    let batches = generate(total, batch)?;
+    let log = EventLog::open(&LogConfig::new(url)).await?;
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS provenant.events_copy; \
+         CREATE TABLE provenant.events_copy (LIKE provenant.events INCLUDING ALL)",
+    )
+    .execute(&mut *admin)
+    .await?;
+    // Interleaved: each batch is appended through the log, then the very
+    // rows it wrote are COPY'd into the copy table in a transaction of
+    // their own, so both see the same disk and the same table sizes.
+    let copy_statement = format!("COPY provenant.events_copy ({COPY_COLUMNS}) FROM STDIN");
+    let bar = progress(total as u64, &format!("postgres, batches of {batch}"));
+    let (mut ours_time, mut copy_time) = (Duration::ZERO, Duration::ZERO);
+    for b in batches {
+        let n = b.len();
+        let t = Instant::now();
+        let out = log.append(AppendBatch::new(b)).await?;
+        ours_time += t.elapsed();
+
+        let first = out.positions.first().copied().unwrap_or(1);
+        let written = log.read_forward(first - 1, n).await?;
+        if !*described {
+            let count = written.len().max(1) as f64;
+            let whole: usize = written
+                .iter()
+                .map(|e| serde_json::to_string(e).map(|s| s.len()).unwrap_or(0))
+                .sum();
+            let body: usize = written
+                .iter()
+                .map(|e| e.provenance.canonical().len() + e.payload.text().len())
+                .sum();
+            println!(
+                "events: payload + provenance {:.0} bytes of JSON on average; the whole event with ids, times and hashes {:.0}",
+                body as f64 / count,
+                whole as f64 / count
+            );
+            *described = true;
+        }
+        let mut text = String::new();
+        for e in &written {
+            let provenance = e.provenance.canonical();
+            write_copy_row(&mut text, &EventRow::of(e, &provenance, e.payload.text()));
+        }
+        let t = Instant::now();
+        let mut tx = admin.begin().await?;
+        let mut copy = tx.copy_in_raw(copy_statement.as_str()).await?;
+        copy.send(text.as_bytes()).await?;
+        copy.finish().await?;
+        tx.commit().await?;
+        copy_time += t.elapsed();
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    let ours = total as f64 / ours_time.as_secs_f64();
+    let copy = total as f64 / copy_time.as_secs_f64();
+    log.close().await;
+    Ok(AppendFigure {
+        backend: "postgres",
+        batch,
+        events: total,
+        events_per_s: ours,
+        copy_events_per_s: Some(copy),
+    })
 }
 
 async fn sqlite_figures(

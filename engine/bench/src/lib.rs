@@ -9,12 +9,16 @@
 
 pub mod append;
 pub mod audit;
+pub mod engine_process;
+pub mod procstat;
 pub mod projections;
+pub mod relay;
 pub mod remote;
 pub mod sample;
 pub mod scratch;
 pub mod service;
 pub mod sim;
+pub mod startup;
 pub mod wasm_fixtures;
 
 use std::process::ExitCode;
@@ -29,11 +33,16 @@ pub enum BenchCommand {
     Append(append::AppendBenchArgs),
     /// The relay (log → JetStream) beside a raw async-nats publish loop of
     /// the same messages.
-    Relay(service::RelayBenchArgs),
-    /// `provenant serve` on PostgreSQL and NATS under `provenant sim` load:
-    /// throughput and latency at full and half load, peak memory, and the
-    /// relay beside a raw publish loop.
+    Relay(relay::RelayBenchArgs),
+    /// `provenant serve` on PostgreSQL and NATS under `provenant sim` load,
+    /// at offered rates going up: throughput, p50/p90/p99/max latency and
+    /// the CPU of the engine, PostgreSQL and nats-server at each; the knee
+    /// (the highest rate with p99 <= 50 ms that keeps up) beside `bench
+    /// append` in the same run (`knee_ratio`); peak memory.
     Service(service::ServiceBenchArgs),
+    /// Time from `provenant serve`'s start to `/readyz` 200 on logs of about
+    /// 10,000 and 1,000,000 events of the same worlds (`startup_ratio`).
+    Startup(startup::StartupBenchArgs),
     /// Rebuild throughput of each projection (events/s) from PostgreSQL and
     /// SQLite, beside a bare paged SELECT of the same rows, with where a
     /// rebuild's time goes (read, apply, encode, commit).
@@ -53,8 +62,9 @@ impl BenchCommand {
     pub async fn run(self) -> ExitCode {
         report(match self {
             BenchCommand::Append(args) => append::append(&args).await,
-            BenchCommand::Relay(args) => service::relay_command(&args).await,
+            BenchCommand::Relay(args) => relay::relay_command(&args).await,
             BenchCommand::Service(args) => service::service_command(&args).await,
+            BenchCommand::Startup(args) => startup::startup_command(&args).await,
             BenchCommand::Projections(args) => projections::projections(&args).await,
             BenchCommand::Audit(args) => audit::audit(&args).await,
             BenchCommand::Remote(args) => remote::remote(&args).await,

@@ -83,3 +83,26 @@ impl Scratch {
         }
     }
 }
+
+/// The head position of the log at `database_url` (opened without
+/// migrating).
+pub async fn log_head(database_url: &str) -> anyhow::Result<u64> {
+    let log = provenant_log::EventLog::open(&provenant_log::LogConfig {
+        migrate: false,
+        ..provenant_log::LogConfig::new(database_url)
+    })
+    .await?;
+    let head = log.head().await?.position;
+    log.close().await;
+    Ok(head)
+}
+
+/// Deletes a benchmark's streams (events, ticks, anchors); best effort.
+pub async fn delete_streams(nats_url: &str, names: &provenant_engine::nats_names::NatsNames) {
+    if let Ok(client) = async_nats::connect(nats_url).await {
+        let js = async_nats::jetstream::new(client);
+        let _ = js.delete_stream(names.events_stream()).await;
+        let _ = js.delete_stream(names.ticks_stream()).await;
+        let _ = js.delete_stream(names.anchors_stream()).await;
+    }
+}

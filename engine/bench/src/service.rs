@@ -1,319 +1,44 @@
-//! `provenant bench relay` and `provenant bench service`: the engine service
-//! measured beside its baseline.
-//!
-//! - relay: the same events (realistic plugin actions, appended to a scratch
-//!   PostgreSQL log first) published to a fresh JetStream stream by the
-//!   relay, from the log, and by a raw async-nats publish loop of the very
-//!   same messages (subjects, headers, bodies prepared before the clock
-//!   starts), pipelined the same way. The ratio is the relay's events/s over
-//!   the raw loop's.
-//! - service: `provenant serve` (this binary) on a scratch PostgreSQL
-//!   database and NATS, loaded by `provenant sim` through NATS at full load
-//!   and then at half of what it sustained, with the relay figures beside.
+//! `provenant bench service`: `provenant serve` on a scratch PostgreSQL
+//! database and NATS, loaded by `provenant sim` at offered rates that go up
+//! until the engine no longer keeps up, and the **knee**: the highest rate
+//! whose p99 latency (publish to acknowledgment) is at most `--p99-ms` while
+//! it acknowledges at least `--min-achieved` of what is offered. Beside it,
+//! in the same run, `bench append` (batches of 1000) on the same server:
+//! `knee_ratio` is the knee's events/s over the append's.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use provenant_log::{AppendBatch, EventLog};
-use provenant_log::{LogConfig, redact_url};
-use tokio::sync::watch;
+use provenant_log::redact_url;
+use serde::Serialize;
 
-use provenant_engine::nats_names::{NatsNames, POSITION_HEADER};
+use provenant_engine::nats_names::NatsNames;
 use provenant_engine::service::events_stream::last_message;
-use provenant_engine::service::health::Health;
-use provenant_engine::service::relay::{self, RelaySink};
 
-use crate::sample::generate;
+use crate::engine_process::{EngineLaunch, EngineProcess};
+use crate::procstat::{CpuCores, CpuSample};
+use crate::relay::{RelayFigure, print_relay, relay_figures};
 use crate::scratch::{
-    DEFAULT_NATS_URL as DEFAULT_NATS, DEFAULT_POSTGRES_URL as DEFAULT_POSTGRES, Scratch, progress,
+    DEFAULT_NATS_URL as DEFAULT_NATS, DEFAULT_POSTGRES_URL, Scratch, delete_streams, log_head,
 };
-
-/// Arguments of `provenant bench relay`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RelayBenchArgs {
-    /// A PostgreSQL server; a scratch database is created on it and dropped.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_POSTGRES, hide_env_values = true)]
-    pub database_url: String,
-    /// NATS with JetStream; the benchmark's streams are deleted at the end.
-    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS, hide_env_values = true)]
-    pub nats_url: String,
-    /// Events relayed (and published by the raw loop).
-    #[arg(long, default_value_t = 200_000)]
-    pub events: usize,
-    /// Rounds of each (alternating which goes first); the median is
-    /// reported.
-    #[arg(long, default_value_t = 5)]
-    pub rounds: usize,
-}
-
-/// The relay beside the raw publish loop: the median of the rounds.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RelayFigure {
-    pub events: usize,
-    pub relay_events_per_s: f64,
-    pub raw_events_per_s: f64,
-    /// The median of the rounds' ratios.
-    pub ratio: f64,
-    /// Each round's (relay, raw) events/s.
-    pub rounds: Vec<(f64, f64)>,
-}
-
-pub async fn relay_command(args: &RelayBenchArgs) -> anyhow::Result<()> {
-    println!("provenant bench relay");
-    let figure =
-        relay_figures(&args.database_url, &args.nats_url, args.events, args.rounds).await?;
-    print_relay(&figure);
-    Ok(())
-}
-
-fn print_relay(f: &RelayFigure) {
-    for (i, (relay, raw)) in f.rounds.iter().enumerate() {
-        println!(
-            "  round {}: relay {relay:>9.0} events/s, raw loop {raw:>9.0} events/s, ratio {:.2}",
-            i + 1,
-            relay / raw
-        );
-    }
-    println!(
-        "relay   {:>9.0} events/s   raw async-nats publish loop {:>9.0} events/s   ratio {:.2}   ({} events, median of {} rounds)",
-        f.relay_events_per_s,
-        f.raw_events_per_s,
-        f.ratio,
-        f.events,
-        f.rounds.len()
-    );
-}
-
-/// Measures the relay and the raw loop on `events` events, `rounds` times
-/// each, alternating which goes first.
-pub async fn relay_figures(
-    server: &str,
-    nats_url: &str,
-    events: usize,
-    rounds: usize,
-) -> anyhow::Result<RelayFigure> {
-    anyhow::ensure!(
-        server.starts_with("postgres"),
-        "bench relay needs a PostgreSQL server (got {})",
-        redact_url(server)
-    );
-    anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
-    let scratch = Scratch::create(server).await?;
-    let result = measure_relay(&scratch, nats_url, events, rounds).await;
-    scratch.drop_database().await;
-    result
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-async fn measure_relay(
-    scratch: &Scratch,
-    nats_url: &str,
-    events: usize,
-    rounds: usize,
-) -> anyhow::Result<RelayFigure> {
-    let log = EventLog::open(&LogConfig::new(&scratch.url)).await?;
-    let bar = progress(events as u64, "appending the events");
-    for batch in generate(events, 1000)? {
-        let n = batch.len() as u64;
-        log.append(AppendBatch::new(batch)).await?;
-        bar.inc(n);
-    }
-    bar.finish_and_clear();
-    let head = log.head().await?.position;
-
-    let client = async_nats::connect(nats_url)
-        .await
-        .with_context(|| format!("cannot connect to NATS at {nats_url}"))?;
-    let js = async_nats::jetstream::new(client.clone());
-
-    // The raw loop's messages: the relay's, prepared before any clock starts
-    // (how long reading and serialising takes is shown for comparison).
-    let raw_prefix = "bench-raw";
-    let template = NatsNames::new(raw_prefix)?;
-    let mut messages = Vec::with_capacity(head as usize);
-    let mut after = 0;
-    let prepare = Instant::now();
-    loop {
-        let page = log.read_forward_json(after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in page {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                e.event_id.to_string().as_str(),
-            );
-            headers.insert(POSITION_HEADER, e.position.to_string().as_str());
-            let subject = template.subject_of(e.world_id.as_ref(), e.plugin_id.as_ref(), &e.kind);
-            messages.push((subject, headers, bytes::Bytes::from(e.json)));
-        }
-    }
-    println!(
-        "(reading the {head} events from the log and serialising them alone: {:.0} events/s)",
-        head as f64 / prepare.elapsed().as_secs_f64()
-    );
-
-    let mut figures = Vec::with_capacity(rounds);
-    for round in 0..rounds {
-        let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
-        let relay_names = NatsNames::new(&format!("bench-relay-{tag}"))?;
-        let raw_names = NatsNames::new(&format!("bench-raw-{tag}"))?;
-        let result = async {
-            provenant_engine::service::nats::ensure_streams(&js, &relay_names).await?;
-            provenant_engine::service::nats::ensure_streams(&js, &raw_names).await?;
-            let (relay, raw) = if round % 2 == 0 {
-                let relay = relay_round(&log, &js, &relay_names, head).await?;
-                let raw = raw_round(&js, &messages, raw_prefix, &raw_names, head).await?;
-                (relay, raw)
-            } else {
-                let raw = raw_round(&js, &messages, raw_prefix, &raw_names, head).await?;
-                let relay = relay_round(&log, &js, &relay_names, head).await?;
-                (relay, raw)
-            };
-            let count = |names: &NatsNames| {
-                let js = js.clone();
-                let name = names.events_stream();
-                async move {
-                    let mut s = js.get_stream(&name).await?;
-                    anyhow::Ok(s.info().await?.state.messages)
-                }
-            };
-            let (relay_count, raw_count) = (count(&relay_names).await?, count(&raw_names).await?);
-            anyhow::ensure!(
-                relay_count == head && raw_count == head,
-                "expected {head} messages in each stream, found {relay_count} (relay) and {raw_count} (raw)"
-            );
-            anyhow::Ok((
-                head as f64 / relay.as_secs_f64(),
-                head as f64 / raw.as_secs_f64(),
-            ))
-        }
-        .await;
-        for names in [&relay_names, &raw_names] {
-            let _ = js.delete_stream(names.events_stream()).await;
-            let _ = js.delete_stream(names.ticks_stream()).await;
-            let _ = js.delete_stream(names.anchors_stream()).await;
-        }
-        figures.push(result?);
-    }
-    log.close().await;
-    Ok(RelayFigure {
-        events: head as usize,
-        relay_events_per_s: median(figures.iter().map(|f| f.0).collect()),
-        raw_events_per_s: median(figures.iter().map(|f| f.1).collect()),
-        ratio: median(figures.iter().map(|f| f.0 / f.1).collect()),
-        rounds: figures,
-    })
-}
-
-/// The relay, from position 0 to the head, into `names`' events stream.
-async fn relay_round(
-    log: &EventLog,
-    js: &async_nats::jetstream::Context,
-    names: &NatsNames,
-    head: u64,
-) -> anyhow::Result<Duration> {
-    let relayed = Arc::new(AtomicU64::new(0));
-    let (stop, stopped) = watch::channel(false);
-    let started = Instant::now();
-    let task = tokio::spawn(relay::run(
-        log.clone(),
-        RelaySink::Nats {
-            js: Box::new(js.clone()),
-            names: names.clone(),
-        },
-        relayed.clone(),
-        Arc::new(Health::starting()),
-        stopped,
-    ));
-    let bar = progress(head, "relay");
-    loop {
-        let done = relayed.load(Ordering::Relaxed);
-        bar.set_position(done);
-        if done >= head {
-            break;
-        }
-        anyhow::ensure!(!task.is_finished(), "the relay stopped early");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
-    let _ = stop.send(true);
-    task.await.context("the relay task failed")?;
-    Ok(elapsed)
-}
-
-/// The raw loop: `messages` (subjects under `template_prefix`) published
-/// into `names`' events stream, at most [`relay::WINDOW`] awaiting their
-/// acknowledgment (awaited by a second task): the relay's pipeline.
-async fn raw_round(
-    js: &async_nats::jetstream::Context,
-    messages: &[(String, async_nats::HeaderMap, bytes::Bytes)],
-    template_prefix: &str,
-    names: &NatsNames,
-    head: u64,
-) -> anyhow::Result<Duration> {
-    // Subjects and headers are cloned before the clock starts.
-    let prepared: Vec<_> = messages
-        .iter()
-        .map(|(subject, headers, body)| {
-            (
-                subject.replacen(template_prefix, names.prefix(), 1),
-                headers.clone(),
-                body.clone(),
-            )
-        })
-        .collect();
-    let bar = progress(head, "raw publish loop");
-    let started = Instant::now();
-    let (acks, mut pending) = tokio::sync::mpsc::channel(relay::WINDOW);
-    let awaiting = tokio::spawn(async move {
-        while let Some(ack) = pending.recv().await {
-            let ack: async_nats::jetstream::context::PublishAckFuture = ack;
-            ack.await?;
-        }
-        anyhow::Ok(())
-    });
-    for (i, (subject, headers, body)) in prepared.into_iter().enumerate() {
-        let ack = js.publish_with_headers(subject, headers, body).await?;
-        if acks.send(ack).await.is_err() {
-            break;
-        }
-        if i % 1024 == 0 {
-            bar.set_position(i as u64);
-        }
-    }
-    drop(acks);
-    awaiting.await.context("the raw loop's acknowledgments")??;
-    let elapsed = started.elapsed();
-    bar.finish_and_clear();
-    Ok(elapsed)
-}
+use crate::sim::{LatencyMs, SimConfig, SimReport};
 
 /// Arguments of `provenant bench service`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceBenchArgs {
     /// A PostgreSQL server; a scratch database is created on it and dropped.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_POSTGRES, hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_POSTGRES_URL, hide_env_values = true)]
     pub database_url: String,
     /// NATS with JetStream; the benchmark's streams are deleted at the end.
     #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS, hide_env_values = true)]
     pub nats_url: String,
-    /// Seconds of sending in each run.
-    #[arg(long, default_value_t = 15.0)]
+    /// Offered rates (ticks/s, over all worlds), swept in this order; the
+    /// sweep stops after two rates in a row miss the knee's bounds.
+    #[arg(long, value_delimiter = ',', default_values_t = [50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1200.0, 1500.0, 2000.0])]
+    pub rates: Vec<f64>,
+    /// Seconds of sending at each rate.
+    #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// Worlds, sessions per world and NPCs per tick of the simulation.
     #[arg(long, default_value_t = 8)]
@@ -322,17 +47,70 @@ pub struct ServiceBenchArgs {
     pub sessions: u32,
     #[arg(long, default_value_t = 5)]
     pub npcs: u32,
-    /// Ticks/s offered in the full-load run: more than the engine sustains,
-    /// so what it acknowledges is its throughput. The half-load run offers
-    /// half of that throughput.
-    #[arg(long, default_value_t = 3000.0)]
-    pub full_rate: f64,
-    /// Events of the relay measurement.
+    /// The knee's latency bound: p99 at most this many milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_ms: f64,
+    /// The knee's throughput bound: acknowledged ticks/s at least this
+    /// fraction of the offered rate.
+    #[arg(long, default_value_t = 0.98)]
+    pub min_achieved: f64,
+    /// Events of the `bench append` measurement (batches of 1000).
+    #[arg(long, default_value_t = 100_000)]
+    pub append_events: usize,
+    /// Events and rounds of the relay measurement (`bench relay`); 0 rounds
+    /// skips it.
     #[arg(long, default_value_t = 200_000)]
     pub relay_events: usize,
-    /// Rounds of the relay measurement.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 0)]
     pub relay_rounds: usize,
+    /// The `provenant` binary whose `serve` is measured (default: this
+    /// one), to measure another build beside this one.
+    #[arg(long, value_name = "PATH")]
+    pub engine_binary: Option<PathBuf>,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One offered rate of the sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepEntry {
+    pub offered_ticks_per_s: f64,
+    pub achieved_ticks_per_s: f64,
+    pub offered_events_per_s: f64,
+    pub achieved_events_per_s: f64,
+    pub sent: u64,
+    pub acknowledged: u64,
+    pub failed: u64,
+    pub missing: u64,
+    pub latency_ms: Option<LatencyMs>,
+    /// Cores used while the rate was offered.
+    pub cpu_cores: CpuCores,
+    /// Within the knee's bounds.
+    pub within: bool,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceFigures {
+    pub engine_binary: String,
+    pub worlds: u32,
+    pub sessions: u32,
+    pub npcs: u32,
+    pub seconds_per_rate: f64,
+    pub p99_bound_ms: f64,
+    pub min_achieved: f64,
+    /// The knee: the highest offered rate within the bounds (0 when none
+    /// is), and what was achieved there.
+    pub knee_offered_ticks_per_s: f64,
+    pub knee_ticks_per_s: f64,
+    pub knee_events_per_s: f64,
+    /// `bench append`, batches of 1000, on the same server in this run.
+    pub append_events_per_s: f64,
+    pub knee_ratio: f64,
+    pub sweep: Vec<SweepEntry>,
+    pub peak_rss_bytes: u64,
+    pub relay: Option<RelayFigure>,
 }
 
 /// `provenant bench service`.
@@ -342,150 +120,256 @@ pub async fn service_command(args: &ServiceBenchArgs) -> anyhow::Result<()> {
         "bench service needs a PostgreSQL server (got {})",
         redact_url(&args.database_url)
     );
-    println!("provenant bench service");
+    anyhow::ensure!(!args.rates.is_empty(), "--rates needs at least one rate");
+    anyhow::ensure!(
+        args.rates.iter().all(|r| r.is_finite() && *r > 0.0),
+        "every rate must be above 0"
+    );
+    let say = |line: String| {
+        if !args.json {
+            println!("{line}");
+        }
+    };
+    say("provenant bench service".into());
+    let binary = EngineLaunch::binary_or_self(args.engine_binary.as_deref())?;
+    say(format!(
+        "append: batches of 1000, {} events …",
+        args.append_events
+    ));
+    let append = crate::append::postgres_figure(&args.database_url, 1000, args.append_events)
+        .await
+        .context("the append measurement failed")?;
+    say(format!(
+        "append: {:.0} events/s (COPY {:.0} events/s)",
+        append.events_per_s,
+        append.copy_events_per_s.unwrap_or(f64::NAN)
+    ));
+
     let scratch = Scratch::create(&args.database_url).await?;
     let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
     let names = NatsNames::new(&format!("bench-svc-{tag}"))?;
-    let result = load_runs(args, &scratch, &names).await;
-    scratch.drop_database().await;
-    if let Ok(client) = async_nats::connect(&args.nats_url).await {
-        let js = async_nats::jetstream::new(client);
-        let _ = js.delete_stream(names.events_stream()).await;
-        let _ = js.delete_stream(names.ticks_stream()).await;
-        let _ = js.delete_stream(names.anchors_stream()).await;
-    }
-    let (full, half, rss_kib) = result?;
-    let relay = relay_figures(
-        &args.database_url,
-        &args.nats_url,
-        args.relay_events,
-        args.relay_rounds,
-    )
-    .await?;
-
-    println!();
-    println!(
-        "{:<6} {:>12} {:>10} {:>10} {:>11} {:>9} {:>9} {:>9} {:>8}",
-        "load",
-        "offered t/s",
-        "sent",
-        "acked",
-        "ticks/s",
-        "events/s",
-        "p50 ms",
-        "p99 ms",
-        "missing"
-    );
-    for (name, r) in [("full", &full), ("half", &half)] {
-        let (p50, p99) = r
-            .latency_ms
-            .as_ref()
-            .map_or((f64::NAN, f64::NAN), |l| (l.p50, l.p99));
-        println!(
-            "{name:<6} {:>12.0} {:>10} {:>10} {:>11.0} {:>9.0} {:>9.1} {:>9.1} {:>8}",
-            r.target_rate,
-            r.sent,
-            r.acknowledged,
-            r.ticks_per_second,
-            r.events_per_second,
-            p50,
-            p99,
-            r.missing
-        );
-    }
-    print_relay(&relay);
-    println!("engine peak RSS: {:.1} MiB", rss_kib as f64 / 1024.0);
-    Ok(())
-}
-
-/// Runs the engine and the two loads; their reports and the engine's peak
-/// resident memory in KiB.
-async fn load_runs(
-    args: &ServiceBenchArgs,
-    scratch: &Scratch,
-    names: &NatsNames,
-) -> anyhow::Result<(crate::sim::SimReport, crate::sim::SimReport, u64)> {
-    use tokio::io::AsyncBufReadExt;
-
-    let exe = std::env::current_exe().context("cannot find this program")?;
-    let mut engine = tokio::process::Command::new(exe)
-        .arg("serve")
-        .env("DATABASE_URL", &scratch.url)
-        .env("NATS_URL", &args.nats_url)
-        .env("PROVENANT_NATS_PREFIX", names.prefix())
-        .env("PROVENANT_HTTP_ADDR", "127.0.0.1:0")
-        .env_remove("PROVENANT_ADMIN_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start provenant serve")?;
-    let pid = engine.id().context("the engine has no process id")?;
-    let stdout = engine.stdout.take().context("no engine stdout")?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let first = lines
-        .next_line()
-        .await?
-        .context("the engine exited before listening")?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .with_context(|| format!("unexpected engine output: {first}"))?
-        .to_owned();
-    println!(
-        "engine: provenant serve on http://{addr}, PostgreSQL scratch database {}, NATS prefix {}",
-        scratch.name,
-        names.prefix()
-    );
-
-    let sim = |rate: f64, prefix: &str| crate::sim::SimConfig {
-        engine_url: format!("http://{addr}"),
+    let launch = EngineLaunch {
+        binary: binary.clone(),
+        database_url: scratch.url.clone(),
         nats_url: Some(args.nats_url.clone()),
         nats_prefix: names.prefix().to_owned(),
-        admin_token: None,
+        env: Vec::new(),
+    };
+    let result = sweep(args, &launch, &names, &say).await;
+    scratch.drop_database().await;
+    delete_streams(&args.nats_url, &names).await;
+    let (sweep, peak_rss_bytes) = result?;
+
+    let relay = if args.relay_rounds > 0 {
+        Some(
+            relay_figures(
+                &args.database_url,
+                &args.nats_url,
+                args.relay_events,
+                args.relay_rounds,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let knee = sweep
+        .iter()
+        .filter(|e| e.within)
+        .max_by(|a, b| a.offered_ticks_per_s.total_cmp(&b.offered_ticks_per_s));
+    let knee_events_per_s = knee.map_or(0.0, |k| k.achieved_events_per_s);
+    let figures = ServiceFigures {
+        engine_binary: binary.display().to_string(),
         worlds: args.worlds,
         sessions: args.sessions,
         npcs: args.npcs,
-        rate,
-        duration: Duration::from_secs_f64(args.duration),
-        drain: Duration::from_secs(120),
-        world_prefix: prefix.to_owned(),
+        seconds_per_rate: args.duration,
+        p99_bound_ms: args.p99_ms,
+        min_achieved: args.min_achieved,
+        knee_offered_ticks_per_s: knee.map_or(0.0, |k| k.offered_ticks_per_s),
+        knee_ticks_per_s: knee.map_or(0.0, |k| k.achieved_ticks_per_s),
+        knee_events_per_s,
+        append_events_per_s: append.events_per_s,
+        knee_ratio: round3(knee_events_per_s / append.events_per_s),
+        sweep,
+        peak_rss_bytes,
+        relay,
     };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&figures).context("cannot encode the figures")?
+        );
+    } else {
+        print_figures(&figures);
+    }
+    Ok(())
+}
+
+/// Starts the engine and offers each rate in turn; the sweep and the
+/// engine's peak resident memory.
+async fn sweep(
+    args: &ServiceBenchArgs,
+    launch: &EngineLaunch,
+    names: &NatsNames,
+    say: &impl Fn(String),
+) -> anyhow::Result<(Vec<SweepEntry>, u64)> {
+    let engine = EngineProcess::start(launch).await?;
+    engine.wait_ready(Duration::from_secs(120)).await?;
+    say(format!(
+        "engine: {} serve on {}, NATS prefix {}",
+        launch.binary.display(),
+        engine.url,
+        names.prefix()
+    ));
+    let mut entries = Vec::new();
+    let mut misses = 0;
+    let mut events_per_tick = f64::NAN;
+    for &rate in &args.rates {
+        say(format!(
+            "offering {rate:.0} ticks/s for {} s …",
+            args.duration
+        ));
+        let config = SimConfig {
+            engine_url: engine.url.clone(),
+            nats_url: Some(args.nats_url.clone()),
+            nats_prefix: names.prefix().to_owned(),
+            admin_token: None,
+            worlds: args.worlds,
+            sessions: args.sessions,
+            npcs: args.npcs,
+            rate,
+            duration: Duration::from_secs_f64(args.duration),
+            drain: Duration::from_secs(60),
+            world_prefix: "sim".into(),
+        };
+        let before = CpuSample::now(engine.pid);
+        let report = crate::sim::run(&config).await?;
+        let cpu = CpuSample::now(engine.pid).since(&before);
+        if report.acknowledged > 0 {
+            events_per_tick = report.events as f64 / report.acknowledged as f64;
+        }
+        let entry = entry_of(args, rate, events_per_tick, &report, cpu);
+        say(format!(
+            "  achieved {:.0} ticks/s ({:.0} events/s), p99 {:.1} ms, cores: engine {:.2}, PostgreSQL {:.2}, nats-server {:.2}{}",
+            entry.achieved_ticks_per_s,
+            entry.achieved_events_per_s,
+            entry.latency_ms.map_or(f64::NAN, |l| l.p99),
+            cpu.engine,
+            cpu.postgres,
+            cpu.nats_server,
+            if entry.within {
+                ""
+            } else {
+                "  (beyond the knee)"
+            }
+        ));
+        misses = if entry.within { 0 } else { misses + 1 };
+        entries.push(entry);
+        if misses >= 2 {
+            break;
+        }
+        settle(&launch.database_url, &args.nats_url, names).await?;
+    }
+    let rss = engine.peak_rss_bytes().unwrap_or(0);
+    engine.stop().await?;
+    Ok((entries, rss))
+}
+
+fn entry_of(
+    args: &ServiceBenchArgs,
+    rate: f64,
+    events_per_tick: f64,
+    report: &SimReport,
+    cpu: CpuCores,
+) -> SweepEntry {
+    let achieved = report.ticks_per_second;
+    let within = report.latency_ms.is_some_and(|l| l.p99 <= args.p99_ms)
+        && achieved >= args.min_achieved * rate
+        && report.missing == 0
+        && report.failed == 0;
+    SweepEntry {
+        offered_ticks_per_s: rate,
+        achieved_ticks_per_s: round3(achieved),
+        offered_events_per_s: round3(rate * events_per_tick),
+        achieved_events_per_s: round3(report.events_per_second),
+        sent: report.sent,
+        acknowledged: report.acknowledged,
+        failed: report.failed,
+        missing: report.missing,
+        latency_ms: report.latency_ms,
+        cpu_cores: cpu,
+        within,
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn print_figures(f: &ServiceFigures) {
+    println!();
     println!(
-        "full load: offering {:.0} ticks/s for {} s …",
-        args.full_rate, args.duration
+        "{:>9} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7}",
+        "offered",
+        "ticks/s",
+        "events/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "engine",
+        "pg",
+        "nats"
     );
-    let full = crate::sim::run(&sim(args.full_rate, "full")).await?;
-    settle(&scratch.url, &args.nats_url, names).await?;
-    let half_rate = (full.ticks_per_second / 2.0).max(1.0);
+    for e in &f.sweep {
+        let l = e.latency_ms.unwrap_or(LatencyMs {
+            p50: f64::NAN,
+            p90: f64::NAN,
+            p99: f64::NAN,
+            max: f64::NAN,
+        });
+        println!(
+            "{:>9.0} {:>9.0} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>7.2}{}",
+            e.offered_ticks_per_s,
+            e.achieved_ticks_per_s,
+            e.achieved_events_per_s,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            e.cpu_cores.engine,
+            e.cpu_cores.postgres,
+            e.cpu_cores.nats_server,
+            if e.within { "" } else { "  beyond" }
+        );
+    }
     println!(
-        "half load: offering {half_rate:.0} ticks/s for {} s …",
-        args.duration
+        "knee: {:.0} ticks/s offered, {:.0} ticks/s and {:.0} events/s achieved with p99 <= {} ms",
+        f.knee_offered_ticks_per_s, f.knee_ticks_per_s, f.knee_events_per_s, f.p99_bound_ms
     );
-    let half = crate::sim::run(&sim(half_rate, "half")).await?;
-    let rss = peak_rss_kib(pid).unwrap_or(0);
-    // SIGTERM: the engine's own graceful stop.
-    let _ = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), engine.wait()).await;
-    Ok((full, half, rss))
+    println!(
+        "append (batches of 1000): {:.0} events/s; knee_ratio {:.3}",
+        f.append_events_per_s, f.knee_ratio
+    );
+    println!(
+        "engine peak RSS: {:.1} MiB",
+        f.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+    );
+    if let Some(relay) = &f.relay {
+        print_relay(relay);
+    }
 }
 
 /// Waits until the relay has published the whole log (the events stream's
-/// last message is at the head), so that one run's backlog does not weigh
+/// last message is at the head), so that one rate's backlog does not weigh
 /// on the next.
-async fn settle(database_url: &str, nats_url: &str, names: &NatsNames) -> anyhow::Result<()> {
-    let log = EventLog::open(&LogConfig {
-        migrate: false,
-        ..LogConfig::new(database_url)
-    })
-    .await?;
-    let head = log.head().await?.position;
-    log.close().await;
+pub(crate) async fn settle(
+    database_url: &str,
+    nats_url: &str,
+    names: &NatsNames,
+) -> anyhow::Result<()> {
+    let head = log_head(database_url).await?;
     let client = async_nats::connect(nats_url).await?;
     let js = async_nats::jetstream::new(client);
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -504,13 +388,4 @@ async fn settle(database_url: &str, nats_url: &str, names: &NatsNames) -> anyhow
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// `VmHWM` of a process, in KiB (Linux).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 
 use provenant_events::{Event, NewEvent, Payload, PluginId, SessionId, WorldId};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use provenant_events::{keys, kinds};
 
 /// A world: its configuration and what ticks said about its NPCs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorldState {
     pub name: String,
     pub description: String,
@@ -27,7 +28,7 @@ pub struct WorldState {
     pub effective_config: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NpcState {
     pub location_id: Option<String>,
     pub state: Value,
@@ -35,14 +36,15 @@ pub struct NpcState {
 
 /// A game session: flags (plugin flags under `plugin:<id>:<key>`) and
 /// relationships (shared between plugins).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionState {
     pub flags: BTreeMap<String, Value>,
     pub relationships: BTreeMap<String, Value>,
 }
 
-/// Everything plugins can read.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Everything plugins can read. Serialized (as a world's snapshot) with
+/// every field, so that decoding what was encoded gives the same state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GameState {
     pub worlds: BTreeMap<WorldId, WorldState>,
     /// Sessions by world, then by session id.

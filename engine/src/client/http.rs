@@ -105,6 +105,15 @@ impl EngineApi {
             .with_context(|| format!("cannot reach the engine at {} ({method} {path})", self.base))
     }
 
+    /// Whether the engine answers `GET /readyz` with a success (one probe;
+    /// an engine that does not answer yet is an error).
+    pub async fn is_ready(&self) -> anyhow::Result<bool> {
+        let (status, _) = self
+            .setup_call(Method::GET, "/readyz", Bytes::new())
+            .await?;
+        Ok(status.is_success())
+    }
+
     /// Checks that the engine answers; waits up to `wait` for it to be
     /// ready, and goes on with a warning if it does not become so.
     #[tracing::instrument(skip(self), fields(engine = %self.base))]

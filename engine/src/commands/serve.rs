@@ -5,6 +5,7 @@ use clap::Args;
 use super::args::{DbArgs, HealthArgs, PluginsDirArgs, isolation};
 use crate::nats_names::NatsNames;
 use crate::service::run::{DEFAULT_HTTP_ADDR, ServiceConfig, serve};
+use crate::service::worlds::WorldsConfig;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -56,6 +57,28 @@ pub struct ServeArgs {
     /// graceful stop, as anchors for `audit verify --expect-head`. 0: never.
     #[arg(long, env = "PROVENANT_ANCHOR_INTERVAL_SECONDS", default_value_t = 10)]
     pub anchor_interval_seconds: u64,
+    /// Committed batches held in memory for the relay and the projections.
+    /// One that falls further behind reads the log until it has caught up.
+    #[arg(long, env = "PROVENANT_LOG_FEED_BATCHES", default_value_t = provenant_log::DEFAULT_FEED_CAPACITY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub log_feed_batches: usize,
+    /// A world without ticks for this many seconds is saved (a snapshot of
+    /// its state beside the log) and leaves memory; its next tick loads it
+    /// again. Fractions allowed, at least 0.001.
+    #[arg(long, env = "PROVENANT_WORLD_IDLE_SECONDS", default_value_t = 300.0, value_parser = idle_seconds)]
+    pub world_idle_seconds: f64,
+    /// A world's snapshot is saved again after this many of its events, so
+    /// that loading it after a crash folds at most about this many.
+    #[arg(long, env = "PROVENANT_WORLD_SNAPSHOT_EVENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub world_snapshot_events: u64,
+}
+
+fn idle_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.001..=1e7).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected seconds from 0.001 to 10000000, not {s:?}"
+        )),
+    }
 }
 
 impl ServeArgs {
@@ -80,6 +103,11 @@ impl ServeArgs {
             isolation: isolation(&self.plugin_isolation),
             plugins: self.plugins.source(),
             commit: Default::default(),
+            feed_batches: self.log_feed_batches,
+            worlds: WorldsConfig {
+                idle: std::time::Duration::from_secs_f64(self.world_idle_seconds),
+                snapshot_every: self.world_snapshot_events,
+            },
             projections: self.health.config(),
             run_projections: self.projections == "engine",
             anchor_every: (self.anchor_interval_seconds > 0)

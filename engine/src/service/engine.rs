@@ -7,12 +7,20 @@ use std::sync::atomic::AtomicU64;
 use provenant_events::{Event, Position};
 use provenant_host::intake::{self, Rejection};
 use provenant_host::plugin_host::PluginHost;
-use provenant_log::{EventLog, LogError};
+use provenant_log::{EventLog, LogError, TailCounters};
 use tokio::sync::broadcast;
 
 use super::commit::Committer;
 use super::health::Health;
 use super::worlds::Worlds;
+
+/// Where the log's followers in the engine got their events: the feed (in
+/// memory) or reads of the log.
+#[derive(Default)]
+pub struct FollowerReads {
+    pub relay: Arc<TailCounters>,
+    pub projections: Arc<TailCounters>,
+}
 
 /// The running engine's parts, shared by its tasks.
 pub struct Engine {
@@ -23,6 +31,8 @@ pub struct Engine {
     pub health: Arc<Health>,
     /// The position of the last event the relay published.
     pub relayed: Arc<AtomicU64>,
+    /// Where the relay's and the projections' events come from.
+    pub reads: FollowerReads,
     /// Live events, on the embedded default.
     pub bus: Option<broadcast::Sender<Arc<Event>>>,
     pub admin_token: Option<String>,

@@ -3,7 +3,8 @@
 //! in-process bus on the embedded default).
 //!
 //! The parts, each its own task: the tick consumer ([`nats`]), one worker
-//! per world ([`worlds`]), the group committer ([`commit`]), the relay
+//! per world in play ([`worlds`], their state kept as snapshots by
+//! [`world_state`]), the group committer ([`commit`]), the relay
 //! ([`relay`]), the head anchors ([`anchors`]) and the HTTP API ([`http`],
 //! with [`admin`] and [`prometheus`]). [`run`] starts and stops them around
 //! the shared [`engine::Engine`]. A tick is acknowledged only after its
@@ -23,4 +24,5 @@ pub mod prometheus;
 pub mod relay;
 pub mod run;
 pub mod signals;
+pub mod world_state;
 pub mod worlds;

@@ -35,6 +35,9 @@ const RESETS: &str = "provenant_metrics_resets_total";
 const BUILD: &str = "provenant_build_info";
 const CIRCUIT: &str = "provenant_plugin_circuit_open";
 const FAILURES: &str = "provenant_plugin_call_failures_total";
+const WORLDS_LOADED: &str = "provenant_worlds_loaded";
+const FOLLOWED: &str = "provenant_log_followed_events_total";
+const FOLLOWER_READS: &str = "provenant_log_follower_reads_total";
 
 /// The Prometheus text of the engine's metrics now.
 pub async fn render(engine: &Engine) -> anyhow::Result<String> {
@@ -149,6 +152,26 @@ pub async fn render(engine: &Engine) -> anyhow::Result<String> {
             r.gauge(PROJECTION_LAG, label).set(head as f64);
         }
     }
+    r.gauge(WORLDS_LOADED, vec![])
+        .set(engine.worlds.loaded() as f64);
+    for (follower, counters) in [
+        ("relay", &engine.reads.relay),
+        ("projections", &engine.reads.projections),
+    ] {
+        let stats = counters.stats();
+        for (source, count) in [("feed", stats.from_feed), ("log", stats.from_log)] {
+            r.counter(
+                FOLLOWED,
+                vec![
+                    Label::new("follower", follower),
+                    Label::new("source", source),
+                ],
+            )
+            .absolute(count);
+        }
+        r.counter(FOLLOWER_READS, vec![Label::new("follower", follower)])
+            .absolute(stats.log_reads);
+    }
     r.counter(TICKS, vec![]).absolute(totals.ticks_processed);
     r.counter(REJECTED, vec![]).absolute(totals.ticks_rejected);
     r.counter(RESETS, vec![]).absolute(totals.metrics_resets);
@@ -261,6 +284,19 @@ impl Registry<'_> {
             PROJECTION_LAG,
             None,
             "Events in the log a projection has not committed yet",
+        );
+        describe(
+            WORLDS_LOADED,
+            None,
+            "Worlds whose state is in memory (worlds in play; an idle world is saved and leaves)",
+        );
+        describe_counter(
+            FOLLOWED,
+            "Events the engine's relay and projections followed, by source: feed (handed over in memory by the append) or log (read back while catching up), since the engine started",
+        );
+        describe_counter(
+            FOLLOWER_READS,
+            "Reads of the log by the engine's relay and projections (those that found nothing included), since the engine started",
         );
         describe_counter(TICKS, "Ticks processed (TickProcessed events)");
         describe_counter(

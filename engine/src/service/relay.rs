@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream;
 use provenant_events::{Event, Position};
-use provenant_log::{EventJson, EventLog};
+use provenant_log::{EventJson, EventLog, TailCounters};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use tokio_util::task::AbortOnDropHandle;
@@ -47,15 +47,25 @@ pub const WINDOW: usize = 4096;
 /// After shutdown, how long the relay goes on catching up with the head.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// What the relay tells the engine as it goes.
+#[derive(Clone, Default)]
+pub struct Progress {
+    /// The position of the last event published (and acknowledged).
+    pub relayed: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the events it published came from: the feed or the log.
+    pub reads: Arc<TailCounters>,
+}
+
 /// Relays until `shutdown`, then catches up with the head (for at most
 /// [`DRAIN`]) and returns. Errors are retried; they never end it.
 pub async fn run(
     log: EventLog,
     sink: RelaySink,
-    relayed: Arc<std::sync::atomic::AtomicU64>,
+    progress: Progress,
     health: Arc<super::health::Health>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Progress { relayed, reads } = progress;
     let mut wait = Duration::from_millis(100);
     let mut drain_until: Option<(tokio::time::Instant, Position)> = None;
     loop {
@@ -67,11 +77,12 @@ pub async fn run(
                     js,
                     names,
                     relayed: &relayed,
+                    reads: &reads,
                     health: &health,
                 };
                 pass.run(&mut shutdown, &mut drain_until).await
             }
-            RelaySink::Bus(bus) => relay_bus(&log, bus, &relayed, &mut shutdown).await,
+            RelaySink::Bus(bus) => relay_bus(&log, bus, &relayed, &reads, &mut shutdown).await,
         };
         match result {
             Ok(()) => return,
@@ -151,6 +162,7 @@ struct Pass<'a> {
     js: &'a jetstream::Context,
     names: &'a NatsNames,
     relayed: &'a Arc<std::sync::atomic::AtomicU64>,
+    reads: &'a Arc<TailCounters>,
     health: &'a Arc<super::health::Health>,
 }
 
@@ -168,7 +180,8 @@ impl Pass<'_> {
             .log
             .tail(start)
             .await
-            .context("cannot follow the log")?;
+            .context("cannot follow the log")?
+            .counting_into(self.reads.clone());
         // The log is read by one task and each message built by another:
         // on two cores reading, building and publishing overlap, and this
         // loop does no more per event than a bare publish loop.
@@ -384,6 +397,7 @@ async fn relay_bus(
     log: &EventLog,
     bus: &broadcast::Sender<Arc<Event>>,
     relayed: &std::sync::atomic::AtomicU64,
+    reads: &Arc<TailCounters>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     // Live events only: from the head at start, or where it was after an
@@ -392,7 +406,11 @@ async fn relay_bus(
         0 => log.head().await.context("cannot read the head")?.position,
         p => p,
     };
-    let mut tail = log.tail(start).await.context("cannot follow the log")?;
+    let mut tail = log
+        .tail(start)
+        .await
+        .context("cannot follow the log")?
+        .counting_into(reads.clone());
     loop {
         let event = tokio::select! {
             e = tail.next() => e.context("cannot read the log")?,
@@ -400,6 +418,6 @@ async fn relay_bus(
         };
         relayed.store(event.position, std::sync::atomic::Ordering::Relaxed);
         // No subscriber is not an error.
-        let _ = bus.send(Arc::new(event));
+        let _ = bus.send(event);
     }
 }

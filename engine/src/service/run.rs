@@ -1,6 +1,7 @@
 //! Starting and stopping the engine: the log opened (waiting while it is
-//! unreachable), the plugins loaded, the worlds' state folded, then every
-//! task started; a graceful stop finishes what is in flight.
+//! unreachable), the plugins loaded, then every task started (worlds load
+//! their state when their first job comes); a graceful stop finishes what
+//! is in flight and saves the worlds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use provenant_host::context::EngineInfo;
 use provenant_host::plugin_host::{HostConfig, PluginHost};
-use provenant_log::{AppendBatch, EventLog, LogConfig, LogError, redact_url};
+use provenant_log::{AppendBatch, EventLog, LogConfig, LogError, TailCounters, redact_url};
 use tokio::sync::{broadcast, watch};
 
 use super::anchors;
@@ -19,7 +20,7 @@ use super::engine::Engine;
 use super::health::Health;
 use super::relay::{self, RelaySink};
 use super::signals::{stop_signal, stopped};
-use super::worlds::{self, Shared, Worlds};
+use super::worlds::{Shared, Worlds, WorldsConfig};
 use super::{http, nats};
 use crate::nats_names::NatsNames;
 
@@ -47,6 +48,11 @@ pub struct ServiceConfig {
     /// The plugins: the built-in ones and a plugins directory's.
     pub plugins: crate::plugin_source::PluginSource,
     pub commit: CommitConfig,
+    /// Committed batches the log's feed holds for the relay and the
+    /// projections.
+    pub feed_batches: usize,
+    /// When idle worlds leave memory, and how often worlds are saved.
+    pub worlds: WorldsConfig,
     /// The projections' settings (also when another process runs them: the
     /// admin API reads their rows).
     pub projections: provenant_projections::ProjectionsConfig,
@@ -72,7 +78,8 @@ pub struct Running {
 }
 
 /// Starts the engine: opens the log (waiting for it to be reachable), loads
-/// the plugins, folds the worlds' state, then takes ticks.
+/// the plugins, then takes ticks. Nothing here reads the log's events, so
+/// the time to start does not grow with the log.
 pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     if config.admin_token.is_none() && !config.http_addr.ip().is_loopback() {
         anyhow::bail!(
@@ -82,7 +89,11 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     }
     let health = Arc::new(Health::starting());
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let log = open_log(&config.database_url, &health).await?;
+    let log_config = LogConfig {
+        feed_capacity: config.feed_batches,
+        ..LogConfig::new(&config.database_url)
+    };
+    let log = open_log(&log_config, &health).await?;
     let host = Arc::new(
         PluginHost::start(
             config.plugins.load()?,
@@ -101,22 +112,19 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     log.append(AppendBatch::new(host.startup_events()))
         .await
         .context("cannot record the plugins loaded")?;
-    let initial = worlds::fold_worlds(&log)
-        .await
-        .context("cannot fold the worlds' state from the log")?;
+    // Nothing is folded here: each world's state is loaded (its snapshot,
+    // then its events after it) when its first job comes.
     health.plugins_loaded();
 
     let (committer, _committer_task) = Committer::start(log.clone(), health.clone(), config.commit);
-    let worlds = Worlds::new(
-        Shared {
-            host: host.clone(),
-            committer: committer.clone(),
-            log: log.clone(),
-            health: health.clone(),
-            shutdown: shutdown_rx.clone(),
-        },
-        initial,
-    );
+    let worlds = Worlds::new(Shared {
+        host: host.clone(),
+        committer: committer.clone(),
+        log: log.clone(),
+        health: health.clone(),
+        shutdown: shutdown_rx.clone(),
+        config: config.worlds,
+    });
     let relayed = Arc::new(AtomicU64::new(0));
     let (sink, bus, js, nats_client) = match &config.nats_url {
         Some(url) => {
@@ -141,20 +149,29 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         committer,
         health: health.clone(),
         relayed: relayed.clone(),
+        reads: Default::default(),
         bus,
         admin_token: config.admin_token.clone(),
     });
     let relay = tokio::spawn(relay::run(
         log.clone(),
         sink,
-        relayed,
+        relay::Progress {
+            relayed,
+            reads: engine.reads.relay.clone(),
+        },
         health.clone(),
         shutdown_rx.clone(),
     ));
     let projections = if config.run_projections {
-        spawn_projections(&log, &config.projections, shutdown_rx.clone())
-            .await
-            .context("cannot start the projections")?
+        spawn_projections(
+            &log,
+            &config.projections,
+            engine.reads.projections.clone(),
+            shutdown_rx.clone(),
+        )
+        .await
+        .context("cannot start the projections")?
     } else {
         Vec::new()
     };
@@ -278,9 +295,10 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
 pub async fn spawn_projections(
     log: &EventLog,
     config: &provenant_projections::ProjectionsConfig,
+    reads: Arc<TailCounters>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    provenant_projections::spawn_all(log, config, stop)
+    provenant_projections::spawn_all(log, config, reads, stop)
         .await
         .map_err(|e| {
             let provenant_projections::RunnerError::Log { name, .. } = &e;
@@ -292,10 +310,11 @@ pub async fn spawn_projections(
 /// Opens the log, waiting (and saying why on `/readyz` and in the logs)
 /// while it is unreachable. A log that is there but refuses (bad URL, not
 /// migratable) is an error at once.
-async fn open_log(url: &str, health: &Health) -> anyhow::Result<EventLog> {
+async fn open_log(config: &LogConfig, health: &Health) -> anyhow::Result<EventLog> {
+    let url = config.url.as_str();
     let mut wait = Duration::from_millis(100);
     loop {
-        match EventLog::open(&LogConfig::new(url)).await {
+        match EventLog::open(config).await {
             Ok(log) => {
                 health.log_ok();
                 return Ok(log);

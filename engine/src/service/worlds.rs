@@ -1,8 +1,13 @@
-//! One worker per world: ticks of a world are evaluated in the order they
-//! arrive, worlds proceed concurrently. A worker takes what has queued for
-//! its world, recognises ticks already in the log, evaluates the rest on a
-//! blocking thread, hands all their events to the group committer, and
-//! answers each job only when its events are durable.
+//! One worker per world in play: ticks of a world are evaluated in the order
+//! they arrive, worlds proceed concurrently. A worker loads its world's
+//! state (its snapshot and the world's events after it, [`world_state`]),
+//! takes what has queued for its world, recognises ticks already in the
+//! log, evaluates the rest on a blocking thread, hands all their events to
+//! the group committer, and answers each job only when its events are
+//! durable. A world idle for [`WorldsConfig::idle`] is saved and leaves
+//! memory; its next job loads it again.
+//!
+//! [`world_state`]: super::world_state
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,13 +18,14 @@ use provenant_host::plugin_host::PluginHost;
 use provenant_host::state::GameState;
 use provenant_host::tick::{Tick, evaluate_tick, marker_event, tick_marker_id};
 use provenant_host::world::describe;
-use provenant_log::{EventFilter, EventLog, LogError};
+use provenant_log::{EventLog, LogError};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::commit::Committer;
 use super::health::Health;
+use super::world_state;
 
 /// Why a job was not done. The tick is not in the log; sending it again is
 /// safe.
@@ -34,10 +40,32 @@ pub enum JobFailure {
 /// The worlds of the engine and their workers.
 pub struct Worlds {
     shared: Arc<Shared>,
-    workers: Mutex<Option<HashMap<WorldId, mpsc::Sender<Job>>>>,
-    /// Each world's state as folded at start-up, until its worker takes it.
-    initial: Mutex<HashMap<WorldId, GameState>>,
+    workers: Arc<Registry>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The running workers by world; None once the engine stops taking jobs.
+/// A job is sent through a clone of its world's sender taken under this
+/// lock, and a worker leaves only under it while no clone is out (see
+/// [`Worker::retire`]), so no job is ever sent to a worker that has left.
+type Registry = Mutex<Option<HashMap<WorldId, mpsc::Sender<Job>>>>;
+
+/// When worlds are saved and leave memory.
+#[derive(Debug, Clone, Copy)]
+pub struct WorldsConfig {
+    /// A world without a job for this long is saved and leaves memory.
+    pub idle: Duration,
+    /// A world's snapshot is saved again after this many of its events.
+    pub snapshot_every: u64,
+}
+
+impl Default for WorldsConfig {
+    fn default() -> Self {
+        WorldsConfig {
+            idle: Duration::from_secs(300),
+            snapshot_every: 10_000,
+        }
+    }
 }
 
 /// What the workers share.
@@ -48,6 +76,7 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Turns true when the engine stops: a worker retrying an append gives up.
     pub shutdown: watch::Receiver<bool>,
+    pub config: WorldsConfig,
 }
 
 /// A pending answer.
@@ -74,14 +103,18 @@ const MAX_JOBS: usize = 128;
 const QUEUE: usize = 256;
 
 impl Worlds {
-    /// Workers start on first use, with the state folded at start-up.
-    pub fn new(shared: Shared, initial: HashMap<WorldId, GameState>) -> Self {
+    /// Workers start on a world's first job, and load its state then.
+    pub fn new(shared: Shared) -> Self {
         Worlds {
             shared: Arc::new(shared),
-            workers: Mutex::new(Some(HashMap::new())),
-            initial: Mutex::new(initial),
+            workers: Arc::new(Mutex::new(Some(HashMap::new()))),
             tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Worlds whose state is in memory now.
+    pub fn loaded(&self) -> usize {
+        lock(&self.workers).as_ref().map_or(0, HashMap::len)
     }
 
     /// Queues a tick behind the others of its world; the answer comes when
@@ -137,28 +170,25 @@ impl Worlds {
     }
 
     fn sender(&self, world: &WorldId) -> Result<mpsc::Sender<Job>, JobFailure> {
-        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut workers = lock(&self.workers);
         let workers = workers.as_mut().ok_or(JobFailure::ShuttingDown)?;
         if let Some(s) = workers.get(world) {
             return Ok(s.clone());
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        let state = self
-            .initial
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(world)
-            .unwrap_or_default();
         let worker = Worker {
             world: world.clone(),
-            state: Arc::new(state),
+            state: Arc::default(),
+            covered: 0,
+            unsaved: 0,
             shared: self.shared.clone(),
+            registry: self.workers.clone(),
         };
         let task = tokio::spawn(worker.run(rx));
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(task);
+        let mut tasks = lock(&self.tasks);
+        // Workers that left (idle worlds) are done with.
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
         workers.insert(world.clone(), tx.clone());
         Ok(tx)
     }
@@ -166,13 +196,8 @@ impl Worlds {
     /// Takes no more jobs, lets every worker finish what is queued, and
     /// waits for them.
     pub async fn close(&self) {
-        drop(
-            self.workers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(lock(&self.workers).take());
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a world worker ended abnormally");
@@ -181,28 +206,19 @@ impl Worlds {
     }
 }
 
-/// Folds the log into one state per world (events without a world change
-/// no world's state).
-pub async fn fold_worlds(log: &EventLog) -> Result<HashMap<WorldId, GameState>, LogError> {
-    let mut worlds: HashMap<WorldId, GameState> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = log.read_forward(after, 2048).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in &page {
-            if let Some(w) = &e.world_id {
-                worlds.entry(w.clone()).or_default().apply(e);
-            }
-        }
-    }
-    Ok(worlds)
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct Worker {
     world: WorldId,
     state: Arc<GameState>,
+    /// The state includes every event of the world up to this position.
+    covered: Position,
+    /// Events of the world appended since its snapshot was saved.
+    unsaved: u64,
     shared: Arc<Shared>,
+    registry: Arc<Registry>,
 }
 
 /// What a job became once evaluated: its events are `events[range]`.
@@ -249,6 +265,16 @@ impl Worker {
     /// first); its append starts only when the first is durable, so a
     /// world's events reach the log in order.
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        if !self.load().await {
+            // The engine stops before the world could be read: every job
+            // queued is answered as a stop.
+            rx.close();
+            while let Some(job) = rx.recv().await {
+                fail_all(vec![job], JobFailure::ShuttingDown);
+            }
+            return;
+        }
+        let idle = self.shared.config.idle;
         let mut in_flight: Option<InFlight> = None;
         // The positions of the last batch made durable, for duplicates that
         // pointed into it.
@@ -263,7 +289,15 @@ impl Worker {
                     }
                     job = rx.recv() => job,
                 },
-                None => rx.recv().await,
+                None => tokio::select! {
+                    job = rx.recv() => job,
+                    _ = tokio::time::sleep(idle) => {
+                        if self.retire(&rx).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
             };
             let Some(first) = first else { break };
             let mut jobs = vec![first];
@@ -272,6 +306,15 @@ impl Worker {
                     Ok(j) => jobs.push(j),
                     Err(_) => break,
                 }
+            }
+            if self.unsaved >= self.shared.config.snapshot_every {
+                // A snapshot holds only durable events: the batch in flight
+                // first.
+                if let Some(f) = in_flight.take() {
+                    let result = joined(f.commit.await);
+                    previous = self.finish(f.planned, f.started, result, &previous).await;
+                }
+                self.save().await;
             }
             let pending = in_flight.as_ref().map(|f| &f.markers);
             let Some((events, planned, markers)) = self.evaluate(jobs, pending).await else {
@@ -295,6 +338,67 @@ impl Worker {
             let result = joined(f.commit.await);
             self.finish(f.planned, f.started, result, &previous).await;
         }
+        // The engine stops: the world is saved as it leaves.
+        self.save().await;
+    }
+
+    /// Loads the world's state (retrying while the log is unreachable);
+    /// false when the engine stopped first.
+    async fn load(&mut self) -> bool {
+        let log = self.shared.log.clone();
+        let world = self.world.clone();
+        match retry(&self.shared, &self.world, || {
+            world_state::load(&log, &world)
+        })
+        .await
+        {
+            Ok((state, covered)) => {
+                self.state = Arc::new(state);
+                self.covered = covered;
+                self.unsaved = 0;
+                true
+            }
+            Err(failure) => {
+                tracing::warn!(world = %self.world, %failure, "cannot load the world's state");
+                false
+            }
+        }
+    }
+
+    /// Saves the world's snapshot if events were appended since the last;
+    /// a failure is logged (the snapshot is only a shortcut: the log is the
+    /// truth, and the next save tries again).
+    async fn save(&mut self) {
+        if self.unsaved == 0 {
+            return;
+        }
+        match world_state::save(&self.shared.log, &self.world, self.covered, &self.state).await {
+            Ok(()) => self.unsaved = 0,
+            Err(e) => {
+                tracing::warn!(world = %self.world, error = %e, "cannot save the world's snapshot")
+            }
+        }
+    }
+
+    /// The world has been idle: saves it and leaves, unless a job came or
+    /// is being sent (a sender holds a clone of its sender). True when it
+    /// left.
+    async fn retire(&mut self, rx: &mpsc::Receiver<Job>) -> bool {
+        self.save().await;
+        let mut workers = lock(&self.registry);
+        let Some(workers) = workers.as_mut() else {
+            // Stopping: the loop ends when the queue is closed and drained.
+            return false;
+        };
+        let alone = workers
+            .get(&self.world)
+            .is_some_and(|tx| tx.strong_count() == 1);
+        if !alone || !rx.is_empty() {
+            return false;
+        }
+        workers.remove(&self.world);
+        tracing::debug!(world = %self.world, "idle world saved and unloaded");
+        true
     }
 
     /// Looks up which ticks are already in the log and evaluates the jobs on
@@ -395,6 +499,10 @@ impl Worker {
             append_ms = started.elapsed().as_secs_f64() * 1e3,
             "batch durable"
         );
+        if let Some(&last) = positions.iter().max() {
+            self.covered = self.covered.max(last);
+            self.unsaved += positions.len() as u64;
+        }
         for p in planned {
             match p {
                 Planned::Tick {
@@ -431,31 +539,12 @@ impl Worker {
         positions
     }
 
-    /// Folds the world's state again from the log, after events it holds
+    /// Loads the world's state again from the log, after events it holds
     /// could not be appended.
     async fn reload(&mut self) {
-        let filter = EventFilter {
-            world: Some(self.world.clone()),
-            ..EventFilter::default()
-        };
-        let mut state = GameState::default();
-        let mut after = 0;
-        loop {
-            let page = match retry(&self.shared, &self.world, || {
-                self.shared.log.read_filtered(after, 2048, &filter)
-            })
-            .await
-            {
-                Ok(page) => page,
-                Err(_) => return,
-            };
-            let Some(last) = page.last() else { break };
-            after = last.position;
-            for e in &page {
-                state.apply(e);
-            }
+        if !self.load().await {
+            tracing::warn!(world = %self.world, "the engine stopped before the world's state was read again");
         }
-        self.state = Arc::new(state);
     }
 }
 

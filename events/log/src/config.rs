@@ -15,6 +15,9 @@ pub struct LogConfig {
     pub migrate: bool,
     /// Connections in the pool.
     pub max_connections: u32,
+    /// Committed batches the feed holds for this log's tails before a tail
+    /// that has not taken them reads the log instead (at least 1).
+    pub feed_capacity: usize,
 }
 
 impl LogConfig {
@@ -23,6 +26,7 @@ impl LogConfig {
             url: url.into(),
             migrate: true,
             max_connections: 8,
+            feed_capacity: crate::feed::DEFAULT_FEED_CAPACITY,
         }
     }
 }

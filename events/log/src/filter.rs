@@ -17,3 +17,20 @@ pub struct EventFilter {
     /// Only events of this kind.
     pub kind: Option<EventKind>,
 }
+
+impl EventFilter {
+    /// The columns the filter names and the value each must have, in a
+    /// fixed order: a backend writes one equality per named column (so the
+    /// database can use that column's index) and nothing for the others.
+    pub(crate) fn columns(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("world_id", self.world.as_ref().map(|w| w.as_str())),
+            ("session_id", self.session.as_ref().map(|s| s.as_str())),
+            ("plugin_id", self.plugin.as_ref().map(|p| p.as_str())),
+            ("kind", self.kind.as_ref().map(|k| k.as_str())),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| Some((column, value?)))
+        .collect()
+    }
+}

@@ -14,6 +14,7 @@ use crate::append::{AppendBatch, AppendOutcome};
 use crate::config::{BackendKind, LogConfig, WAKE_FALLBACK};
 use crate::decode::{RawLink, RawRow};
 use crate::error::LogError;
+use crate::feed::Feed;
 use crate::filter::EventFilter;
 use crate::plan::PreparedBatch;
 use crate::postgres;
@@ -21,10 +22,12 @@ use crate::projection::{ProjectionCommit, ProjectionStatus, StoredProjection};
 use crate::rows::EventJson;
 use crate::sqlite;
 
-/// The event log. Cheap to clone; clones share one connection pool.
+/// The event log. Cheap to clone; clones share one connection pool and one
+/// feed (the events appended through them, handed to their tails in memory).
 #[derive(Clone)]
 pub struct EventLog {
     pub(crate) backend: Backend,
+    pub(crate) feed: Feed,
 }
 
 #[derive(Clone)]
@@ -37,8 +40,9 @@ impl EventLog {
     /// Opens the log the URL names, running migrations if `config.migrate`.
     pub async fn open(config: &LogConfig) -> Result<Self, LogError> {
         let url = config.url.as_str();
+        let feed = Feed::new(config.feed_capacity);
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres(postgres::PgLog::open(config).await?)
+            Backend::Postgres(postgres::PgLog::open(config, feed.origin()).await?)
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite(sqlite::SqliteLog::open(config).await?)
         } else {
@@ -47,7 +51,7 @@ impl EventLog {
                 reason: "expected postgres://… or sqlite://…".into(),
             });
         };
-        let log = EventLog { backend };
+        let log = EventLog { backend, feed };
         if config.migrate {
             log.migrate().await?;
         }
@@ -76,13 +80,20 @@ impl EventLog {
     /// the batch is already there, nothing is written and the expectations
     /// are not checked (the batch is a retry). The same `event_id` with
     /// different content is [`LogError::IdReused`].
+    ///
+    /// The events written are handed to this log's tails in memory once
+    /// committed (see [`Tail`](crate::Tail)).
     #[tracing::instrument(level = "debug", skip_all, fields(events = batch.events.len()))]
     pub async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, LogError> {
         let prepared = PreparedBatch::new(batch)?;
-        match &self.backend {
-            Backend::Postgres(b) => b.append(prepared).await,
-            Backend::Sqlite(b) => b.append(prepared).await,
+        let (outcome, placement) = match &self.backend {
+            Backend::Postgres(b) => b.append(&prepared).await?,
+            Backend::Sqlite(b) => b.append(&prepared).await?,
+        };
+        if self.feed.followed() {
+            self.feed.publish(prepared.into_committed(placement));
         }
+        Ok(outcome)
     }
 
     /// Up to `limit` events after `after`, in position order.
@@ -236,7 +247,7 @@ impl EventLog {
     ) -> Result<bool, LogError> {
         let (mut wake, _listener) = match &self.backend {
             Backend::Postgres(b) => {
-                let (rx, task) = b.notifications(postgres::PROJECTIONS_CHANNEL).await?;
+                let (rx, task) = b.notifications(postgres::PROJECTIONS_CHANNEL, None).await?;
                 (rx, Some(AbortOnDropHandle::new(task)))
             }
             Backend::Sqlite(b) => (b.subscribe_projections(), None),

@@ -126,6 +126,7 @@ impl PreparedBatch {
                 prev: head,
                 versions: versions.clone(),
                 recorded_at: truncate_timestamp(recorded_at),
+                placed: Vec::with_capacity(to_write_len(&self.events, existing)),
             },
         })
     }
@@ -178,11 +179,73 @@ pub(crate) struct Plan<'b> {
     pub placer: Placer,
 }
 
+fn to_write_len(events: &[NewEvent], existing: &HashMap<Uuid, Event>) -> usize {
+    events
+        .iter()
+        .filter(|e| !existing.contains_key(&e.event_id))
+        .count()
+}
+
 /// Places events in the chain one after the other.
 pub(crate) struct Placer {
     prev: Head,
     versions: HashMap<StreamName, u64>,
     recorded_at: DateTime<Utc>,
+    placed: Vec<Placed>,
+}
+
+/// Where one written event was placed: what the log assigned it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placed {
+    event_id: Uuid,
+    position: Position,
+    stream_version: u64,
+    prev_hash: EventHash,
+    hash: EventHash,
+}
+
+/// What an append assigned to the events it wrote, in the order written;
+/// empty when it wrote nothing (a retry).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Placement {
+    recorded_at: DateTime<Utc>,
+    placed: Vec<Placed>,
+}
+
+impl PreparedBatch {
+    /// The events an append of this batch wrote, as the log now holds them
+    /// (events that were already in the log are left out): what the feed
+    /// hands to the log's followers.
+    pub fn into_committed(self, placement: Placement) -> Vec<std::sync::Arc<Event>> {
+        let recorded_at = placement.recorded_at;
+        let mut placed = placement.placed.into_iter().peekable();
+        let mut events = Vec::with_capacity(placed.len());
+        // Written events were placed in batch order; an event already in the
+        // log was not placed, and is skipped.
+        for new in self.events {
+            let Some(at) = placed.next_if(|p| p.event_id == new.event_id) else {
+                continue;
+            };
+            events.push(std::sync::Arc::new(Event {
+                position: at.position,
+                event_id: new.event_id,
+                stream: new.stream,
+                stream_version: at.stream_version,
+                kind: new.kind,
+                plugin_id: new.plugin_id,
+                world_id: new.world_id,
+                session_id: new.session_id,
+                occurred_at: new.occurred_at,
+                recorded_at,
+                provenance: new.provenance,
+                payload: new.payload,
+                schema_version: new.schema_version,
+                prev_hash: at.prev_hash,
+                hash: at.hash,
+            }));
+        }
+        events
+    }
 }
 
 /// One event placed in the chain, borrowing what it can: what a backend
@@ -265,7 +328,22 @@ impl Placer {
             position: row.position,
             hash,
         };
+        self.placed.push(Placed {
+            event_id: new.event_id,
+            position: row.position,
+            stream_version: row.fields.stream_version,
+            prev_hash: row.prev_hash,
+            hash,
+        });
         row
+    }
+
+    /// What was placed so far, for [`PreparedBatch::into_committed`].
+    pub fn into_placement(self) -> Placement {
+        Placement {
+            recorded_at: self.recorded_at,
+            placed: self.placed,
+        }
     }
 
     /// The head after the events placed so far.

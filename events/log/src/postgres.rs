@@ -23,8 +23,8 @@ use crate::config::{LogConfig, redact_url};
 use crate::decode::{RawJson, RawLink, RawRow};
 use crate::error::LogError;
 use crate::filter::EventFilter;
-use crate::plan::Placer;
 use crate::plan::{EventRow, PreparedBatch, Texts};
+use crate::plan::{Placement, Placer};
 use crate::projection::{
     ProjectionCommit, ProjectionStatus, StoredProjection, check_projection_start,
     checkpoint_position, projection_version,
@@ -66,10 +66,13 @@ const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, 
 pub(crate) struct PgLog {
     pool: PgPool,
     url: String,
+    /// The payload of this log's append notifications (its feed's origin,
+    /// hex digits only).
+    origin: std::sync::Arc<str>,
 }
 
 impl PgLog {
-    pub async fn open(config: &LogConfig) -> Result<Self, LogError> {
+    pub async fn open(config: &LogConfig, origin: &str) -> Result<Self, LogError> {
         // One connection first: a pool that cannot connect only says it
         // timed out, this says why (refused, unknown database, auth…).
         let options: sqlx::postgres::PgConnectOptions =
@@ -93,9 +96,11 @@ impl PgLog {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await?;
+        debug_assert!(origin.bytes().all(|b| b.is_ascii_alphanumeric()));
         Ok(PgLog {
             pool,
             url: redact_url(&config.url),
+            origin: origin.into(),
         })
     }
 
@@ -110,14 +115,17 @@ impl PgLog {
         self.pool.close().await;
     }
 
-    pub async fn append(&self, batch: PreparedBatch) -> Result<AppendOutcome, LogError> {
+    pub async fn append(
+        &self,
+        batch: &PreparedBatch,
+    ) -> Result<(AppendOutcome, Placement), LogError> {
         // Most batches are new: try without looking for their ids first and
         // let the unique index say if one is already there; only then look.
         // A conflict may be a retry of a batch already in the log (which is
         // not a conflict): look before reporting it.
-        match self.append_with(&batch, Lookup::Skip).await {
+        match self.append_with(batch, Lookup::Skip).await {
             Err(e) if is_duplicate_event_id(&e) || matches!(e, LogError::Conflict { .. }) => {
-                self.append_with(&batch, Lookup::Existing).await
+                self.append_with(batch, Lookup::Existing).await
             }
             other => other,
         }
@@ -127,15 +135,17 @@ impl PgLog {
         &self,
         batch: &PreparedBatch,
         lookup: Lookup,
-    ) -> Result<AppendOutcome, LogError> {
+    ) -> Result<(AppendOutcome, Placement), LogError> {
         let streams = batch.streams();
         let mut conn = self.pool.acquire().await.map_err(|e| self.map_err(e))?;
         // BEGIN, the append lock and the notification in one round trip. The
         // statements after this one take their snapshots once the lock is
-        // held. The notification is delivered only if the append commits.
+        // held. The notification is delivered only if the append commits;
+        // it names this log's feed, whose followers get the events in memory.
         let mut tx = conn
             .begin_with(sqlx::AssertSqlSafe(format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY}), pg_notify('{NOTIFY_CHANNEL}', '')"
+                "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY}), pg_notify('{NOTIFY_CHANNEL}', '{}')",
+                self.origin
             )))
             .await
             .map_err(|e| self.map_err(e))?;
@@ -161,11 +171,14 @@ impl PgLog {
         let plan = batch.plan(&existing, &versions, head, Utc::now())?;
         if plan.to_write.is_empty() {
             tx.rollback().await?;
-            return Ok(AppendOutcome {
-                positions: plan.positions,
-                written: 0,
-                head,
-            });
+            return Ok((
+                AppendOutcome {
+                    positions: plan.positions,
+                    written: 0,
+                    head,
+                },
+                Placement::default(),
+            ));
         }
 
         let mut placer = plan.placer;
@@ -179,11 +192,14 @@ impl PgLog {
                 .map_err(|e| self.map_err(e))?;
         }
         tx.commit().await.map_err(|e| self.map_err(e))?;
-        Ok(AppendOutcome {
-            written: plan.to_write.len(),
-            positions: plan.positions,
-            head: placer.head(),
-        })
+        Ok((
+            AppendOutcome {
+                written: plan.to_write.len(),
+                positions: plan.positions,
+                head: placer.head(),
+            },
+            placer.into_placement(),
+        ))
     }
 
     pub async fn read_rows(&self, after: Position, limit: usize) -> Result<Vec<RawRow>, LogError> {
@@ -231,31 +247,29 @@ impl PgLog {
         .map_err(|e| self.map_err(e))
     }
 
-    /// One statement for every filter: a field not given is bound as NULL
-    /// and matches any row.
+    /// One equality per field the filter names, so that the database can
+    /// use the index of that column (see migration 0005).
     pub async fn read_filtered(
         &self,
         after: Position,
         limit: usize,
         filter: &EventFilter,
     ) -> Result<Vec<RawRow>, LogError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM provenant.events WHERE position > $1 \
-             AND ($2::text IS NULL OR world_id = $2) \
-             AND ($3::text IS NULL OR session_id = $3) \
-             AND ($4::text IS NULL OR plugin_id = $4) \
-             AND ($5::text IS NULL OR kind = $5) \
-             ORDER BY position LIMIT $6"
-        )))
-        .bind(to_i64(after))
-        .bind(filter.world.as_ref().map(|w| w.as_str()))
-        .bind(filter.session.as_ref().map(|s| s.as_str()))
-        .bind(filter.plugin.as_ref().map(|p| p.as_str()))
-        .bind(filter.kind.as_ref().map(|k| k.as_str()))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.map_err(e))?;
+        let columns = filter.columns();
+        let mut sql = format!("SELECT {SELECT_COLUMNS} FROM provenant.events WHERE position > $1");
+        for (i, (column, _)) in columns.iter().enumerate() {
+            let _ = write!(sql, " AND {column} = ${}", i + 2);
+        }
+        let _ = write!(sql, " ORDER BY position LIMIT ${}", columns.len() + 2);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_i64(after));
+        for (_, value) in &columns {
+            query = query.bind(*value);
+        }
+        let rows = query
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.map_err(e))?;
         rows.iter().map(decode).collect()
     }
 
@@ -299,6 +313,35 @@ impl PgLog {
         .await
         .map_err(|e| self.map_err(e))?;
         Ok(())
+    }
+
+    /// An upsert that leaves a snapshot of a higher position as it is.
+    pub async fn save_snapshot(
+        &self,
+        name: &str,
+        position: i64,
+        state: &str,
+    ) -> Result<(), LogError> {
+        sqlx::query(
+            "INSERT INTO provenant.snapshots AS s (name, position, state) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+             state = excluded.state, updated_at = now() WHERE s.position <= excluded.position",
+        )
+        .bind(name)
+        .bind(position)
+        .bind(state)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    pub async fn load_snapshot(&self, name: &str) -> Result<Option<(i64, String)>, LogError> {
+        sqlx::query_as("SELECT position, state FROM provenant.snapshots WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.map_err(e))
     }
 
     pub async fn load_projection(&self, name: &str) -> Result<Option<StoredProjection>, LogError> {
@@ -530,13 +573,16 @@ impl PgLog {
         Ok(row.map(|p| p as Position))
     }
 
-    /// A channel that changes after every append to this database (from any
-    /// process), and the task that feeds it from `LISTEN`; abort the task
-    /// when done. The first `LISTEN` has completed when this returns.
+    /// A channel that changes after every notification on `channel` (from
+    /// any process) but those whose payload is `ignore`, and the task that
+    /// feeds it from `LISTEN`; abort the task when done. The first `LISTEN`
+    /// has completed when this returns.
     pub async fn notifications(
         &self,
         channel: &'static str,
+        ignore: Option<&str>,
     ) -> Result<(watch::Receiver<Position>, tokio::task::JoinHandle<()>), LogError> {
+        let ignore = ignore.map(str::to_owned);
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(channel).await?;
         let (tx, rx) = watch::channel(0);
@@ -544,6 +590,7 @@ impl PgLog {
             let mut seen: Position = 0;
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(n)) if ignore.as_deref() == Some(n.payload()) => {}
                     // A notification, or a lost connection (reconnected on
                     // the next call): either way, readers should look.
                     Ok(_) => {

@@ -25,7 +25,7 @@ use crate::decode::{Id, Parts, Time};
 use crate::decode::{RawJson, RawLink, RawRow};
 use crate::error::LogError;
 use crate::filter::EventFilter;
-use crate::plan::{PreparedBatch, Texts};
+use crate::plan::{Placement, PreparedBatch, Texts};
 use crate::projection::{
     ProjectionCommit, ProjectionStatus, StoredProjection, check_projection_start,
     checkpoint_position, projection_version,
@@ -43,7 +43,6 @@ const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, 
 pub(crate) struct SqliteLog {
     pool: SqlitePool,
     url: String,
-    appended: Arc<watch::Sender<Position>>,
     /// Bumped after each projection commit through this pool.
     projections: Arc<watch::Sender<u64>>,
 }
@@ -66,7 +65,6 @@ impl SqliteLog {
         Ok(SqliteLog {
             pool,
             url: config.url.clone(),
-            appended: Arc::new(watch::channel(0).0),
             projections: Arc::new(watch::channel(0).0),
         })
     }
@@ -82,15 +80,14 @@ impl SqliteLog {
         self.pool.close().await;
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Position> {
-        self.appended.subscribe()
-    }
-
     pub fn subscribe_projections(&self) -> watch::Receiver<u64> {
         self.projections.subscribe()
     }
 
-    pub async fn append(&self, batch: PreparedBatch) -> Result<AppendOutcome, LogError> {
+    pub async fn append(
+        &self,
+        batch: &PreparedBatch,
+    ) -> Result<(AppendOutcome, Placement), LogError> {
         let ids: Vec<String> = batch.event_ids().iter().map(|id| id.to_string()).collect();
         let streams = batch.streams();
         let mut tx = self
@@ -119,11 +116,14 @@ impl SqliteLog {
         let plan = batch.plan(&existing, &versions, head, Utc::now())?;
         if plan.to_write.is_empty() {
             tx.rollback().await?;
-            return Ok(AppendOutcome {
-                positions: plan.positions,
-                written: 0,
-                head,
-            });
+            return Ok((
+                AppendOutcome {
+                    positions: plan.positions,
+                    written: 0,
+                    head,
+                },
+                Placement::default(),
+            ));
         }
         let mut placer = plan.placer;
         for new in &plan.to_write {
@@ -157,12 +157,14 @@ impl SqliteLog {
         }
         tx.commit().await?;
         let head = placer.head();
-        self.appended.send_replace(head.position);
-        Ok(AppendOutcome {
-            written: plan.to_write.len(),
-            positions: plan.positions,
-            head,
-        })
+        Ok((
+            AppendOutcome {
+                written: plan.to_write.len(),
+                positions: plan.positions,
+                head,
+            },
+            placer.into_placement(),
+        ))
     }
 
     pub async fn read_rows(&self, after: Position, limit: usize) -> Result<Vec<RawRow>, LogError> {
@@ -209,31 +211,29 @@ impl SqliteLog {
         .map_err(|e| self.map_err(e))
     }
 
-    /// One statement for every filter: a field not given is bound as NULL
-    /// and matches any row.
+    /// One equality per field the filter names, so that SQLite can use the
+    /// index of that column (see migration 0005).
     pub async fn read_filtered(
         &self,
         after: Position,
         limit: usize,
         filter: &EventFilter,
     ) -> Result<Vec<RawRow>, LogError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE position > ?1 \
-             AND (?2 IS NULL OR world_id = ?2) \
-             AND (?3 IS NULL OR session_id = ?3) \
-             AND (?4 IS NULL OR plugin_id = ?4) \
-             AND (?5 IS NULL OR kind = ?5) \
-             ORDER BY position LIMIT ?6"
-        )))
-        .bind(stored_position(after))
-        .bind(filter.world.as_ref().map(|w| w.as_str()))
-        .bind(filter.session.as_ref().map(|s| s.as_str()))
-        .bind(filter.plugin.as_ref().map(|p| p.as_str()))
-        .bind(filter.kind.as_ref().map(|k| k.as_str()))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.map_err(e))?;
+        let columns = filter.columns();
+        let mut sql = format!("SELECT {SELECT_COLUMNS} FROM events WHERE position > ?");
+        for (column, _) in &columns {
+            sql.push_str(&format!(" AND {column} = ?"));
+        }
+        sql.push_str(" ORDER BY position LIMIT ?");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(stored_position(after));
+        for (_, value) in &columns {
+            query = query.bind(*value);
+        }
+        let rows = query
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.map_err(e))?;
         rows.iter().map(decode).collect()
     }
 
@@ -271,6 +271,37 @@ impl SqliteLog {
                 .await
                 .map_err(|e| self.map_err(e))?;
         stored.map(|p| checkpoint_position(name, p)).transpose()
+    }
+
+    /// An upsert that leaves a snapshot of a higher position as it is.
+    pub async fn save_snapshot(
+        &self,
+        name: &str,
+        position: i64,
+        state: &str,
+    ) -> Result<(), LogError> {
+        sqlx::query(
+            "INSERT INTO snapshots (name, position, state, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+             state = excluded.state, updated_at = excluded.updated_at \
+             WHERE snapshots.position <= excluded.position",
+        )
+        .bind(name)
+        .bind(position)
+        .bind(state)
+        .bind(format_timestamp(&now()))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    pub async fn load_snapshot(&self, name: &str) -> Result<Option<(i64, String)>, LogError> {
+        sqlx::query_as("SELECT position, state FROM snapshots WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.map_err(e))
     }
 
     pub async fn load_projection(&self, name: &str) -> Result<Option<StoredProjection>, LogError> {

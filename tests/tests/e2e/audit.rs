@@ -369,6 +369,73 @@ fn trail(url: &str, args: &[&str]) -> Vec<Value> {
         .collect()
 }
 
+/// A scoped trail reads only its ticks, found through the world, session
+/// and plugin indexes: it shows exactly what the whole log's trail shows
+/// for that scope.
+async fn scoped_trails_equal_the_whole_trail_filtered(backend: Backend) {
+    let t = demo_log_of(backend, 103).await;
+    let whole = trail(&t.url, &["--limit", "0"]);
+    assert!(whole.len() > 100, "{}", whole.len());
+    for scope in [
+        vec![("world", "tavern")],
+        vec![("world", "cellar")],
+        vec![("session", "s2")],
+        vec![("world", "tavern"), ("session", "s1")],
+        vec![("plugin", "game-stealth")],
+        vec![("plugin", "example-nosy")],
+        vec![("plugin", "game-romance"), ("session", "s2")],
+        vec![("world", "tavern"), ("plugin", "game-stealth")],
+        vec![("world", "nowhere")],
+        vec![("plugin", "not-a-plugin")],
+    ] {
+        let mut args = vec!["--limit", "0"];
+        for (flag, value) in &scope {
+            args.push(match *flag {
+                "world" => "--world",
+                "session" => "--session",
+                _ => "--plugin",
+            });
+            args.push(value);
+        }
+        let expected: Vec<&Value> = whole
+            .iter()
+            .filter(|a| {
+                scope
+                    .iter()
+                    .all(|(flag, value)| a[format!("{flag}_id")] == *value)
+            })
+            .collect();
+        let scoped = trail(&t.url, &args);
+        assert_eq!(scoped.iter().collect::<Vec<_>>(), expected, "{scope:?}");
+        // From a position inside the log, too.
+        let since = whole[whole.len() / 2]["position"]
+            .as_u64()
+            .unwrap()
+            .to_string();
+        args.extend(["--since", since.as_str()]);
+        let expected_since: Vec<&Value> = expected
+            .iter()
+            .copied()
+            .filter(|a| a["position"].as_u64().unwrap() >= since.parse().unwrap())
+            .collect();
+        assert_eq!(
+            trail(&t.url, &args).iter().collect::<Vec<_>>(),
+            expected_since,
+            "{scope:?} since {since}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn scoped_trails_equal_the_whole_trail_filtered_on_postgres() {
+    scoped_trails_equal_the_whole_trail_filtered(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn scoped_trails_equal_the_whole_trail_filtered_on_sqlite() {
+    scoped_trails_equal_the_whole_trail_filtered(Backend::Sqlite).await;
+}
+
 #[tokio::test]
 async fn trail_shows_matching_actions_with_their_causes() {
     // Past tick 100, npc-0's affinity (1 a tick) reaches the flirt threshold.

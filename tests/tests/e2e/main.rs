@@ -2,23 +2,30 @@
 //!
 //! - `architecture`: ARCHITECTURE.md's dependency rule, checked against
 //!   `cargo metadata` and the sources.
-//! - `conformance`: the log's contract, run against PostgreSQL and SQLite.
+//! - `conformance`: the log's contract, run against PostgreSQL and SQLite;
+//!   `feed`: following the log in memory, and the hand-over to reading it.
 //! - `audit`: `audit replay` and `audit trail` on logs the engine wrote.
 //! - `cli`: the real `provenant` binary.
 //! - `service`: `provenant serve` with PostgreSQL, SQLite and NATS JetStream,
-//!   including SIGKILL and NATS restarts.
+//!   including SIGKILL and NATS restarts; `handover`: the relay and the
+//!   projections fed in memory, and back to the log when they fall behind.
 //! - `plans`: PostgreSQL's query plans stay right as the log grows.
 //! - `wasm`: sandboxed (WebAssembly) plugins in the host, built at test time
 //!   from WAT: loaded, contained, refused; `wasm_cli`: the same through the
 //!   binary (`serve`, `plugins list`, `audit replay`).
 //! - `remote`: remote plugins in the host, against real HTTP services and a
 //!   real NATS responder; `remote_cli`: the same through the binary.
+//! - `worlds`: worlds loaded from their snapshots equal the fold from
+//!   position 0; idle worlds leave memory and come back the same.
 
 mod architecture;
 mod audit;
 mod cli;
+#[macro_use]
 mod conformance;
 mod demo;
+mod feed;
+mod handover;
 mod host;
 mod plans;
 mod projections;
@@ -28,3 +35,4 @@ mod service;
 mod sim;
 mod wasm;
 mod wasm_cli;
+mod worlds;

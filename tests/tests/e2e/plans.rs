@@ -5,13 +5,13 @@
 //! analyzes the table) the log would scan every row of a growing table on
 //! every lookup. These tests hold the lookups the engine makes for every
 //! tick (by id, forward by position, the head, the append's own) to the
-//! indexes.
+//! indexes; and questions about one world, session or plugin to theirs.
 
 use std::time::{Duration, Instant};
 
 use provenant_events::{EventKind, NewEvent};
 
-use provenant_log::{AppendBatch, EventLog};
+use provenant_log::{AppendBatch, EventFilter, EventLog};
 use provenant_tests::{TestLog, stream};
 use serde_json::json;
 use sqlx::Connection;
@@ -62,27 +62,7 @@ async fn lookups_keep_using_the_indexes_as_the_log_grows() {
     }
     log.close().await;
 
-    // A backend writes out its statistics before it leaves
-    // pg_stat_activity: once the log's connections are gone, what they did
-    // is counted.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (connected,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        if connected == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the log's connections did not close"
-        );
-        tokio::task::yield_now().await;
-    }
+    connections_gone(&mut admin, &name).await;
     let (inserted, rows_scanned): (i64, i64) = sqlx::query_as(
         "SELECT n_tup_ins, seq_tup_read FROM pg_stat_user_tables \
          WHERE schemaname = 'provenant' AND relname = 'events'",
@@ -98,6 +78,110 @@ async fn lookups_keep_using_the_indexes_as_the_log_grows() {
         rows_scanned < GROWN as i64,
         "the log's lookups read {rows_scanned} rows sequentially from a table of {GROWN}: \
          a plan made when it was empty is still used"
+    );
+}
+
+/// Waits until the log's connections are gone: a backend writes out its
+/// statistics before it leaves pg_stat_activity, so what they did is
+/// counted.
+async fn connections_gone(admin: &mut PgConnection, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (connected,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+        if connected == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log's connections did not close"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Rows of the events table read so far: by sequential scans, and fetched
+/// through indexes.
+async fn rows_read(admin: &mut PgConnection) -> i64 {
+    let (seq, idx): (i64, i64) = sqlx::query_as(
+        "SELECT seq_tup_read, coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables \
+         WHERE schemaname = 'provenant' AND relname = 'events'",
+    )
+    .fetch_one(&mut *admin)
+    .await
+    .unwrap();
+    seq + idx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_about_one_world_session_or_plugin_reads_its_events_not_the_log() {
+    const WORLDS: u64 = 20;
+    const PER_WORLD: u64 = 1000;
+    let t = TestLog::postgres().await;
+    let name = t.database_name().expect("a PostgreSQL log").to_owned();
+    let mut admin = PgConnection::connect(&t.url).await.expect("connect");
+    let log = t.open().await;
+    for round in 0..PER_WORLD / 100 {
+        let events: Vec<NewEvent> = (0..WORLDS * 100)
+            .map(|i| {
+                let world = format!("w{}", i % WORLDS);
+                let mut e = NewEvent::new(
+                    stream(&format!("plans/{world}")),
+                    EventKind::new("test:plans:row").unwrap(),
+                    json!({ "round": round, "i": i }),
+                );
+                e.world_id = Some(provenant_events::WorldId::new(&world).unwrap());
+                e.session_id =
+                    Some(provenant_events::SessionId::new(format!("s-{world}")).unwrap());
+                let plugin = provenant_events::PluginId::new(format!("p-{world}")).unwrap();
+                e.provenance.plugin_id = Some(plugin.clone());
+                e.plugin_id = Some(plugin);
+                e
+            })
+            .collect();
+        log.append(AppendBatch::new(events)).await.unwrap();
+    }
+    sqlx::raw_sql("ANALYZE provenant.events")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    log.close().await;
+    connections_gone(&mut admin, &name).await;
+    let before = rows_read(&mut admin).await;
+
+    let log = t.open().await;
+    let filters = [
+        EventFilter {
+            world: Some(provenant_events::WorldId::new("w7").unwrap()),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            session: Some(provenant_events::SessionId::new("s-w3").unwrap()),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            plugin: Some(provenant_events::PluginId::new("p-w11").unwrap()),
+            ..EventFilter::default()
+        },
+    ];
+    for filter in &filters {
+        let found = log.read_filtered(0, 5000, filter).await.unwrap();
+        assert_eq!(found.len() as u64, PER_WORLD, "{filter:?}");
+    }
+    log.close().await;
+    connections_gone(&mut admin, &name).await;
+    let read = rows_read(&mut admin).await - before;
+    // Each question returns 1,000 of 20,000 events; walking the log would
+    // read all of them.
+    assert!(
+        read <= (filters.len() as u64 * PER_WORLD) as i64 + 100,
+        "three questions of 1,000 events each read {read} rows of a log of {}",
+        WORLDS * PER_WORLD
     );
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use provenant_tests::{EngineOptions, EngineProcess, PrivateNats, TestNats, http, tavern, tick};
 
 /// tick_id → how many `TickProcessed` events the log holds for it.
-fn processed(events: &[Event]) -> BTreeMap<String, usize> {
+pub(crate) fn processed(events: &[Event]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for e in events
         .iter()
@@ -241,7 +241,7 @@ async fn the_admin_token_guards_mutations_and_a_public_address_needs_one() {
 }
 
 /// Publishes a tick to JetStream and waits for the stream to store it.
-async fn publish(js: &jetstream::Context, subject: String, body: Vec<u8>) {
+pub(crate) async fn publish(js: &jetstream::Context, subject: String, body: Vec<u8>) {
     js.publish(subject, body.into())
         .await
         .expect("publish")
@@ -263,7 +263,7 @@ async fn ordered_messages(js: &jetstream::Context, stream: &str) -> consumer::pu
 
 /// Reads the events stream from the start until `done` says so (60 s at
 /// most); returns every message as (Nats-Msg-Id, position, subject, event).
-async fn read_events_until(
+pub(crate) async fn read_events_until(
     js: &jetstream::Context,
     stream: &str,
     // Called with the messages read so far: once before the first, then once
@@ -306,7 +306,7 @@ fn count_kind(seen: &[(String, u64, String, Value)], kind: &str) -> usize {
 }
 
 /// Waits until the events stream holds `n` `TickProcessed` events.
-async fn wait_processed(js: &jetstream::Context, nats: &TestNats, n: usize) {
+pub(crate) async fn wait_processed(js: &jetstream::Context, nats: &TestNats, n: usize) {
     // Called once per message read: count as they come (counting the whole
     // slice each time made long streams quadratic).
     let mut processed = 0;
@@ -321,7 +321,7 @@ async fn wait_processed(js: &jetstream::Context, nats: &TestNats, n: usize) {
 
 /// The log holds each tick sent exactly once (and no other), and the events
 /// stream holds the log; the log's events.
-async fn assert_each_tick_once(
+pub(crate) async fn assert_each_tick_once(
     db: &TestLog,
     js: &jetstream::Context,
     nats: &TestNats,
@@ -340,7 +340,11 @@ async fn assert_each_tick_once(
 
 /// The log and the events stream agree: each event once, in position order,
 /// with its id and subject.
-async fn assert_stream_matches_log(js: &jetstream::Context, nats: &TestNats, events: &[Event]) {
+pub(crate) async fn assert_stream_matches_log(
+    js: &jetstream::Context,
+    nats: &TestNats,
+    events: &[Event],
+) {
     let total = events.len();
     let seen = read_events_until(js, &nats.events_stream(), |s| s.len() >= total).await;
     let mut stream = js.get_stream(nats.events_stream()).await.unwrap();
@@ -450,7 +454,7 @@ async fn nats_ticks_reach_the_log_and_the_events_stream_exactly_once() {
 }
 
 /// Publishes `per_world` ticks to each of `worlds`, returning them.
-async fn publish_ticks(
+pub(crate) async fn publish_ticks(
     js: &jetstream::Context,
     nats: &TestNats,
     worlds: &[&str],
@@ -470,9 +474,31 @@ async fn publish_ticks(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_in_the_middle_of_a_stream_loses_and_duplicates_nothing() {
+    sigkill_in_the_middle_of_a_stream(None).await;
+}
+
+/// With a feed of one batch, the relay and the projections fall behind it
+/// at every other append and go back to reading the log: the hand-over is
+/// forced at every boundary, across the kill and the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_stream_with_a_one_batch_feed_loses_and_duplicates_nothing() {
+    sigkill_in_the_middle_of_a_stream(Some(1)).await;
+}
+
+/// The engine's arguments for a feed of `batches` (None: the default).
+pub(crate) fn feed_args(batches: Option<usize>) -> Vec<String> {
+    batches
+        .map(|b| vec!["--log-feed-batches".to_owned(), b.to_string()])
+        .unwrap_or_default()
+}
+
+async fn sigkill_in_the_middle_of_a_stream(feed: Option<usize>) {
     let db = TestLog::postgres().await;
     let nats = TestNats::new();
-    let options = EngineOptions::with_nats(&db.url, &nats);
+    let options = EngineOptions {
+        args: feed_args(feed),
+        ..EngineOptions::with_nats(&db.url, &nats)
+    };
     let mut engine = EngineProcess::start(&options);
     for w in ["k1", "k2", "k3"] {
         assert_eq!(
@@ -504,10 +530,22 @@ async fn sigkill_in_the_middle_of_a_stream_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nats_stopped_and_started_during_a_run_loses_nothing() {
+    nats_stopped_and_started(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nats_stopped_and_started_with_a_one_batch_feed_loses_nothing() {
+    nats_stopped_and_started(Some(1)).await;
+}
+
+async fn nats_stopped_and_started(feed: Option<usize>) {
     let db = TestLog::postgres().await;
     let mut server = PrivateNats::start();
     let nats = TestNats::on(server.url());
-    let options = EngineOptions::with_nats(&db.url, &nats);
+    let options = EngineOptions {
+        args: feed_args(feed),
+        ..EngineOptions::with_nats(&db.url, &nats)
+    };
     let mut engine = EngineProcess::start(&options);
     assert_eq!(engine.put("/v1/worlds/r1", &tavern()).await.0, 200);
     let js = nats.jetstream().await;

@@ -177,6 +177,7 @@ async fn the_engine_runs_wasm_plugins_and_replay_matches_them_or_finds_a_changed
         assert_eq!(status, 200, "{body}");
     }
     // Flags are namespaced by plugin, native and sandboxed alike.
+    db.projections_caught_up().await;
     let (status, session) = engine.get("/v1/sessions/inn/s1").await;
     assert_eq!(status, 200, "{session}");
     let flags: Vec<&String> = session["flags"].as_object().unwrap().keys().collect();

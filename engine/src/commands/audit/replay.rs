@@ -54,7 +54,7 @@ use super::reading::{open_read_only, progress_bar};
 pub use super::replay_report::{
     Divergence, PluginReplay, ReplayOutcome, ReplayReport, SkipReason, print_outcome, render,
 };
-use super::ticks::{CallEvents, TickEvents, TickReader};
+use super::ticks::{CallEvents, TickEvents, TickReader, TickScope};
 use crate::commands::args::{AuditScope, DbArgs, PluginsDirArgs, isolation};
 use crate::plugin_source::PluginSource;
 use provenant_events::{CallKind, keys, kinds};
@@ -263,7 +263,12 @@ pub async fn replay(
         return Ok(report);
     }
     let replayer = Arc::new(Replayer::new(host, config, from, to));
-    let mut reader = TickReader::new(log, from, to)
+    let scope = TickScope {
+        world: config.filter.world.clone(),
+        session: config.filter.session.clone(),
+        plugin: config.filter.plugin.clone(),
+    };
+    let mut reader = TickReader::scoped(log, from, to, &scope)
         .await
         .context("cannot read the log")?;
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::reading::open_read_only;
-use super::ticks::{CallEvents, TickEvents, TickReader};
+use super::ticks::{CallEvents, TickEvents, TickReader, TickScope};
 use crate::commands::args::{AuditScope, DbArgs};
 
 #[derive(Debug, Args)]
@@ -290,19 +290,29 @@ fn handled(
 /// (a table, or JSON lines with `--json`).
 pub async fn trail_command(config: &TrailConfig) -> anyhow::Result<()> {
     let log = open_read_only(&config.database_url).await?;
-    let result = trail(&log, config).await;
+    let stdout = std::io::stdout();
+    let result = trail(&log, config, &mut stdout.lock()).await;
     log.close().await;
-    result
+    result.map(|_| ())
 }
 
-async fn trail(log: &provenant_log::EventLog, config: &TrailConfig) -> anyhow::Result<()> {
+/// Writes the matching actions of `log` to `out` as `audit trail` prints
+/// them; how many it wrote.
+pub async fn trail(
+    log: &provenant_log::EventLog,
+    config: &TrailConfig,
+    out: &mut impl Write,
+) -> anyhow::Result<usize> {
     let head = log.head().await.context("cannot read the log")?;
     let since = config.since.unwrap_or(1).max(1);
-    let mut reader = TickReader::new(log, since, head.position)
+    let scope = TickScope {
+        world: config.filter.world.clone(),
+        session: config.filter.session.clone(),
+        plugin: config.filter.plugin.clone(),
+    };
+    let mut reader = TickReader::scoped(log, since, head.position, &scope)
         .await
         .context("cannot read the log")?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let limit = config.limit.unwrap_or(usize::MAX);
     let mut shown = 0usize;
     if !config.json {
@@ -325,7 +335,7 @@ async fn trail(log: &provenant_log::EventLog, config: &TrailConfig) -> anyhow::R
             }
             shown += 1;
             if config.json {
-                serde_json::to_writer(&mut out, &action)?;
+                serde_json::to_writer(&mut *out, &action)?;
                 writeln!(out)?;
             } else {
                 writeln!(out, "{}", row(&action))?;
@@ -337,7 +347,7 @@ async fn trail(log: &provenant_log::EventLog, config: &TrailConfig) -> anyhow::R
         writeln!(out, "(no plugin action matches)")?;
     }
     out.flush()?;
-    Ok(())
+    Ok(shown)
 }
 
 fn header() -> String {

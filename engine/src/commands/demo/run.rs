@@ -100,6 +100,8 @@ async fn demo(
         isolation: Isolation::Thread,
         plugins: plugins.clone(),
         commit: Default::default(),
+        feed_batches: provenant_log::DEFAULT_FEED_CAPACITY,
+        worlds: Default::default(),
         projections: Default::default(),
         run_projections: true,
         anchor_every: Some(Duration::from_secs(10)),
