@@ -92,6 +92,16 @@ pub fn records_a_call(kind: &str) -> bool {
         || records_a_failed_call(kind)
 }
 
+/// Every kind that records a plugin call, as [`records_a_call`] tells them.
+pub const CALLS: &[&str] = &[
+    CONDITION_EVALUATED,
+    EFFECT_APPLIED,
+    EVENT_HANDLED,
+    PLUGIN_CALL_FAILED,
+    PLUGIN_CALL_PANICKED,
+    PLUGIN_DEADLINE_EXCEEDED,
+];
+
 /// Whether `kind` records a plugin call that did not produce a result: it
 /// returned an error, panicked, or overran its deadline.
 pub fn records_a_failed_call(kind: &str) -> bool {
@@ -103,6 +113,22 @@ pub fn records_a_failed_call(kind: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_call_kinds_listed_are_those_that_record_a_call() {
+        for kind in super::CALLS {
+            assert!(super::records_a_call(kind), "{kind}");
+        }
+        let mut recording: Vec<&str> = super::ALL
+            .iter()
+            .copied()
+            .filter(|k| super::records_a_call(k))
+            .collect();
+        let mut listed = super::CALLS.to_vec();
+        recording.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(recording, listed);
+    }
+
     use super::*;
     use crate::EventKind;
 

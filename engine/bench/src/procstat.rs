@@ -1,6 +1,7 @@
 //! What processes cost, read from `/proc` (Linux): CPU time of a process or
 //! of every process with a given name, and peak resident memory.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, 100 on
@@ -33,11 +34,12 @@ pub fn pids_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
-/// CPU seconds used so far by every process named `name` (processes that
-/// end between two samples drop out, so a sum over a window can only
-/// undercount).
-pub fn cpu_seconds_named(name: &str) -> f64 {
-    pids_named(name).into_iter().filter_map(cpu_seconds).sum()
+/// CPU seconds used so far by each process named `name`, by process id.
+pub fn cpu_seconds_named(name: &str) -> HashMap<u32, f64> {
+    pids_named(name)
+        .into_iter()
+        .filter_map(|pid| Some((pid, cpu_seconds(pid)?)))
+        .collect()
 }
 
 /// `VmHWM` of a process (peak resident memory), in bytes.
@@ -60,23 +62,26 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
         .map(|kib| kib * 1024)
 }
 
-/// CPU used by the engine, PostgreSQL and nats-server over a window, in
-/// cores (CPU seconds per second of wall time).
+/// CPU used by the engine, PostgreSQL, nats-server and the load generator
+/// (this process) over a window, in cores (CPU seconds per second of wall
+/// time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct CpuCores {
     pub engine: f64,
     pub postgres: f64,
     pub nats_server: f64,
+    pub load_generator: f64,
 }
 
-/// A sample of the three at one instant; [`CpuSample::since`] gives the
+/// A sample of the four at one instant; [`CpuSample::since`] gives the
 /// window's use.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CpuSample {
     at: Instant,
     engine: f64,
-    postgres: f64,
-    nats_server: f64,
+    postgres: HashMap<u32, f64>,
+    nats_server: HashMap<u32, f64>,
+    load_generator: f64,
 }
 
 impl CpuSample {
@@ -86,17 +91,26 @@ impl CpuSample {
             engine: cpu_seconds(engine_pid).unwrap_or(0.0),
             postgres: cpu_seconds_named("postgres"),
             nats_server: cpu_seconds_named("nats-server"),
+            load_generator: cpu_seconds(std::process::id()).unwrap_or(0.0),
         }
     }
 
-    /// The cores used from `earlier` to this sample.
+    /// The cores used from `earlier` to this sample. Per process: one that
+    /// started in the window counts all its time, one that ended in it
+    /// drops out (its last moments are not counted).
     pub fn since(&self, earlier: &CpuSample) -> CpuCores {
         let wall = self.at.duration_since(earlier.at).as_secs_f64().max(1e-9);
-        let per_s = |now: f64, then: f64| ((now - then).max(0.0) / wall * 100.0).round() / 100.0;
+        let cores = |seconds: f64| (seconds.max(0.0) / wall * 100.0).round() / 100.0;
+        let grown = |now: &HashMap<u32, f64>, then: &HashMap<u32, f64>| -> f64 {
+            now.iter()
+                .map(|(pid, s)| (s - then.get(pid).copied().unwrap_or(0.0)).max(0.0))
+                .sum()
+        };
         CpuCores {
-            engine: per_s(self.engine, earlier.engine),
-            postgres: per_s(self.postgres, earlier.postgres),
-            nats_server: per_s(self.nats_server, earlier.nats_server),
+            engine: cores(self.engine - earlier.engine),
+            postgres: cores(grown(&self.postgres, &earlier.postgres)),
+            nats_server: cores(grown(&self.nats_server, &earlier.nats_server)),
+            load_generator: cores(self.load_generator - earlier.load_generator),
         }
     }
 }

@@ -251,13 +251,14 @@ async fn sweep(
         }
         let entry = entry_of(args, rate, events_per_tick, &report, cpu);
         say(format!(
-            "  achieved {:.0} ticks/s ({:.0} events/s), p99 {:.1} ms, cores: engine {:.2}, PostgreSQL {:.2}, nats-server {:.2}{}",
+            "  achieved {:.0} ticks/s ({:.0} events/s), p99 {:.1} ms, cores: engine {:.2}, PostgreSQL {:.2}, nats-server {:.2}, load generator {:.2}{}",
             entry.achieved_ticks_per_s,
             entry.achieved_events_per_s,
             entry.latency_ms.map_or(f64::NAN, |l| l.p99),
             cpu.engine,
             cpu.postgres,
             cpu.nats_server,
+            cpu.load_generator,
             if entry.within {
                 ""
             } else {
@@ -330,7 +331,7 @@ fn print_figures(f: &ServiceFigures) {
             max: f64::NAN,
         });
         println!(
-            "{:>9.0} {:>9.0} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>7.2}{}",
+            "{:>9.0} {:>9.0} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}{}",
             e.offered_ticks_per_s,
             e.achieved_ticks_per_s,
             e.achieved_events_per_s,
@@ -341,6 +342,7 @@ fn print_figures(f: &ServiceFigures) {
             e.cpu_cores.engine,
             e.cpu_cores.postgres,
             e.cpu_cores.nats_server,
+            e.cpu_cores.load_generator,
             if e.within { "" } else { "  beyond" }
         );
     }

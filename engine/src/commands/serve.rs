@@ -57,10 +57,11 @@ pub struct ServeArgs {
     /// graceful stop, as anchors for `audit verify --expect-head`. 0: never.
     #[arg(long, env = "PROVENANT_ANCHOR_INTERVAL_SECONDS", default_value_t = 10)]
     pub anchor_interval_seconds: u64,
-    /// Committed batches held in memory for the relay and the projections.
-    /// One that falls further behind reads the log until it has caught up.
-    #[arg(long, env = "PROVENANT_LOG_FEED_BATCHES", default_value_t = provenant_log::DEFAULT_FEED_CAPACITY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
-    pub log_feed_batches: usize,
+    /// Committed events held in memory for the relay and the projections
+    /// (at most; only while one of them is stuck). One that falls further
+    /// behind reads the log until it has caught up.
+    #[arg(long, env = "PROVENANT_LOG_FEED_EVENTS", default_value_t = provenant_log::DEFAULT_FEED_CAPACITY * provenant_log::FEED_CHUNK, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
+    pub log_feed_events: usize,
     /// A world without ticks for this many seconds is saved (a snapshot of
     /// its state beside the log) and leaves memory; its next tick loads it
     /// again. Fractions allowed, at least 0.001.
@@ -103,7 +104,7 @@ impl ServeArgs {
             isolation: isolation(&self.plugin_isolation),
             plugins: self.plugins.source(),
             commit: Default::default(),
-            feed_batches: self.log_feed_batches,
+            feed_batches: self.log_feed_events.div_ceil(provenant_log::FEED_CHUNK),
             worlds: WorldsConfig {
                 idle: std::time::Duration::from_secs_f64(self.world_idle_seconds),
                 snapshot_every: self.world_snapshot_events,

@@ -285,6 +285,7 @@ async fn get_events(
             .map(EventKind::new)
             .transpose()
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?,
+        kinds: Vec::new(),
     };
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE);

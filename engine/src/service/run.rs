@@ -48,8 +48,8 @@ pub struct ServiceConfig {
     /// The plugins: the built-in ones and a plugins directory's.
     pub plugins: crate::plugin_source::PluginSource,
     pub commit: CommitConfig,
-    /// Committed batches the log's feed holds for the relay and the
-    /// projections.
+    /// Chunks of committed events (512 each at most) the log's feed holds
+    /// for the relay and the projections.
     pub feed_batches: usize,
     /// When idle worlds leave memory, and how often worlds are saved.
     pub worlds: WorldsConfig,

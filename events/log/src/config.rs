@@ -15,8 +15,9 @@ pub struct LogConfig {
     pub migrate: bool,
     /// Connections in the pool.
     pub max_connections: u32,
-    /// Committed batches the feed holds for this log's tails before a tail
-    /// that has not taken them reads the log instead (at least 1).
+    /// Chunks of committed events (at most 512 each) the feed holds for
+    /// this log's tails before a tail that has not taken them reads the log
+    /// instead (at least 1).
     pub feed_capacity: usize,
 }
 

@@ -14,16 +14,26 @@
 //! An append builds the batch's events only when something follows the
 //! feed, so a writer that nobody follows (the auditors, `bench append`) pays
 //! nothing for it.
+//!
+//! Memory: a batch is sent in chunks of at most [`CHUNK`] events, and the
+//! channel holds at most `capacity` chunks that some follower has not taken
+//! (a chunk every follower has taken is freed). So the feed holds at most
+//! `capacity × CHUNK` events, and only while a follower is stuck (the relay
+//! waiting for NATS, say): it then reads the log when it goes on.
 
 use std::sync::Arc;
 
 use provenant_events::event::Event;
 use tokio::sync::broadcast;
 
-/// Batches the feed holds for a follower that has not taken them yet.
-pub const DEFAULT_FEED_CAPACITY: usize = 1024;
+/// Events per chunk the feed sends.
+pub const CHUNK: usize = 512;
 
-/// A committed batch: events at consecutive positions, in order.
+/// Chunks the feed holds for a follower that has not taken them yet: at
+/// most 65,536 events.
+pub const DEFAULT_FEED_CAPACITY: usize = 128;
+
+/// A chunk of a committed batch: events at consecutive positions, in order.
 pub(crate) type Batch = Arc<[Arc<Event>]>;
 
 /// The sending side, shared by every clone of one [`EventLog`](crate::EventLog).
@@ -55,9 +65,9 @@ impl Feed {
     }
 
     pub fn publish(&self, batch: Vec<Arc<Event>>) {
-        if !batch.is_empty() {
+        for chunk in batch.chunks(CHUNK) {
             // No follower left is not an error.
-            let _ = self.tx.send(batch.into());
+            let _ = self.tx.send(chunk.into());
         }
     }
 

@@ -16,6 +16,10 @@ pub struct EventFilter {
     pub plugin: Option<PluginId>,
     /// Only events of this kind.
     pub kind: Option<EventKind>,
+    /// Only events of one of these kinds (empty: any kind). Named with the
+    /// world, session or plugin, the kinds a partial index covers (see
+    /// `docs/log.md`) let the database use it.
+    pub kinds: Vec<EventKind>,
 }
 
 impl EventFilter {
@@ -32,5 +36,10 @@ impl EventFilter {
         .into_iter()
         .filter_map(|(column, value)| Some((column, value?)))
         .collect()
+    }
+
+    /// The kinds of [`kinds`](Self::kinds), as text.
+    pub(crate) fn kind_list(&self) -> Vec<&str> {
+        self.kinds.iter().map(|k| k.as_str()).collect()
     }
 }

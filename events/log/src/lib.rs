@@ -35,7 +35,7 @@ mod verify;
 pub use append::{AppendBatch, AppendOutcome, ExpectedVersion};
 pub use config::{BackendKind, DEFAULT_DATABASE_URL, LogConfig, redact_url};
 pub use error::LogError;
-pub use feed::DEFAULT_FEED_CAPACITY;
+pub use feed::{CHUNK as FEED_CHUNK, DEFAULT_FEED_CAPACITY};
 pub use filter::EventFilter;
 pub use log::EventLog;
 pub use plan::EventRow;

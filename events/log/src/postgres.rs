@@ -260,10 +260,19 @@ impl PgLog {
         for (i, (column, _)) in columns.iter().enumerate() {
             let _ = write!(sql, " AND {column} = ${}", i + 2);
         }
-        let _ = write!(sql, " ORDER BY position LIMIT ${}", columns.len() + 2);
+        let kinds = filter.kind_list();
+        let mut next = columns.len() + 2;
+        if !kinds.is_empty() {
+            let _ = write!(sql, " AND kind = ANY(${next})");
+            next += 1;
+        }
+        let _ = write!(sql, " ORDER BY position LIMIT ${next}");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_i64(after));
         for (_, value) in &columns {
             query = query.bind(*value);
+        }
+        if !kinds.is_empty() {
+            query = query.bind(kinds);
         }
         let rows = query
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))

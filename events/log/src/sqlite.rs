@@ -224,10 +224,18 @@ impl SqliteLog {
         for (column, _) in &columns {
             sql.push_str(&format!(" AND {column} = ?"));
         }
+        let kinds = filter.kind_list();
+        if !kinds.is_empty() {
+            let marks = vec!["?"; kinds.len()].join(", ");
+            sql.push_str(&format!(" AND kind IN ({marks})"));
+        }
         sql.push_str(" ORDER BY position LIMIT ?");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(stored_position(after));
         for (_, value) in &columns {
             query = query.bind(*value);
+        }
+        for kind in kinds {
+            query = query.bind(kind);
         }
         let rows = query
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))

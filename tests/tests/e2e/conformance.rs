@@ -823,6 +823,7 @@ fn filter(
         session: session.map(|s| SessionId::new(s).unwrap()),
         plugin: plugin.map(|p| PluginId::new(p).unwrap()),
         kind: kind.map(|k| EventKind::new(k).unwrap()),
+        kinds: Vec::new(),
     }
 }
 

@@ -113,7 +113,7 @@ async fn events_from_the_feed_are_the_events_the_log_holds(t: TestLog) {
 }
 
 async fn a_tail_that_falls_behind_the_feed_reads_the_log_then_follows_the_feed_again(t: TestLog) {
-    // A feed of two batches: the third append while the tail waits is more
+    // A feed of two chunks: the third append while the tail waits is more
     // than it holds.
     let log = t.open_with_feed(2).await;
     let mut tail = log.tail(0).await.unwrap();

@@ -115,7 +115,7 @@ async fn a_frozen_nats_server_sends_the_relay_back_to_the_log_and_the_stream_sti
     let server = PrivateNats::start();
     let nats = TestNats::on(server.url());
     let options = EngineOptions {
-        args: feed_args(Some(2)),
+        args: feed_args(Some(1024)),
         ..EngineOptions::with_nats(&db.url, &nats)
     };
     let mut engine = EngineProcess::start(&options);

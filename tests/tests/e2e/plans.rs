@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use provenant_events::{EventKind, NewEvent};
+use provenant_events::{EventKind, NewEvent, PluginId, SessionId, WorldId, kinds};
 
 use provenant_log::{AppendBatch, EventFilter, EventLog};
 use provenant_tests::{TestLog, stream};
@@ -126,21 +126,28 @@ async fn a_question_about_one_world_session_or_plugin_reads_its_events_not_the_l
     let name = t.database_name().expect("a PostgreSQL log").to_owned();
     let mut admin = PgConnection::connect(&t.url).await.expect("connect");
     let log = t.open().await;
-    for round in 0..PER_WORLD / 100 {
-        let events: Vec<NewEvent> = (0..WORLDS * 100)
+    // Each world: 1 tick marker, 6 calls and 3 other plugin events in ten.
+    for round in 0..PER_WORLD / 10 {
+        let events: Vec<NewEvent> = (0..WORLDS * 10)
             .map(|i| {
                 let world = format!("w{}", i % WORLDS);
+                let kind = match i / WORLDS {
+                    0 => kinds::TICK_PROCESSED,
+                    1..=6 => kinds::CONDITION_EVALUATED,
+                    _ => kinds::PLUGIN_STORAGE_SET,
+                };
                 let mut e = NewEvent::new(
                     stream(&format!("plans/{world}")),
-                    EventKind::new("test:plans:row").unwrap(),
+                    EventKind::new(kind).unwrap(),
                     json!({ "round": round, "i": i }),
                 );
-                e.world_id = Some(provenant_events::WorldId::new(&world).unwrap());
-                e.session_id =
-                    Some(provenant_events::SessionId::new(format!("s-{world}")).unwrap());
-                let plugin = provenant_events::PluginId::new(format!("p-{world}")).unwrap();
-                e.provenance.plugin_id = Some(plugin.clone());
-                e.plugin_id = Some(plugin);
+                e.world_id = Some(WorldId::new(&world).unwrap());
+                e.session_id = Some(SessionId::new(format!("s-{world}")).unwrap());
+                if kind != kinds::TICK_PROCESSED {
+                    let plugin = PluginId::new(format!("p-{world}")).unwrap();
+                    e.provenance.plugin_id = Some(plugin.clone());
+                    e.plugin_id = Some(plugin);
+                }
                 e
             })
             .collect();
@@ -155,33 +162,74 @@ async fn a_question_about_one_world_session_or_plugin_reads_its_events_not_the_l
     let before = rows_read(&mut admin).await;
 
     let log = t.open().await;
-    let filters = [
-        EventFilter {
-            world: Some(provenant_events::WorldId::new("w7").unwrap()),
-            ..EventFilter::default()
-        },
-        EventFilter {
-            session: Some(provenant_events::SessionId::new("s-w3").unwrap()),
-            ..EventFilter::default()
-        },
-        EventFilter {
-            plugin: Some(provenant_events::PluginId::new("p-w11").unwrap()),
-            ..EventFilter::default()
-        },
+    let questions = [
+        // A world's events.
+        (
+            EventFilter {
+                world: Some(WorldId::new("w7").unwrap()),
+                ..EventFilter::default()
+            },
+            PER_WORLD,
+        ),
+        // A session's ticks: its markers.
+        (
+            EventFilter {
+                session: Some(SessionId::new("s-w3").unwrap()),
+                kind: Some(EventKind::known(kinds::TICK_PROCESSED)),
+                ..EventFilter::default()
+            },
+            PER_WORLD / 10,
+        ),
+        // A plugin's calls.
+        (
+            EventFilter {
+                plugin: Some(PluginId::new("p-w11").unwrap()),
+                kinds: kinds::CALLS.iter().map(|k| EventKind::known(k)).collect(),
+                ..EventFilter::default()
+            },
+            PER_WORLD * 6 / 10,
+        ),
     ];
-    for filter in &filters {
+    let mut returned = 0;
+    for (filter, expected) in &questions {
         let found = log.read_filtered(0, 5000, filter).await.unwrap();
-        assert_eq!(found.len() as u64, PER_WORLD, "{filter:?}");
+        assert_eq!(found.len() as u64, *expected, "{filter:?}");
+        returned += expected;
     }
     log.close().await;
     connections_gone(&mut admin, &name).await;
     let read = rows_read(&mut admin).await - before;
-    // Each question returns 1,000 of 20,000 events; walking the log would
-    // read all of them.
+    // Walking the log would read all 20,000 events for each question.
     assert!(
-        read <= (filters.len() as u64 * PER_WORLD) as i64 + 100,
-        "three questions of 1,000 events each read {read} rows of a log of {}",
+        read <= (returned + 100) as i64,
+        "three questions returning {returned} events read {read} rows of a log of {}",
         WORLDS * PER_WORLD
+    );
+}
+
+/// The plugin calls' partial index names every kind that records a call.
+#[test]
+fn the_plugin_calls_index_names_every_call_kind() {
+    let sql = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../migrations/postgres/0005_event_indexes.sql"
+    ))
+    .unwrap();
+    let predicate = sql
+        .split("events_plugin_calls")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("the plugin calls index");
+    for kind in kinds::CALLS {
+        assert!(
+            predicate.contains(&format!("'{kind}'")),
+            "{kind} missing from {predicate}"
+        );
+    }
+    assert_eq!(
+        predicate.matches('\'').count(),
+        2 * kinds::CALLS.len(),
+        "{predicate}"
     );
 }
 

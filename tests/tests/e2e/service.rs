@@ -477,18 +477,19 @@ async fn sigkill_in_the_middle_of_a_stream_loses_and_duplicates_nothing() {
     sigkill_in_the_middle_of_a_stream(None).await;
 }
 
-/// With a feed of one batch, the relay and the projections fall behind it
+/// With a feed of one chunk, the relay and the projections fall behind it
 /// at every other append and go back to reading the log: the hand-over is
 /// forced at every boundary, across the kill and the restart.
 #[tokio::test(flavor = "multi_thread")]
-async fn sigkill_mid_stream_with_a_one_batch_feed_loses_and_duplicates_nothing() {
+async fn sigkill_mid_stream_with_a_one_chunk_feed_loses_and_duplicates_nothing() {
     sigkill_in_the_middle_of_a_stream(Some(1)).await;
 }
 
-/// The engine's arguments for a feed of `batches` (None: the default).
-pub(crate) fn feed_args(batches: Option<usize>) -> Vec<String> {
-    batches
-        .map(|b| vec!["--log-feed-batches".to_owned(), b.to_string()])
+/// The engine's arguments for a feed of `events` (None: the default): one
+/// chunk of the feed per 512 events or fewer.
+pub(crate) fn feed_args(events: Option<usize>) -> Vec<String> {
+    events
+        .map(|e| vec!["--log-feed-events".to_owned(), e.to_string()])
         .unwrap_or_default()
 }
 
@@ -534,7 +535,7 @@ async fn nats_stopped_and_started_during_a_run_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn nats_stopped_and_started_with_a_one_batch_feed_loses_nothing() {
+async fn nats_stopped_and_started_with_a_one_chunk_feed_loses_nothing() {
     nats_stopped_and_started(Some(1)).await;
 }
 

@@ -344,14 +344,20 @@ impl Found {
             }
             None => None,
         };
+        // A session's ticks are its markers; a plugin's, its calls'. Both
+        // have a partial index of their own (migration 0005).
         let filter = EventFilter {
             world: self.scope.world.clone(),
             session: self.scope.session.clone(),
             plugin: plugin.clone(),
-            // A session's ticks are its markers; a plugin's, its events'.
             kind: plugin
                 .is_none()
                 .then(|| EventKind::known(kinds::TICK_PROCESSED)),
+            kinds: if plugin.is_some() {
+                kinds::CALLS.iter().map(|k| EventKind::known(k)).collect()
+            } else {
+                Vec::new()
+            },
         };
         let page = log.read_filtered(self.index_after, PAGE, &filter).await?;
         let Some(last) = page.last() else {
