@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use provenant_engine::client::http::EngineApi;
+use provenant_engine::nats_names::NatsNames;
 use tokio::io::AsyncBufReadExt as _;
+
+use crate::scratch::Scratch;
 
 /// How to start the engine.
 #[derive(Debug, Clone)]
@@ -22,6 +25,26 @@ pub struct EngineLaunch {
 }
 
 impl EngineLaunch {
+    /// `binary`'s engine on a scratch database, with NATS names of its own
+    /// (`<stem>-<random>`).
+    pub fn on_scratch(
+        binary: &Path,
+        scratch: &Scratch,
+        nats_url: &str,
+        stem: &str,
+    ) -> anyhow::Result<(Self, NatsNames)> {
+        let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
+        let names = NatsNames::new(&format!("{stem}-{tag}"))?;
+        let launch = EngineLaunch {
+            binary: binary.to_owned(),
+            database_url: scratch.url.clone(),
+            nats_url: Some(nats_url.to_owned()),
+            nats_prefix: names.prefix().to_owned(),
+            env: Vec::new(),
+        };
+        Ok((launch, names))
+    }
+
     /// `binary`, or this program when None.
     pub fn binary_or_self(binary: Option<&Path>) -> anyhow::Result<PathBuf> {
         match binary {
@@ -121,4 +144,13 @@ impl EngineProcess {
         anyhow::ensure!(status.success(), "the engine exited with {status}");
         Ok(())
     }
+}
+
+/// Prints a benchmark's figures as one JSON object (`--json`).
+pub fn print_json(figures: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(figures).context("cannot encode the figures")?
+    );
+    Ok(())
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use provenant_engine::nats_names::NatsNames;
 use provenant_engine::service::events_stream::last_message;
 
-use crate::engine_process::{EngineLaunch, EngineProcess};
+use crate::engine_process::{EngineLaunch, EngineProcess, print_json};
 use crate::procstat::{CpuCores, CpuSample};
 use crate::relay::{RelayFigure, print_relay, relay_figures};
 use crate::scratch::{
@@ -146,15 +146,7 @@ pub async fn service_command(args: &ServiceBenchArgs) -> anyhow::Result<()> {
     ));
 
     let scratch = Scratch::create(&args.database_url).await?;
-    let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
-    let names = NatsNames::new(&format!("bench-svc-{tag}"))?;
-    let launch = EngineLaunch {
-        binary: binary.clone(),
-        database_url: scratch.url.clone(),
-        nats_url: Some(args.nats_url.clone()),
-        nats_prefix: names.prefix().to_owned(),
-        env: Vec::new(),
-    };
+    let (launch, names) = EngineLaunch::on_scratch(&binary, &scratch, &args.nats_url, "bench-svc")?;
     let result = sweep(args, &launch, &names, &say).await;
     scratch.drop_database().await;
     delete_streams(&args.nats_url, &names).await;
@@ -196,10 +188,7 @@ pub async fn service_command(args: &ServiceBenchArgs) -> anyhow::Result<()> {
         relay,
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&figures).context("cannot encode the figures")?
-        );
+        print_json(&figures)?;
     } else {
         print_figures(&figures);
     }

@@ -8,12 +8,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use provenant_engine::nats_names::NatsNames;
 use provenant_log::redact_url;
 use serde::Serialize;
 
-use crate::engine_process::{EngineLaunch, EngineProcess};
+use crate::engine_process::{EngineLaunch, EngineProcess, print_json};
 use crate::relay::median;
 use crate::scratch::{DEFAULT_NATS_URL, DEFAULT_POSTGRES_URL, Scratch, delete_streams, log_head};
 use crate::sim::{LatencyMs, SimConfig};
@@ -94,15 +93,8 @@ pub async fn startup_command(args: &StartupBenchArgs) -> anyhow::Result<()> {
     let mut logs = Vec::new();
     for &events in &args.events {
         let scratch = Scratch::create(&args.database_url).await?;
-        let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
-        let names = NatsNames::new(&format!("bench-start-{tag}"))?;
-        let launch = EngineLaunch {
-            binary: binary.clone(),
-            database_url: scratch.url.clone(),
-            nats_url: Some(args.nats_url.clone()),
-            nats_prefix: names.prefix().to_owned(),
-            env: Vec::new(),
-        };
+        let (launch, names) =
+            EngineLaunch::on_scratch(&binary, &scratch, &args.nats_url, "bench-start")?;
         let result = one_log(args, &launch, &names, events, &say).await;
         scratch.drop_database().await;
         delete_streams(&args.nats_url, &names).await;
@@ -115,10 +107,7 @@ pub async fn startup_command(args: &StartupBenchArgs) -> anyhow::Result<()> {
         logs,
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&figures).context("cannot encode the figures")?
-        );
+        print_json(&figures)?;
     } else {
         println!();
         println!(
