@@ -173,8 +173,7 @@ impl Tail {
         }
     }
 
-    /// The position of the last event returned, or queued to be (or the
-    /// starting point).
+    /// The position of the last event returned (or the starting point).
     pub fn position(&self) -> Position {
         self.after - self.buffer.len() as Position
     }
