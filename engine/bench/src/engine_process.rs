@@ -11,6 +11,7 @@ use provenant_engine::nats_names::NatsNames;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::scratch::Scratch;
+use crate::sim::SimConfig;
 
 /// How to start the engine.
 #[derive(Debug, Clone)]
@@ -125,6 +126,19 @@ impl EngineProcess {
                 "the engine was not ready within {wait:?}"
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// `provenant sim` against this engine through `launch`'s NATS, on the
+    /// worlds `sim-1`, `sim-2`, …; the caller sets the load.
+    pub fn sim_config(&self, launch: &EngineLaunch) -> SimConfig {
+        SimConfig {
+            engine_url: self.url.clone(),
+            nats_url: launch.nats_url.clone(),
+            nats_prefix: launch.nats_prefix.clone(),
+            admin_token: None,
+            world_prefix: "sim".into(),
+            ..SimConfig::default()
         }
     }
 

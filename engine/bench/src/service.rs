@@ -220,17 +220,13 @@ async fn sweep(
             args.duration
         ));
         let config = SimConfig {
-            engine_url: engine.url.clone(),
-            nats_url: Some(args.nats_url.clone()),
-            nats_prefix: names.prefix().to_owned(),
-            admin_token: None,
             worlds: args.worlds,
             sessions: args.sessions,
             npcs: args.npcs,
             rate,
             duration: Duration::from_secs_f64(args.duration),
             drain: Duration::from_secs(60),
-            world_prefix: "sim".into(),
+            ..engine.sim_config(launch)
         };
         let before = CpuSample::now(engine.pid);
         let report = crate::sim::run(&config).await?;

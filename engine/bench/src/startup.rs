@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use provenant_engine::nats_names::NatsNames;
 use provenant_log::redact_url;
 use serde::Serialize;
 
@@ -95,7 +94,7 @@ pub async fn startup_command(args: &StartupBenchArgs) -> anyhow::Result<()> {
         let scratch = Scratch::create(&args.database_url).await?;
         let (launch, names) =
             EngineLaunch::on_scratch(&binary, &scratch, &args.nats_url, "bench-start")?;
-        let result = one_log(args, &launch, &names, events, &say).await;
+        let result = one_log(args, &launch, events, &say).await;
         scratch.drop_database().await;
         delete_streams(&args.nats_url, &names).await;
         logs.push(result?);
@@ -135,22 +134,17 @@ pub async fn startup_command(args: &StartupBenchArgs) -> anyhow::Result<()> {
 async fn one_log(
     args: &StartupBenchArgs,
     launch: &EngineLaunch,
-    names: &NatsNames,
     events: u64,
     say: &impl Fn(String),
 ) -> anyhow::Result<StartupFigure> {
     let sim = |engine: &EngineProcess, rate: f64, seconds: f64| SimConfig {
-        engine_url: engine.url.clone(),
-        nats_url: Some(args.nats_url.clone()),
-        nats_prefix: names.prefix().to_owned(),
-        admin_token: None,
         worlds: args.worlds,
         sessions: args.sessions,
         npcs: args.npcs,
         rate,
         duration: Duration::from_secs_f64(seconds),
         drain: Duration::from_secs(600),
-        world_prefix: "sim".into(),
+        ..engine.sim_config(launch)
     };
     // Write the log.
     let engine = EngineProcess::start(launch).await?;

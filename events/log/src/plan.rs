@@ -126,7 +126,7 @@ impl PreparedBatch {
                 prev: head,
                 versions: versions.clone(),
                 recorded_at: truncate_timestamp(recorded_at),
-                placed: Vec::with_capacity(to_write_len(&self.events, existing)),
+                placed: Vec::with_capacity(self.events.len()),
             },
         })
     }
@@ -177,13 +177,6 @@ pub(crate) struct Plan<'b> {
     /// The events to write, in order (empty for a retry).
     pub to_write: Vec<&'b NewEvent>,
     pub placer: Placer,
-}
-
-fn to_write_len(events: &[NewEvent], existing: &HashMap<Uuid, Event>) -> usize {
-    events
-        .iter()
-        .filter(|e| !existing.contains_key(&e.event_id))
-        .count()
 }
 
 /// Places events in the chain one after the other.

@@ -27,8 +27,8 @@ pub(crate) fn stored_position(p: Position) -> i64 {
 }
 
 impl EventJson {
-    /// The JSON form of an event held elsewhere.
-    pub fn of_event(event: &Event) -> Self {
+    /// The JSON form of an event.
+    pub fn of(event: &Event) -> Self {
         EventJson {
             position: event.position,
             event_id: event.event_id,
@@ -36,18 +36,6 @@ impl EventJson {
             kind: event.kind.clone(),
             plugin_id: event.plugin_id.clone(),
             world_id: event.world_id.clone(),
-        }
-    }
-
-    /// The JSON form of an event already read.
-    pub fn of(event: Event) -> Self {
-        EventJson {
-            position: event.position,
-            event_id: event.event_id,
-            json: event.to_json(),
-            kind: event.kind,
-            plugin_id: event.plugin_id,
-            world_id: event.world_id,
         }
     }
 }

@@ -149,11 +149,7 @@ impl Tail {
     pub async fn next_json_batch(&mut self) -> Result<Vec<EventJson>, LogError> {
         loop {
             if !self.buffer.is_empty() {
-                return Ok(self
-                    .buffer
-                    .drain(..)
-                    .map(|e| EventJson::of_event(&e))
-                    .collect());
+                return Ok(self.buffer.drain(..).map(|e| EventJson::of(&e)).collect());
             }
             self.take_feed();
             if !self.buffer.is_empty() {
