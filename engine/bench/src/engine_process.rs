@@ -142,6 +142,15 @@ impl EngineProcess {
         }
     }
 
+    /// Seconds the engine's committer has spent appending
+    /// (`provenant_log_append_duration_seconds_sum`); None for an engine
+    /// that does not export it (a build before it).
+    pub async fn committer_busy_seconds(&self) -> anyhow::Result<Option<f64>> {
+        EngineApi::new(&self.url, None, 1)?
+            .metric("provenant_log_append_duration_seconds_sum")
+            .await
+    }
+
     pub fn peak_rss_bytes(&self) -> Option<u64> {
         crate::procstat::peak_rss_bytes(self.pid)
     }

@@ -86,6 +86,10 @@ pub struct SweepEntry {
     pub latency_ms: Option<LatencyMs>,
     /// Cores used while the rate was offered.
     pub cpu_cores: CpuCores,
+    /// The share of the time the engine's committer was appending while
+    /// the rate was offered (appends run one at a time: near 1 ticks
+    /// queue behind it); None for an engine that does not export it.
+    pub committer_busy: Option<f64>,
     /// Within the knee's bounds.
     pub within: bool,
 }
@@ -228,15 +232,25 @@ async fn sweep(
             drain: Duration::from_secs(60),
             ..engine.sim_config(launch)
         };
+        let busy_before = engine.committer_busy_seconds().await?;
         let before = CpuSample::now(engine.pid);
+        let started = std::time::Instant::now();
         let report = crate::sim::run(&config).await?;
         let cpu = CpuSample::now(engine.pid).since(&before);
+        let wall = started.elapsed().as_secs_f64();
+        let committer_busy = match (busy_before, engine.committer_busy_seconds().await?) {
+            (Some(a), Some(b)) if wall > 0.0 => Some(round3((b - a) / wall)),
+            _ => None,
+        };
         if report.acknowledged > 0 {
             events_per_tick = report.events as f64 / report.acknowledged as f64;
         }
-        let entry = entry_of(args, rate, events_per_tick, &report, cpu);
+        let entry = SweepEntry {
+            committer_busy,
+            ..entry_of(args, rate, events_per_tick, &report, cpu)
+        };
         say(format!(
-            "  achieved {:.0} ticks/s ({:.0} events/s), p99 {:.1} ms, cores: engine {:.2}, PostgreSQL {:.2}, nats-server {:.2}, load generator {:.2}{}",
+            "  achieved {:.0} ticks/s ({:.0} events/s), p99 {:.1} ms, cores: engine {:.2}, PostgreSQL {:.2}, nats-server {:.2}, load generator {:.2}; committer busy {}{}",
             entry.achieved_ticks_per_s,
             entry.achieved_events_per_s,
             entry.latency_ms.map_or(f64::NAN, |l| l.p99),
@@ -244,6 +258,7 @@ async fn sweep(
             cpu.postgres,
             cpu.nats_server,
             cpu.load_generator,
+            busy_text(entry.committer_busy),
             if entry.within {
                 ""
             } else {
@@ -285,8 +300,13 @@ fn entry_of(
         missing: report.missing,
         latency_ms: report.latency_ms,
         cpu_cores: cpu,
+        committer_busy: None,
         within,
     }
+}
+
+fn busy_text(busy: Option<f64>) -> String {
+    busy.map_or("?".into(), |b| format!("{b:.2}"))
 }
 
 fn round3(x: f64) -> f64 {
@@ -296,7 +316,7 @@ fn round3(x: f64) -> f64 {
 fn print_figures(f: &ServiceFigures) {
     println!();
     println!(
-        "{:>9} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7}",
+        "{:>9} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}",
         "offered",
         "ticks/s",
         "events/s",
@@ -306,7 +326,9 @@ fn print_figures(f: &ServiceFigures) {
         "max ms",
         "engine",
         "pg",
-        "nats"
+        "nats",
+        "load",
+        "commit"
     );
     for e in &f.sweep {
         let l = e.latency_ms.unwrap_or(LatencyMs {
@@ -316,7 +338,7 @@ fn print_figures(f: &ServiceFigures) {
             max: f64::NAN,
         });
         println!(
-            "{:>9.0} {:>9.0} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2}{}",
+            "{:>9.0} {:>9.0} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7}{}",
             e.offered_ticks_per_s,
             e.achieved_ticks_per_s,
             e.achieved_events_per_s,
@@ -328,6 +350,7 @@ fn print_figures(f: &ServiceFigures) {
             e.cpu_cores.postgres,
             e.cpu_cores.nats_server,
             e.cpu_cores.load_generator,
+            busy_text(e.committer_busy),
             if e.within { "" } else { "  beyond" }
         );
     }

@@ -114,6 +114,26 @@ impl EngineApi {
         Ok(status.is_success())
     }
 
+    /// The value of an unlabelled sample in `GET /metrics` (the whole line's
+    /// name, e.g. `provenant_log_append_duration_seconds_sum`); None when
+    /// the engine does not export it.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<Option<f64>> {
+        let (status, body) = self
+            .setup_call(Method::GET, "/metrics", Bytes::new())
+            .await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "GET /metrics: {}",
+            error_message(status, &body)
+        );
+        let text = std::str::from_utf8(&body).context("/metrics is not UTF-8")?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .find(|(sample, _)| *sample == name)
+            .and_then(|(_, value)| value.trim().parse().ok()))
+    }
+
     /// Checks that the engine answers; waits up to `wait` for it to be
     /// ready, and goes on with a warning if it does not become so.
     #[tracing::instrument(skip(self), fields(engine = %self.base))]

@@ -1,8 +1,13 @@
 //! Group commit: one task appends for every world. Requests that queue while
 //! an append is in flight go into the next append together, so throughput
 //! does not stop at one commit per tick.
+//!
+//! Appends run one at a time, so the committer's busy time is the engine's
+//! first limit under load ([`CommitStats`]; docs/performance.md): when it
+//! approaches the whole time, ticks queue behind it and latency climbs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use provenant_events::{NewEvent, Position};
 
@@ -30,10 +35,88 @@ impl Default for CommitConfig {
     }
 }
 
+/// Upper bounds, in seconds, of the append duration histogram's buckets.
+pub const APPEND_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// What the committer has done since it started (`/metrics`).
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    appends: AtomicU64,
+    events: AtomicU64,
+    failures: AtomicU64,
+    /// Per bucket of [`APPEND_BUCKETS`] and one above: appends and their
+    /// nanoseconds.
+    buckets: [(AtomicU64, AtomicU64); APPEND_BUCKETS.len() + 1],
+}
+
+/// A reading of [`CommitStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CommitCounts {
+    /// Appends that committed (each a group of requests).
+    pub appends: u64,
+    /// Events those appends wrote or found already written.
+    pub events: u64,
+    /// Appends that failed (every request of the group got the error).
+    pub failures: u64,
+    /// Appends (failures included) by bucket of [`APPEND_BUCKETS`] and one
+    /// above them: how many, and their seconds.
+    pub durations: [(u64, f64); APPEND_BUCKETS.len() + 1],
+}
+
+impl CommitCounts {
+    /// Seconds spent appending: the committer's busy time.
+    pub fn busy_seconds(&self) -> f64 {
+        self.durations.iter().map(|(_, s)| s).sum()
+    }
+}
+
+impl CommitStats {
+    pub fn counts(&self) -> CommitCounts {
+        CommitCounts {
+            appends: self.appends.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            durations: std::array::from_fn(|i| {
+                let (count, nanos) = &self.buckets[i];
+                (
+                    count.load(Ordering::Relaxed),
+                    nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                )
+            }),
+        }
+    }
+
+    fn record(&self, took: std::time::Duration, committed: Option<usize>) {
+        let seconds = took.as_secs_f64();
+        let bucket = APPEND_BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(APPEND_BUCKETS.len());
+        let (count, nanos) = &self.buckets[bucket];
+        count.fetch_add(1, Ordering::Relaxed);
+        nanos.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        match committed {
+            Some(events) => {
+                self.appends.fetch_add(1, Ordering::Relaxed);
+                self.events.fetch_add(events as u64, Ordering::Relaxed);
+            }
+            None => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// A handle to the committer.
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<CommitRequest>,
+    stats: Arc<CommitStats>,
 }
 
 impl Committer {
@@ -45,8 +128,14 @@ impl Committer {
         config: CommitConfig,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let task = tokio::spawn(run(log, health, config, rx));
-        (Committer { tx }, task)
+        let stats = Arc::new(CommitStats::default());
+        let task = tokio::spawn(run(log, health, config, rx, stats.clone()));
+        (Committer { tx, stats }, task)
+    }
+
+    /// What the committer has done since it started.
+    pub fn counts(&self) -> CommitCounts {
+        self.stats.counts()
     }
 
     /// Appends `events` as part of the next group; the positions of the
@@ -67,6 +156,7 @@ async fn run(
     health: Arc<Health>,
     config: CommitConfig,
     mut rx: mpsc::Receiver<CommitRequest>,
+    stats: Arc<CommitStats>,
 ) {
     let mut next: Option<CommitRequest> = None;
     loop {
@@ -102,6 +192,7 @@ async fn run(
         }
         let started = std::time::Instant::now();
         let result = log.append(AppendBatch::new(events)).await;
+        stats.record(started.elapsed(), result.as_ref().ok().map(|_| total));
         match result {
             Ok(outcome) => {
                 health.log_ok();

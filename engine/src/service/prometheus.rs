@@ -18,6 +18,7 @@ use provenant_projections::names;
 use provenant_projections::plugin_metrics::{DURATION_BUCKETS, PluginMetrics};
 use provenant_projections::totals::Totals;
 
+use super::commit::APPEND_BUCKETS;
 use super::engine::Engine;
 
 const CALLS: &str = "provenant_plugin_calls_total";
@@ -38,6 +39,10 @@ const FAILURES: &str = "provenant_plugin_call_failures_total";
 const WORLDS_LOADED: &str = "provenant_worlds_loaded";
 const FOLLOWED: &str = "provenant_log_followed_events_total";
 const FOLLOWER_READS: &str = "provenant_log_follower_reads_total";
+const APPENDS: &str = "provenant_log_appends_total";
+const APPENDED: &str = "provenant_log_appended_events_total";
+const APPEND_FAILURES: &str = "provenant_log_append_failures_total";
+const APPEND_DURATION: &str = "provenant_log_append_duration_seconds";
 
 /// The Prometheus text of the engine's metrics now.
 pub async fn render(engine: &Engine) -> anyhow::Result<String> {
@@ -61,6 +66,8 @@ pub async fn render(engine: &Engine) -> anyhow::Result<String> {
 
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(DURATION.into()), &DURATION_BUCKETS)
+        .context("invalid histogram buckets")?
+        .set_buckets_for_metric(Matcher::Full(APPEND_DURATION.into()), &APPEND_BUCKETS)
         .context("invalid histogram buckets")?
         .build_recorder();
     let r = Registry(&recorder);
@@ -171,6 +178,21 @@ pub async fn render(engine: &Engine) -> anyhow::Result<String> {
         }
         r.counter(FOLLOWER_READS, vec![Label::new("follower", follower)])
             .absolute(stats.log_reads);
+    }
+    let commits = engine.committer.counts();
+    r.counter(APPENDS, vec![]).absolute(commits.appends);
+    r.counter(APPENDED, vec![]).absolute(commits.events);
+    r.counter(APPEND_FAILURES, vec![])
+        .absolute(commits.failures);
+    let h = r.histogram(APPEND_DURATION, vec![]);
+    for (count, seconds) in commits.durations {
+        // At their mean, as the plugin call durations.
+        if count > 0 {
+            h.record_many(
+                seconds / count as f64,
+                usize::try_from(count).unwrap_or(usize::MAX),
+            );
+        }
     }
     r.counter(TICKS, vec![]).absolute(totals.ticks_processed);
     r.counter(REJECTED, vec![]).absolute(totals.ticks_rejected);
@@ -297,6 +319,23 @@ impl Registry<'_> {
         describe_counter(
             FOLLOWER_READS,
             "Reads of the log by the engine's relay and projections (those that found nothing included), since the engine started",
+        );
+        describe_counter(
+            APPENDS,
+            "Group appends the engine's committer made (each commits the events of several ticks and worlds together), since the engine started",
+        );
+        describe_counter(
+            APPENDED,
+            "Events appended by the engine's committer, since the engine started",
+        );
+        describe_counter(
+            APPEND_FAILURES,
+            "Group appends that failed (every tick in the group is retried or refused), since the engine started",
+        );
+        self.0.describe_histogram(
+            APPEND_DURATION.into(),
+            Some(Unit::Seconds),
+            "Duration of the committer's group appends, failures included, since the engine started: appends run one at a time, so the rate of the sum is the committer's busy share; near 1 ticks queue behind it and latency climbs".into(),
         );
         describe_counter(TICKS, "Ticks processed (TickProcessed events)");
         describe_counter(

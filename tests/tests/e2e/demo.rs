@@ -79,14 +79,25 @@ async fn demo_runs_through_postgres_and_nats_and_the_stream_holds_the_log() {
     ] {
         assert!(rows.contains_key(plugin), "{plugin} missing:\n{text}");
     }
+    // Every call is recorded once: as what it did, or, when the machine is
+    // so loaded that it overran the demo's 50 ms deadline, as a timeout.
+    let timeouts = |plugin: &str| rows[plugin][5];
+    let each_call_recorded = |plugin: &str, column: usize, calls: u64| {
+        let done = rows[plugin][column];
+        assert!(
+            done <= calls && done + timeouts(plugin) >= calls,
+            "{plugin}: {done} of {calls} calls, {} timeouts:\n{text}",
+            timeouts(plugin)
+        );
+    };
     // The example WebAssembly plugins: the innkeeper's condition for each
     // NPC of each tick, and every drink it serves spreads a rumor.
-    assert_eq!(rows["wasm-innkeeper"][0], 3 * sent, "{text}");
+    each_call_recorded("wasm-innkeeper", 0, 3 * sent);
     assert!(rows["wasm-innkeeper"][1] > 0, "{text}");
-    assert_eq!(rows["wasm-gossip"][1], rows["wasm-innkeeper"][1], "{text}");
+    each_call_recorded("wasm-gossip", 1, rows["wasm-innkeeper"][1]);
     // Stealth and romance evaluate a condition for each of 3 NPCs per tick.
-    assert_eq!(rows["game-stealth"][0], 3 * sent, "{text}");
-    assert_eq!(rows["game-romance"][0], 3 * sent, "{text}");
+    each_call_recorded("game-stealth", 0, 3 * sent);
+    each_call_recorded("game-romance", 0, 3 * sent);
 
     // The log verifies, up to the head the demo printed.
     let printed: Head = text

@@ -104,6 +104,27 @@ async fn the_relay_and_the_projections_read_nothing_back_while_they_keep_up() {
         followed(&end, "projections", "feed") - followed(&start, "projections", "feed"),
         3.0 * (head - head_at_start)
     );
+    // Every event since went through the committer, in fewer appends than
+    // ticks, and its time appending is counted.
+    let delta = |name: &str| end[name] - start[name];
+    assert_eq!(
+        delta("provenant_log_appended_events_total"),
+        head - head_at_start,
+        "{end:?}"
+    );
+    let appends = delta("provenant_log_appends_total");
+    assert!(
+        appends >= 1.0 && appends <= ticks.len() as f64,
+        "{appends} appends for {} ticks",
+        ticks.len()
+    );
+    assert_eq!(end["provenant_log_append_failures_total"], 0.0);
+    assert_eq!(
+        delta("provenant_log_append_duration_seconds_count"),
+        appends,
+        "{end:?}"
+    );
+    assert!(delta("provenant_log_append_duration_seconds_sum") > 0.0);
     drop(engine);
     assert_each_tick_once(&db, &js, &nats, &ticks).await;
 }
