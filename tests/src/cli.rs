@@ -72,10 +72,25 @@ pub async fn demo_log(backend: Backend) -> TestLog {
     demo_log_of(backend, 40).await
 }
 
-/// A log the demo wrote with `ticks` ticks.
+/// A log the demo wrote with `ticks` ticks, with a plugin deadline of 5 s:
+/// the logs the audit tests read must hold every kind of call the demo
+/// makes (the cellar's one call to example-nosy among them), which a
+/// loaded machine would otherwise turn into a timeout now and then.
 pub async fn demo_log_of(backend: Backend, ticks: u64) -> TestLog {
     let t = TestLog::new(backend).await;
-    let out = demo(None, Some(&t.url), &ticks.to_string());
+    let out = Command::new(crate::binary())
+        .args([
+            "demo",
+            "--ticks",
+            &ticks.to_string(),
+            "--plugin-deadline-ms",
+            "5000",
+        ])
+        .env_remove("NATS_URL")
+        .env_remove("PROVENANT_NATS_PREFIX")
+        .env("DATABASE_URL", &t.url)
+        .output()
+        .expect("run provenant demo");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     t
 }

@@ -20,6 +20,7 @@ pub mod events_stream;
 pub mod health;
 pub mod http;
 pub mod nats;
+pub mod nats_applied;
 pub mod prometheus;
 pub mod relay;
 pub mod run;

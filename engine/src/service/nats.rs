@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use super::engine::Engine;
 use super::health::Health;
+use super::nats_applied;
 use crate::nats_names::NatsNames;
 use provenant_host::intake::{self, Rejection};
 
@@ -44,45 +45,60 @@ pub async fn connect(url: &str, health: Arc<Health>) -> anyhow::Result<async_nat
     Ok(client)
 }
 
-/// Creates the ticks and events streams when they are missing.
+/// The engine's streams: ticks (a work queue), events, anchors.
+fn stream_configs(names: &NatsNames) -> [stream::Config; 3] {
+    [
+        stream::Config {
+            name: names.ticks_stream(),
+            description: Some("provenant: ticks from the game, consumed by the engine".into()),
+            subjects: vec![names.ticks_wildcard()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_message_size: (intake::MAX_TICK_BYTES * 2) as i32,
+            ..Default::default()
+        },
+        stream::Config {
+            name: names.events_stream(),
+            description: Some("provenant: every event of the log, in position order".into()),
+            subjects: vec![names.events_wildcard()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
+        stream::Config {
+            name: names.anchors_stream(),
+            description: Some(
+                "provenant: the log's head (position and hash), published periodically: anchors to pin `audit verify --expect-head` against".into(),
+            ),
+            subjects: vec![names.anchors_subject()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
+    ]
+}
+
+/// Creates the ticks and events streams when they are missing, and checks
+/// that the server holds each as asked ([`nats_applied`]).
 pub async fn ensure_streams(js: &jetstream::Context, names: &NatsNames) -> anyhow::Result<()> {
-    js.get_or_create_stream(stream::Config {
-        name: names.ticks_stream(),
-        description: Some("provenant: ticks from the game, consumed by the engine".into()),
-        subjects: vec![names.ticks_wildcard()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        max_message_size: (intake::MAX_TICK_BYTES * 2) as i32,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("cannot create the stream {}", names.ticks_stream()))?;
-    js.get_or_create_stream(stream::Config {
-        name: names.events_stream(),
-        description: Some("provenant: every event of the log, in position order".into()),
-        subjects: vec![names.events_wildcard()],
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("cannot create the stream {}", names.events_stream()))?;
-    js.get_or_create_stream(stream::Config {
-        name: names.anchors_stream(),
-        description: Some(
-            "provenant: the log's head (position and hash), published periodically: anchors to pin `audit verify --expect-head` against".into(),
-        ),
-        subjects: vec![names.anchors_subject()],
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("cannot create the stream {}", names.anchors_stream()))?;
+    for wanted in stream_configs(names) {
+        let name = wanted.name.clone();
+        let mut stream = js
+            .get_or_create_stream(wanted.clone())
+            .await
+            .with_context(|| format!("cannot create the stream {name}"))?;
+        let applied = &stream
+            .info()
+            .await
+            .with_context(|| format!("cannot read the stream {name}"))?
+            .config;
+        let found = nats_applied::stream_mismatches(&wanted, applied);
+        anyhow::ensure!(
+            found.is_empty(),
+            "{}",
+            nats_applied::refusal(&format!("the stream {name}"), &server_version(js), &found)
+        );
+    }
     Ok(())
 }
 
-/// How long NATS waits for a delivered tick's acknowledgment before it
-/// delivers the tick again: after an engine dies, its ticks go to the next
-/// one after this long. Ticks still being worked on are kept from it by
-/// progress acknowledgments every [`PROGRESS_EVERY`].
 const ACK_WAIT: Duration = Duration::from_secs(10);
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 /// How long one pull request lasts. The server goes on delivering to the
@@ -155,29 +171,62 @@ pub async fn consume_ticks(
     while in_flight.join_next().await.is_some() {}
 }
 
-async fn open_consumer(
+/// Creates the tick consumer when it is missing, and checks that the server
+/// holds it as asked ([`nats_applied`]); called at start-up (a mismatch
+/// refuses to start) and at each (re)connection.
+pub async fn ensure_consumer(
     js: &jetstream::Context,
     names: &NatsNames,
-) -> anyhow::Result<consumer::pull::Stream> {
+) -> anyhow::Result<consumer::PullConsumer> {
     let stream = js
         .get_stream(names.ticks_stream())
         .await
         .with_context(|| format!("no stream {}", names.ticks_stream()))?;
-    let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            &names.consumer(),
-            consumer::pull::Config {
-                durable_name: Some(names.consumer()),
-                description: Some("provenant engine: evaluates ticks".into()),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                max_ack_pending: 4096,
-                filter_subject: names.ticks_wildcard(),
-                ..Default::default()
-            },
-        )
+    let wanted = consumer::pull::Config {
+        durable_name: Some(names.consumer()),
+        description: Some("provenant engine: evaluates ticks".into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        max_ack_pending: 4096,
+        filter_subject: names.ticks_wildcard(),
+        ..Default::default()
+    };
+    let mut consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(&names.consumer(), wanted.clone())
         .await
         .with_context(|| format!("cannot create the consumer {}", names.consumer()))?;
+    let applied = &consumer
+        .info()
+        .await
+        .with_context(|| format!("cannot read the consumer {}", names.consumer()))?
+        .config;
+    let found = nats_applied::consumer_mismatches(&wanted, applied);
+    anyhow::ensure!(
+        found.is_empty(),
+        "{}",
+        nats_applied::refusal(
+            &format!(
+                "the consumer {} of {}",
+                names.consumer(),
+                names.ticks_stream()
+            ),
+            &server_version(js),
+            &found
+        )
+    );
+    Ok(consumer)
+}
+
+/// The version the connected server announced (known once connected).
+fn server_version(js: &jetstream::Context) -> String {
+    js.client().server_info().version
+}
+
+async fn open_consumer(
+    js: &jetstream::Context,
+    names: &NatsNames,
+) -> anyhow::Result<consumer::pull::Stream> {
+    let consumer = ensure_consumer(js, names).await?;
     let messages = consumer
         .stream()
         .max_messages_per_batch(1000)

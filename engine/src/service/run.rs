@@ -131,6 +131,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
             let client = nats::connect(url, health.clone()).await?;
             let js = async_nats::jetstream::new(client.clone());
             nats::ensure_streams(&js, &config.nats_names).await?;
+            nats::ensure_consumer(&js, &config.nats_names).await?;
             let sink = RelaySink::Nats {
                 js: Box::new(js.clone()),
                 names: config.nats_names.clone(),

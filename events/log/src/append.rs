@@ -4,6 +4,15 @@ use provenant_events::event::{NewEvent, Position};
 use provenant_events::head::Head;
 use provenant_events::ids::StreamName;
 
+/// An append's claim that its writer holds `lease` at `epoch`: the append
+/// is refused, inside its transaction, once the lease is at another epoch
+/// ([`crate::Lease`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fence {
+    pub lease: String,
+    pub epoch: u64,
+}
+
 /// What a writer expects of a stream's version before its batch is appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpectedVersion {
@@ -31,12 +40,14 @@ impl ExpectedVersion {
     }
 }
 
-/// A batch to append: events in order, and the stream versions expected
-/// before it (streams not named are not checked).
+/// A batch to append: events in order, the stream versions expected before
+/// it (streams not named are not checked), and the lease epochs it is made
+/// under (checked inside the append's transaction: [`Fence`]).
 #[derive(Debug, Clone, Default)]
 pub struct AppendBatch {
     pub events: Vec<NewEvent>,
     pub expected: Vec<(StreamName, ExpectedVersion)>,
+    pub fences: Vec<Fence>,
 }
 
 impl AppendBatch {
@@ -44,7 +55,14 @@ impl AppendBatch {
         AppendBatch {
             events,
             expected: Vec::new(),
+            fences: Vec::new(),
         }
+    }
+
+    /// The batch is appended only while `fence`'s lease is at its epoch.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fences.push(fence);
+        self
     }
 
     pub fn expect(mut self, stream: StreamName, version: ExpectedVersion) -> Self {

@@ -50,6 +50,22 @@ pub enum LogError {
         version: u32,
         actual: String,
     },
+    /// The append named a lease epoch that is no longer current: another
+    /// holder took the lease over (or it was never taken). Nothing was
+    /// written; the writer must stop the work the lease covered.
+    #[error(
+        "fenced out: the append was made under lease {lease:?} at epoch {epoch}, but {}; nothing was written",
+        match (current, owner) {
+            (Some(c), Some(o)) => format!("{o} holds it at epoch {c}"),
+            _ => "no one holds it".to_owned(),
+        }
+    )]
+    Fenced {
+        lease: String,
+        epoch: u64,
+        current: Option<u64>,
+        owner: Option<String>,
+    },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The database could not be reached or answered with an error.

@@ -12,6 +12,9 @@
 //! - appends are idempotent by `event_id`;
 //! - the database refuses UPDATE, DELETE and TRUNCATE of events (triggers).
 //!
+//! - an append may name lease epochs ([`Fence`]): it is refused, inside its
+//!   transaction, when another holder has taken a lease over since.
+//!
 //! Beside the events, a log keeps named checkpoints ([`EventLog::checkpoint`]):
 //! positions that readers such as the relay save as they go. They are not
 //! events, are not hash-chained and never move backwards.
@@ -22,6 +25,8 @@ mod decode;
 mod error;
 mod feed;
 mod filter;
+mod lease;
+mod lease_sql;
 mod log;
 mod plan;
 pub mod postgres;
@@ -32,11 +37,12 @@ mod sqlite;
 mod tail;
 mod verify;
 
-pub use append::{AppendBatch, AppendOutcome, ExpectedVersion};
+pub use append::{AppendBatch, AppendOutcome, ExpectedVersion, Fence};
 pub use config::{BackendKind, DEFAULT_DATABASE_URL, LogConfig, redact_url};
 pub use error::LogError;
 pub use feed::{CHUNK as FEED_CHUNK, DEFAULT_FEED_CAPACITY};
 pub use filter::EventFilter;
+pub use lease::{Lease, LeaseStatus};
 pub use log::EventLog;
 pub use plan::EventRow;
 pub use projection::{ProjectionCommit, ProjectionStatus, StoredProjection};

@@ -26,6 +26,7 @@ use provenant_events::ids::StreamName;
 pub(crate) struct PreparedBatch {
     events: Vec<NewEvent>,
     expected: Vec<(StreamName, ExpectedVersion)>,
+    fences: Vec<crate::append::Fence>,
 }
 
 impl PreparedBatch {
@@ -47,10 +48,25 @@ impl PreparedBatch {
                 )));
             }
         }
+        let mut fenced = HashSet::new();
+        for fence in &batch.fences {
+            if !fenced.insert(&fence.lease) {
+                return Err(LogError::Invalid(format!(
+                    "lease {:?} has two epochs in one batch",
+                    fence.lease
+                )));
+            }
+        }
         Ok(PreparedBatch {
             events,
             expected: batch.expected,
+            fences: batch.fences,
         })
+    }
+
+    /// The lease epochs the append must still hold.
+    pub fn fences(&self) -> &[crate::append::Fence] {
+        &self.fences
     }
 
     pub fn event_ids(&self) -> Vec<Uuid> {

@@ -64,7 +64,7 @@ const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, 
 
 #[derive(Clone)]
 pub(crate) struct PgLog {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     url: String,
     /// The payload of this log's append notifications (its feed's origin,
     /// hex digits only).
@@ -149,6 +149,7 @@ impl PgLog {
             )))
             .await
             .map_err(|e| self.map_err(e))?;
+        self.check_fences(&mut tx, batch.fences()).await?;
 
         let mut existing = HashMap::new();
         if lookup == Lookup::Existing {
@@ -618,7 +619,7 @@ impl PgLog {
         Ok((rx, task))
     }
 
-    fn map_err(&self, e: sqlx::Error) -> LogError {
+    pub(crate) fn map_err(&self, e: sqlx::Error) -> LogError {
         let missing = e
             .as_database_error()
             .and_then(|d| d.code())

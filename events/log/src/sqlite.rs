@@ -41,7 +41,7 @@ const SELECT_COLUMNS: &str = "position, event_id, stream, stream_version, kind, 
 
 #[derive(Clone)]
 pub(crate) struct SqliteLog {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     url: String,
     /// Bumped after each projection commit through this pool.
     projections: Arc<watch::Sender<u64>>,
@@ -95,6 +95,7 @@ impl SqliteLog {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.map_err(e))?;
+        self.check_fences(&mut tx, batch.fences()).await?;
 
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SELECT_COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))"
@@ -519,7 +520,7 @@ impl SqliteLog {
         Ok(row.map(|p| p as Position))
     }
 
-    fn map_err(&self, e: sqlx::Error) -> LogError {
+    pub(crate) fn map_err(&self, e: sqlx::Error) -> LogError {
         let missing = e
             .as_database_error()
             .is_some_and(|d| d.message().contains("no such table"));

@@ -3,12 +3,15 @@
 //! - `architecture`: ARCHITECTURE.md's dependency rule, checked against
 //!   `cargo metadata` and the sources.
 //! - `conformance`: the log's contract, run against PostgreSQL and SQLite;
-//!   `feed`: following the log in memory, and the hand-over to reading it.
+//!   `feed`: following the log in memory, and the hand-over to reading it;
+//!   `leases`: one holder per lease, epochs, and appends fenced by them.
 //! - `audit`: `audit replay` and `audit trail` on logs the engine wrote.
 //! - `cli`: the real `provenant` binary.
 //! - `service`: `provenant serve` with PostgreSQL, SQLite and NATS JetStream,
 //!   including SIGKILL and NATS restarts; `handover`: the relay and the
 //!   projections fed in memory, and back to the log when they fall behind.
+//! - `nats_config`: the streams and the consumer the NATS server holds are
+//!   read back; a field otherwise than asked refuses the start.
 //! - `plans`: PostgreSQL's query plans stay right as the log grows.
 //! - `wasm`: sandboxed (WebAssembly) plugins in the host, built at test time
 //!   from WAT: loaded, contained, refused; `wasm_cli`: the same through the
@@ -27,6 +30,8 @@ mod demo;
 mod feed;
 mod handover;
 mod host;
+mod leases;
+mod nats_config;
 mod plans;
 mod projections;
 mod remote;

@@ -96,7 +96,7 @@ async fn demo(
         admin_token: None,
         nats_names: names,
         instance: INSTANCE.into(),
-        deadline: Duration::from_millis(50),
+        deadline: config.deadline,
         isolation: Isolation::Thread,
         plugins: plugins.clone(),
         commit: Default::default(),

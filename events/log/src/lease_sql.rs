@@ -1,0 +1,254 @@
+//! The leases' statements on each backend ([`crate::lease`] says what they
+//! guarantee).
+
+use chrono::{DateTime, Utc};
+
+use crate::append::Fence;
+use crate::error::LogError;
+use crate::lease::{LeaseStatus, check_fences, from_ms};
+use crate::postgres::PgLog;
+use crate::sqlite::SqliteLog;
+
+/// The epoch and expiry of a lease taken or renewed.
+type Taken = Option<(i64, DateTime<Utc>)>;
+
+impl PgLog {
+    pub(crate) async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> Result<Taken, LogError> {
+        sqlx::query_as(
+            "INSERT INTO provenant.leases AS l (name, owner, epoch, expires_at) \
+             VALUES ($1, $2, 1, now() + $3::float8 * interval '1 millisecond') \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, epoch = l.epoch + 1, \
+             expires_at = excluded.expires_at, acquired_at = now(), renewed_at = now() \
+             WHERE l.expires_at <= now() \
+             RETURNING epoch, expires_at",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))
+    }
+
+    pub(crate) async fn renew_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        epoch: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<DateTime<Utc>>, LogError> {
+        sqlx::query_scalar(
+            "UPDATE provenant.leases SET \
+             expires_at = now() + $4::float8 * interval '1 millisecond', renewed_at = now() \
+             WHERE name = $1 AND owner = $2 AND epoch = $3 RETURNING expires_at",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(epoch)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))
+    }
+
+    pub(crate) async fn release_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        epoch: i64,
+    ) -> Result<bool, LogError> {
+        let done = sqlx::query(
+            "UPDATE provenant.leases SET expires_at = now() \
+             WHERE name = $1 AND owner = $2 AND epoch = $3",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn leases(&self) -> Result<Vec<LeaseStatus>, LogError> {
+        type Row = (
+            String,
+            String,
+            i64,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            bool,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT name, owner, epoch, expires_at, acquired_at, renewed_at, expires_at <= now() \
+             FROM provenant.leases ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(name, owner, epoch, expires_at, acquired_at, renewed_at, expired)| LeaseStatus {
+                    name,
+                    owner,
+                    epoch: u64::try_from(epoch).unwrap_or(0),
+                    expires_at,
+                    acquired_at,
+                    renewed_at,
+                    expired,
+                },
+            )
+            .collect())
+    }
+}
+
+impl PgLog {
+    /// Inside an append's transaction, after the append lock: the fenced
+    /// leases' rows, read FOR SHARE (a takeover in flight is waited for and
+    /// then seen), must still be at the fences' epochs.
+    pub(crate) async fn check_fences(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        fences: &[Fence],
+    ) -> Result<(), LogError> {
+        if fences.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = fences.iter().map(|f| f.lease.as_str()).collect();
+        let stored: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT name, owner, epoch FROM provenant.leases WHERE name = ANY($1) FOR SHARE",
+        )
+        .bind(&names)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        check_fences(fences, &stored)
+    }
+}
+
+impl SqliteLog {
+    pub(crate) async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> Result<Taken, LogError> {
+        let now = Utc::now().timestamp_millis();
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO leases (name, owner, epoch, expires_ms, acquired_ms, renewed_ms) \
+             VALUES (?1, ?2, 1, ?3 + ?4, ?3, ?3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, epoch = leases.epoch + 1, \
+             expires_ms = excluded.expires_ms, acquired_ms = ?3, renewed_ms = ?3 \
+             WHERE leases.expires_ms <= ?3 \
+             RETURNING epoch, expires_ms",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(row.map(|(epoch, ms)| (epoch, from_ms(ms))))
+    }
+
+    pub(crate) async fn renew_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        epoch: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<DateTime<Utc>>, LogError> {
+        let now = Utc::now().timestamp_millis();
+        let expires: Option<i64> = sqlx::query_scalar(
+            "UPDATE leases SET expires_ms = ?4 + ?5, renewed_ms = ?4 \
+             WHERE name = ?1 AND owner = ?2 AND epoch = ?3 RETURNING expires_ms",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(epoch)
+        .bind(now)
+        .bind(ttl_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(expires.map(from_ms))
+    }
+
+    pub(crate) async fn release_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        epoch: i64,
+    ) -> Result<bool, LogError> {
+        let done = sqlx::query(
+            "UPDATE leases SET expires_ms = ?4 WHERE name = ?1 AND owner = ?2 AND epoch = ?3",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(epoch)
+        .bind(Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(crate) async fn leases(&self) -> Result<Vec<LeaseStatus>, LogError> {
+        let now = Utc::now().timestamp_millis();
+        let rows: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT name, owner, epoch, expires_ms, acquired_ms, renewed_ms FROM leases \
+             ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(name, owner, epoch, expires, acquired, renewed)| LeaseStatus {
+                    name,
+                    owner,
+                    epoch: u64::try_from(epoch).unwrap_or(0),
+                    expires_at: from_ms(expires),
+                    acquired_at: from_ms(acquired),
+                    renewed_at: from_ms(renewed),
+                    expired: expires <= now,
+                },
+            )
+            .collect())
+    }
+}
+
+impl SqliteLog {
+    /// Inside an append's transaction (BEGIN IMMEDIATE: no lease changes
+    /// while it runs): the fenced leases must still be at the fences'
+    /// epochs.
+    pub(crate) async fn check_fences(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        fences: &[Fence],
+    ) -> Result<(), LogError> {
+        if fences.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = fences.iter().map(|f| f.lease.as_str()).collect();
+        let names = serde_json::to_string(&names)
+            .map_err(|e| LogError::Invalid(format!("lease names: {e}")))?;
+        let stored: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT name, owner, epoch FROM leases WHERE name IN (SELECT value FROM json_each(?))",
+        )
+        .bind(names)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        check_fences(fences, &stored)
+    }
+}
