@@ -65,13 +65,6 @@ pub struct CommitCounts {
     pub durations: [(u64, f64); APPEND_BUCKETS.len() + 1],
 }
 
-impl CommitCounts {
-    /// Seconds spent appending: the committer's busy time.
-    pub fn busy_seconds(&self) -> f64 {
-        self.durations.iter().map(|(_, s)| s).sum()
-    }
-}
-
 impl CommitStats {
     pub fn counts(&self) -> CommitCounts {
         CommitCounts {
