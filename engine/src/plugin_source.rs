@@ -34,6 +34,9 @@ pub struct PluginSource {
     /// loads them, and `audit replay` to replay the demo's calls); a plugin
     /// of the directory with the same id takes an example's place.
     pub examples: bool,
+    /// The shortest wall-clock deadline a WebAssembly plugin's call gets,
+    /// whatever its manifest says (`audit replay`: its own deadline).
+    pub min_wasm_timeout_ms: Option<u64>,
 }
 
 impl PluginSource {
@@ -68,6 +71,7 @@ impl PluginSource {
             Some(
                 WasmRuntime::new(&WasmConfig {
                     cache_dir: self.cache.clone(),
+                    min_timeout_ms: self.min_wasm_timeout_ms,
                 })
                 .map_err(anyhow::Error::msg)
                 .context("the WebAssembly runtime does not start")?,

@@ -75,6 +75,7 @@ impl PluginsDirArgs {
             examples: false,
             folders: Vec::new(),
             nats_url: self.plugins_nats_url.clone().filter(|u| !u.is_empty()),
+            min_wasm_timeout_ms: None,
         }
     }
 }

@@ -188,7 +188,10 @@ fn sandbox(
     Ok(Sandbox {
         engine: engine.clone(),
         pre,
-        limits: manifest.limits,
+        limits: crate::Limits {
+            timeout_ms: runtime.timeout_ms(manifest.limits.timeout_ms),
+            ..manifest.limits
+        },
         exports,
     })
 }

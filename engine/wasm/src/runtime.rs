@@ -27,12 +27,19 @@ pub struct WasmConfig {
     /// their bytes and the engine's settings (`None`: compiled at every
     /// start).
     pub cache_dir: Option<PathBuf>,
+    /// The shortest wall-clock deadline a call gets, whatever its manifest
+    /// says (`None`: the manifest's). `audit replay` sets its own deadline
+    /// here: a replay asks what a plugin does, not how fast the auditor's
+    /// machine is, and fuel still bounds the work of every call. (Calls the
+    /// engine recorded as overrunning are skipped by the replay.)
+    pub min_timeout_ms: Option<u64>,
 }
 
 /// The engine, shared by every sandboxed plugin.
 #[derive(Clone)]
 pub struct WasmRuntime {
     engine: Engine,
+    min_timeout_ms: u64,
 }
 
 impl WasmRuntime {
@@ -81,11 +88,20 @@ impl WasmRuntime {
         }
         let engine = Engine::new(&c).map_err(|e| e.to_string())?;
         start_ticker(&engine)?;
-        Ok(WasmRuntime { engine })
+        Ok(WasmRuntime {
+            engine,
+            min_timeout_ms: config.min_timeout_ms.unwrap_or(0),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// A call's wall-clock deadline under this runtime: the manifest's, or
+    /// the runtime's floor when that is longer.
+    pub fn timeout_ms(&self, manifest_ms: u64) -> u64 {
+        manifest_ms.max(self.min_timeout_ms)
     }
 }
 

@@ -524,3 +524,61 @@ fn every_refusal_at_load_names_the_plugin_and_the_problem() {
         .to_string();
     assert!(error.contains("game-stealth is declared twice"), "{error}");
 }
+
+/// `audit replay` gives WebAssembly calls at least its own deadline: a
+/// replay asks what a plugin does, not how fast the auditor's machine is.
+/// The same plugin (1 ms in its manifest, fuel for far longer) overruns its
+/// deadline under the manifest's limit and runs out of fuel, deterministic
+/// whatever the machine, under a runtime with a floor.
+#[test]
+fn a_runtime_floor_on_the_wall_clock_deadline_leaves_fuel_to_bound_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = fx::manifest(
+        "wasm-slow",
+        &["group:behavior"],
+        json!({"limits": {"fuel_per_call": 300_000_000u64, "timeout_ms": 1}}),
+    );
+    fx::write_plugin(dir.path(), "slow", &manifest, &fx::endless_loop().unwrap()).unwrap();
+    let outcome = |floor: Option<u64>| {
+        let runtime = WasmRuntime::new(&WasmConfig {
+            min_timeout_ms: floor,
+            ..WasmConfig::default()
+        })
+        .expect("the runtime starts");
+        let mut plugins = provenant_plugins::builtin();
+        plugins.extend(
+            provenant_wasm::load_dir(dir.path(), &runtime)
+                .expect("the plugin loads")
+                .into_iter()
+                .map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        );
+        // The host waits as long as the replay would.
+        let host = PluginHost::start(
+            plugins,
+            HostConfig {
+                deadline: Duration::from_secs(60),
+                ..HostConfig::default()
+            },
+        )
+        .expect("the host starts");
+        let mut state = configured(json!([
+            {"id": "slow", "conditions": [{"id": "plugin:wasm-slow:c"}], "effects": []}
+        ]));
+        let events = evaluate_tick(&host, &mut state, &tick(1));
+        call_of(&events, "plugin:wasm-slow:c").clone()
+    };
+    let manifest_limit = outcome(None);
+    assert_eq!(
+        manifest_limit.kind.as_str(),
+        kinds::PLUGIN_DEADLINE_EXCEEDED,
+        "{manifest_limit:?}"
+    );
+    assert_eq!(manifest_limit.payload["deadline_ms"], 1);
+    let floored = outcome(Some(60_000));
+    assert_eq!(
+        floored.kind.as_str(),
+        kinds::PLUGIN_CALL_FAILED,
+        "{floored:?}"
+    );
+    assert_eq!(floored.payload["limit"], "fuel", "{floored:?}");
+}

@@ -76,7 +76,10 @@ pub struct ReplayArgs {
     /// when the replay starts).
     #[arg(long, value_name = "POS")]
     pub to: Option<u64>,
-    /// How long one replayed call may run before it counts as diverged.
+    /// How long one replayed call may run before it counts as diverged;
+    /// also the shortest wall-clock limit of a WebAssembly plugin's call in
+    /// the replay (its manifest's may be shorter: a replay asks what the
+    /// plugin does, not how fast this machine is; fuel still bounds it).
     #[arg(long, default_value_t = 10_000)]
     pub deadline_ms: u64,
     /// Where replayed calls run: `thread` (worker threads: a call that
@@ -128,6 +131,9 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
         &args.config(),
         &PluginSource {
             examples: true,
+            // The replay's deadline, not the manifests' (which the engine
+            // enforced when it recorded): see WasmConfig::min_timeout_ms.
+            min_wasm_timeout_ms: Some(args.deadline_ms),
             ..args.plugins.source()
         },
         args.json,
@@ -145,7 +151,10 @@ pub struct ReplayConfig {
     /// The last position whose calls are replayed (default: the head when
     /// the replay starts).
     pub to: Option<Position>,
-    /// How long one replayed call may run before it counts as diverged.
+    /// How long one replayed call may run before it counts as diverged;
+    /// also the shortest wall-clock limit of a WebAssembly plugin's call in
+    /// the replay (its manifest's may be shorter: a replay asks what the
+    /// plugin does, not how fast this machine is; fuel still bounds it).
     pub deadline: Duration,
     /// Where replayed calls run (a thread: a call that hangs cannot hang
     /// the replay).
