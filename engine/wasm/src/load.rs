@@ -188,7 +188,7 @@ fn sandbox(
     Ok(Sandbox {
         engine: engine.clone(),
         pre,
-        limits: crate::Limits {
+        limits: crate::limits::Limits {
             timeout_ms: runtime.timeout_ms(manifest.limits.timeout_ms),
             ..manifest.limits
         },

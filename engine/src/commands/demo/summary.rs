@@ -125,17 +125,19 @@ pub async fn summary(
     println!("store the head elsewhere, then check the log later with:");
     println!("  provenant audit verify --expect-head {}", report.head);
 
-    let replayed = replay(
-        log,
-        &ReplayConfig {
-            from: Some(start + 1),
-            ..Default::default()
-        },
-        plugins.load()?,
-        &|_, _| {},
-    )
-    .await
-    .context("cannot replay the plugin calls")?;
+    let config = ReplayConfig {
+        from: Some(start + 1),
+        ..Default::default()
+    };
+    // As `audit replay`: WebAssembly calls get at least the replay's
+    // deadline, so a busy machine does not stop calls the engine completed.
+    let replaying = PluginSource {
+        min_wasm_timeout_ms: Some(u64::try_from(config.deadline.as_millis()).unwrap_or(u64::MAX)),
+        ..plugins.clone()
+    };
+    let replayed = replay(log, &config, replaying.load()?, &|_, _| {})
+        .await
+        .context("cannot replay the plugin calls")?;
     println!(
         "replayed with this build's plugins, each call fed what its event recorded: {} of {} calls matched{}",
         replayed.matched(),
