@@ -245,10 +245,7 @@ async fn sweep(
         if report.acknowledged > 0 {
             events_per_tick = report.events as f64 / report.acknowledged as f64;
         }
-        let entry = SweepEntry {
-            committer_busy,
-            ..entry_of(args, rate, events_per_tick, &report, cpu)
-        };
+        let entry = entry_of(args, rate, events_per_tick, &report, cpu, committer_busy);
         say(format!(
             "  achieved {:.0} ticks/s ({:.0} events/s), p99 {:.1} ms, cores: engine {:.2}, PostgreSQL {:.2}, nats-server {:.2}, load generator {:.2}; committer busy {}{}",
             entry.achieved_ticks_per_s,
@@ -283,6 +280,7 @@ fn entry_of(
     events_per_tick: f64,
     report: &SimReport,
     cpu: CpuCores,
+    committer_busy: Option<f64>,
 ) -> SweepEntry {
     let achieved = report.ticks_per_second;
     let within = report.latency_ms.is_some_and(|l| l.p99 <= args.p99_ms)
@@ -300,7 +298,7 @@ fn entry_of(
         missing: report.missing,
         latency_ms: report.latency_ms,
         cpu_cores: cpu,
-        committer_busy: None,
+        committer_busy,
         within,
     }
 }

@@ -107,9 +107,6 @@ impl PgLog {
             )
             .collect())
     }
-}
-
-impl PgLog {
     /// Inside an append's transaction, after the append lock: the fenced
     /// leases' rows, read FOR SHARE (a takeover in flight is waited for and
     /// then seen), must still be at the fences' epochs.
@@ -225,9 +222,6 @@ impl SqliteLog {
             )
             .collect())
     }
-}
-
-impl SqliteLog {
     /// Inside an append's transaction (BEGIN IMMEDIATE: no lease changes
     /// while it runs): the fenced leases must still be at the fences'
     /// epochs.
