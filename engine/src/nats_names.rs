@@ -102,9 +102,61 @@ impl NatsNames {
         )
     }
 
-    /// The engine's durable consumer of ticks.
+    /// The prefix of every durable consumer of ticks the engines create.
     pub fn consumer(&self) -> String {
         format!("{}-engine", self.prefix)
+    }
+
+    /// The consumer of partition `k`'s ticks while its lease is at `epoch`:
+    /// each takeover creates its own (the previous holder's, deleted, can
+    /// no longer deliver to it even if it wakes up).
+    pub fn partition_consumer(&self, k: u32, epoch: u64) -> String {
+        format!("{}-p{k}-e{epoch}", self.consumer())
+    }
+
+    /// Whether `name` is one of partition `k`'s consumers (of any epoch);
+    /// the plain [`consumer`](Self::consumer) of a single-engine release
+    /// counts as partition 0's.
+    pub fn is_partition_consumer(&self, name: &str, k: u32) -> bool {
+        let base = self.consumer();
+        (k == 0 && name == base)
+            || name
+                .strip_prefix(&format!("{base}-p{k}-e"))
+                .is_some_and(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
+    }
+
+    /// The subjects the ticks stream takes: `<prefix>.ticks.>` with one
+    /// partition, `<prefix>.ticks.*` (one token, the world) with more.
+    pub fn ticks_subjects(&self, partitions: u32) -> String {
+        if partitions == 1 {
+            self.ticks_wildcard()
+        } else {
+            format!("{}.ticks.*", self.prefix)
+        }
+    }
+
+    /// With more than one partition, the ticks stream files a world's ticks
+    /// under `<prefix>.part.<k>.<world>` (NATS server 2.10+ computes `k`
+    /// with the engines' hash): the transform's source and destination.
+    pub fn ticks_transform(&self, partitions: u32) -> Option<(String, String)> {
+        (partitions > 1).then(|| {
+            (
+                format!("{}.ticks.*", self.prefix),
+                format!(
+                    "{}.part.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}",
+                    self.prefix
+                ),
+            )
+        })
+    }
+
+    /// The subjects of partition `k`'s ticks as the stream holds them.
+    pub fn partition_filter(&self, k: u32, partitions: u32) -> String {
+        if partitions == 1 {
+            self.ticks_wildcard()
+        } else {
+            format!("{}.part.{k}.*", self.prefix)
+        }
     }
 
     /// Where the engine announces each tick it acknowledged (core NATS, not
@@ -123,9 +175,16 @@ impl NatsNames {
         format!("relay:{}", self.events_stream())
     }
 
-    /// The world a ticks subject names.
+    /// The world a ticks subject names, as published
+    /// (`<prefix>.ticks.<world>`) or as filed under its partition
+    /// (`<prefix>.part.<k>.<world>`).
     pub fn subject_world<'a>(&self, subject: &'a str) -> Option<&'a str> {
-        subject.strip_prefix(&self.prefix)?.strip_prefix(".ticks.")
+        let rest = subject.strip_prefix(&self.prefix)?;
+        if let Some(world) = rest.strip_prefix(".ticks.") {
+            return Some(world);
+        }
+        let (k, world) = rest.strip_prefix(".part.")?.split_once('.')?;
+        (!k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())).then_some(world)
     }
 }
 
@@ -144,6 +203,24 @@ mod tests {
         let t = NatsNames::new("t-1a").unwrap();
         assert_eq!(t.events_stream(), "T_1A_EVENTS");
         assert_eq!(t.consumer(), "t-1a-engine");
+        assert_eq!(t.partition_consumer(3, 12), "t-1a-engine-p3-e12");
+        assert!(t.is_partition_consumer("t-1a-engine-p3-e12", 3));
+        assert!(!t.is_partition_consumer("t-1a-engine-p3-e12", 4));
+        assert!(!t.is_partition_consumer("t-1a-engine-p31-e1", 3));
+        assert!(t.is_partition_consumer("t-1a-engine", 0));
+        assert!(!t.is_partition_consumer("t-1a-engine", 1));
+        assert_eq!(n.subject_world("provenant.part.7.w1"), Some("w1"));
+        assert_eq!(n.subject_world("provenant.part.x.w1"), None);
+        assert_eq!(n.ticks_transform(1), None);
+        assert_eq!(
+            n.ticks_transform(8),
+            Some((
+                "provenant.ticks.*".to_owned(),
+                "provenant.part.{{partition(8,1)}}.{{wildcard(1)}}".to_owned()
+            ))
+        );
+        assert_eq!(n.partition_filter(2, 8), "provenant.part.2.*");
+        assert_eq!(n.partition_filter(0, 1), "provenant.ticks.>");
         for bad in ["", "A", "a.b", "a*", &"x".repeat(33)] {
             assert!(NatsNames::new(bad).is_err(), "{bad:?}");
         }

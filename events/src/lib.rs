@@ -8,6 +8,7 @@
 //!   writes), [`keys`] (the payload keys more than one crate reads),
 //!   [`CallKind`] (what a plugin call was) and [`TickAck`] (what became of a
 //!   tick, as the engine answers it).
+//! - [`partition`]: which partition of a cluster a world belongs to.
 //!
 //! Nothing here does I/O: the log that stores events is `provenant-log`.
 
@@ -18,6 +19,7 @@ pub mod head;
 pub mod ids;
 pub mod keys;
 pub mod kinds;
+pub mod partition;
 pub mod payload;
 pub mod text;
 pub mod tick;
@@ -26,6 +28,7 @@ pub use call::CallKind;
 pub use event::{Event, EventHash, NewEvent, Position, Provenance};
 pub use head::{Head, HeadParseError};
 pub use ids::{EventKind, IdError, PluginId, SessionId, StreamName, WorldId};
+pub use partition::Partitions;
 pub use payload::Payload;
 pub use text::Text;
 pub use tick::TickAck;

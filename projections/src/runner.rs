@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use provenant_events::Position;
-use provenant_log::{EventLog, LogError, ProjectionCommit, TailCounters};
+use provenant_log::{EventLog, Fence, LogError, ProjectionCommit, TailCounters};
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::AbortOnDropHandle;
 
@@ -72,6 +72,9 @@ pub struct Runner {
     /// Where the events it follows come from (the feed, or reads of the
     /// log).
     reads: Arc<TailCounters>,
+    /// The lease it runs under: its commits are refused once another
+    /// holder took it over, and it stops.
+    fence: Option<Fence>,
 }
 
 impl Runner {
@@ -96,6 +99,7 @@ impl Runner {
             committed: 0,
             progress,
             reads: Arc::default(),
+            fence: None,
         };
         runner
             .reload()
@@ -117,6 +121,12 @@ impl Runner {
     /// with other runners, for `/metrics`).
     pub fn counting_reads_into(mut self, reads: Arc<TailCounters>) -> Self {
         self.reads = reads;
+        self
+    }
+
+    /// Commits under `fence`'s lease (the cluster's `projections`).
+    pub fn fenced_by(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
         self
     }
 
@@ -159,6 +169,10 @@ impl Runner {
         loop {
             match self.follow(&mut shutdown).await {
                 Ok(()) => return,
+                Err(e @ LogError::Fenced { .. }) => {
+                    tracing::warn!(projection = name, error = %e, "the projections' lease was taken over; this runner stops");
+                    return;
+                }
                 Err(LogError::ProjectionMoved { .. }) => {
                     tracing::info!(
                         projection = name,
@@ -249,6 +263,7 @@ impl Runner {
                 from: self.committed,
                 to: self.applied,
                 changes: &changes,
+                fence: self.fence.as_ref(),
             })
             .await?;
         self.committed = self.applied;
@@ -441,13 +456,15 @@ pub async fn spawn_all(
     log: &EventLog,
     config: &ProjectionsConfig,
     reads: Arc<TailCounters>,
+    fence: Option<Fence>,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, RunnerError> {
     let mut tasks = Vec::new();
     for (_, factory) in standard(config) {
         let runner = Runner::load(log.clone(), factory, RunnerConfig::default())
             .await?
-            .counting_reads_into(reads.clone());
+            .counting_reads_into(reads.clone())
+            .fenced_by(fence.clone());
         tasks.push(tokio::spawn(runner.run(stop.clone())));
     }
     Ok(tasks)

@@ -23,6 +23,12 @@ pub struct EngineOptions {
     pub args: Vec<String>,
     /// More environment variables of the engine.
     pub env: Vec<(String, String)>,
+    /// The engine's instance name. Default: one derived from the log's URL
+    /// and the NATS prefix, the same at every start, so an engine started
+    /// again after a kill takes its leases back at once, as an operator's
+    /// engine with a stable `--instance` does. Engines sharing a log need
+    /// names of their own.
+    pub instance: Option<String>,
 }
 
 impl EngineOptions {
@@ -72,6 +78,18 @@ impl EngineProcess {
         if let Some(token) = &options.admin_token {
             cmd.env("PROVENANT_ADMIN_TOKEN", token);
         }
+        let instance = options.instance.clone().unwrap_or_else(|| {
+            let key = format!(
+                "{}|{}",
+                options.database_url,
+                options.nats.as_ref().map_or("", |(_, p)| p.as_str())
+            );
+            format!(
+                "test-engine-{:08x}",
+                provenant_events::partition::fnv1a_32(key.as_bytes())
+            )
+        });
+        cmd.env("PROVENANT_INSTANCE", instance);
         cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd
             .spawn()
@@ -123,6 +141,26 @@ impl EngineProcess {
             child: Some(child),
             stderr,
         })
+    }
+
+    /// Freezes the engine (SIGSTOP), as a long GC pause or a stalled
+    /// machine would: its connections stay open, it does nothing.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused engine go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the engine is running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// SIGKILL, as a crash would.

@@ -258,3 +258,20 @@ pub async fn all_events(log: &EventLog) -> Vec<Event> {
         out.extend(page);
     }
 }
+
+/// Runs `sql` on the PostgreSQL server (its `postgres` database); the first
+/// column of the first row, as text.
+pub async fn on_postgres_server(sql: &str) -> String {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::PgConnection::connect(&postgres_server_url())
+        .await
+        .expect("connect to the server");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    row.try_get::<i64, _>(0)
+        .map(|v| v.to_string())
+        .or_else(|_| row.try_get::<String, _>(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}

@@ -58,18 +58,31 @@ impl TestNats {
         self.names.anchors_stream()
     }
 
-    /// Asserts that the engine's consumer has every tick acknowledged or
+    /// Ticks the engines' consumers (every partition's) have not answered:
+    /// not yet delivered, and delivered but not acknowledged.
+    pub async fn ticks_unanswered(&self, js: &jetstream::Context) -> (u64, u64) {
+        use futures_util::StreamExt as _;
+        let stream = js.get_stream(self.ticks_stream()).await.unwrap();
+        let mut names = stream.consumer_names();
+        let mut total = (0, 0);
+        while let Some(name) = names.next().await {
+            let name = name.unwrap();
+            if !name.starts_with(&self.names.consumer()) {
+                continue;
+            }
+            let mut consumer: jetstream::consumer::PullConsumer =
+                stream.get_consumer(&name).await.unwrap();
+            let info = consumer.info().await.unwrap();
+            total.0 += info.num_pending;
+            total.1 += info.num_ack_pending as u64;
+        }
+        total
+    }
+
+    /// Asserts that the engines' consumers have every tick acknowledged or
     /// terminated: nothing pending, nothing waiting for redelivery.
     pub async fn assert_all_ticks_answered(&self, js: &jetstream::Context) {
-        let mut consumer: jetstream::consumer::PullConsumer = js
-            .get_stream(self.ticks_stream())
-            .await
-            .unwrap()
-            .get_consumer(&self.names.consumer())
-            .await
-            .unwrap();
-        let info = consumer.info().await.unwrap();
-        assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
+        assert_eq!(self.ticks_unanswered(js).await, (0, 0));
     }
 
     pub async fn jetstream(&self) -> jetstream::Context {
@@ -109,16 +122,122 @@ impl Drop for TestNats {
 pub struct PrivateNats {
     pub port: u16,
     pub store: tempfile::TempDir,
+    binary: String,
+    /// More arguments (a cluster's routes).
+    args: Vec<String>,
     child: Option<Child>,
 }
 
+/// Debian's nats-server (2.9).
+fn debian_nats_server() -> String {
+    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nats-server")
+        .to_owned()
+}
+
+/// The current nats-server (2.10+, for partitioned ticks):
+/// `PROVENANT_TEST_NATS_SERVER`, else where `.ci/nats-server-current`
+/// installs it.
+pub fn current_nats_server() -> String {
+    let path = std::env::var("PROVENANT_TEST_NATS_SERVER")
+        .unwrap_or_else(|_| "/var/tmp/provenant-nats-server-2.15.1/nats-server".into());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "no current nats-server at {path}: run .ci/nats-server-current (it prints the path to set as PROVENANT_TEST_NATS_SERVER)"
+    );
+    path
+}
+
 impl PrivateNats {
+    /// Debian's nats-server (2.9).
     pub fn start() -> Self {
+        Self::start_with(debian_nats_server(), Vec::new())
+    }
+
+    /// The current nats-server ([`current_nats_server`]).
+    pub fn start_current() -> Self {
+        Self::start_with(current_nats_server(), Vec::new())
+    }
+
+    /// Three current nats-servers clustered (JetStream replicas 3): the
+    /// first one's URL takes clients.
+    pub fn start_cluster() -> [Self; 3] {
+        let ports = [crate::free_port(), crate::free_port(), crate::free_port()];
+        let routes: Vec<u16> = ports.iter().map(|_| crate::free_port()).collect();
+        let all_routes = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let binary = current_nats_server();
+        let mut servers: Vec<PrivateNats> = (0..3)
+            .map(|i| PrivateNats {
+                port: ports[i],
+                store: tempfile::tempdir().expect("temp dir"),
+                binary: binary.clone(),
+                args: vec![
+                    "--name".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "provenant-test".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes".into(),
+                    all_routes.clone(),
+                ],
+                child: None,
+            })
+            .collect();
+        // Each waits for "Server is ready", which comes before JetStream
+        // has a meta leader; start all, then wait for them.
+        for s in &mut servers {
+            s.spawn();
+        }
+        for s in &mut servers {
+            s.wait_ready();
+        }
+        let [a, b, c] = <[PrivateNats; 3]>::try_from(servers).unwrap_or_else(|_| unreachable!());
+        [a, b, c]
+    }
+
+    /// Waits until the JetStream cluster of [`start_cluster`](Self::start_cluster)
+    /// takes a replicated stream (its meta leader is elected after the
+    /// servers say they are ready).
+    pub async fn wait_for_jetstream_cluster(url: &str) {
+        let client = async_nats::connect(url).await.expect("connect");
+        let js = jetstream::new(client);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let made = js
+                .create_stream(jetstream::stream::Config {
+                    name: "PROVENANT_TEST_READY".into(),
+                    subjects: vec!["provenant-test-ready".into()],
+                    num_replicas: 3,
+                    ..Default::default()
+                })
+                .await;
+            if made.is_ok() {
+                let _ = js.delete_stream("PROVENANT_TEST_READY").await;
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the JetStream cluster is not ready: {made:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn start_with(binary: String, args: Vec<String>) -> Self {
         let port = crate::free_port();
         let store = tempfile::tempdir().expect("temp dir");
         let mut nats = PrivateNats {
             port,
             store,
+            binary,
+            args,
             child: None,
         };
         nats.restart();
@@ -131,12 +250,13 @@ impl PrivateNats {
 
     /// Starts the server (again), and waits until it accepts connections.
     pub fn restart(&mut self) {
+        self.spawn();
+        self.wait_ready();
+    }
+
+    fn spawn(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("nats-server");
-        let child = Command::new(binary)
+        let child = Command::new(&self.binary)
             .args([
                 "-a",
                 "127.0.0.1",
@@ -146,13 +266,18 @@ impl PrivateNats {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary));
+        self.child = Some(child);
+    }
+
+    fn wait_ready(&mut self) {
+        let child = self.child.as_mut().expect("spawned");
         // nats-server logs "Server is ready" once it accepts clients (and
         // JetStream has recovered its streams).
-        let mut child = child;
         let err = child.stderr.take().expect("piped stderr");
         let mut lines = BufReader::new(err).lines();
         let mut seen = String::new();
@@ -171,7 +296,14 @@ impl PrivateNats {
         }
         // Keep draining its log so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing is

@@ -165,8 +165,12 @@ async fn measure_relay(
         let relay_names = NatsNames::new(&format!("bench-relay-{tag}"))?;
         let raw_names = NatsNames::new(&format!("bench-raw-{tag}"))?;
         let result = async {
-            provenant_engine::service::nats::ensure_streams(&js, &relay_names).await?;
-            provenant_engine::service::nats::ensure_streams(&js, &raw_names).await?;
+            let streams = provenant_engine::service::nats::StreamsConfig {
+                partitions: provenant_events::Partitions::new(1).map_err(anyhow::Error::msg)?,
+                replicas: 1,
+            };
+            provenant_engine::service::nats::ensure_streams(&js, &relay_names, streams).await?;
+            provenant_engine::service::nats::ensure_streams(&js, &raw_names, streams).await?;
             let (relay, raw) = if round % 2 == 0 {
                 let relay = relay_round(&log, &js, &relay_names, head).await?;
                 let raw = raw_round(&js, &messages, raw_prefix, &raw_names, head).await?;
@@ -233,6 +237,7 @@ async fn relay_round(
             reads: Default::default(),
         },
         Arc::new(Health::starting()),
+        None,
         stopped,
     ));
     let bar = progress(head, "relay");

@@ -12,6 +12,7 @@ use provenant_bench::BenchCommand;
 use provenant_bench::sim::SimArgs;
 use provenant_engine::commands::args::DbArgs;
 use provenant_engine::commands::audit::AuditCommand;
+use provenant_engine::commands::cluster::ClusterCommand;
 use provenant_engine::commands::demo::DemoArgs;
 use provenant_engine::commands::plugins::PluginsCommand;
 use provenant_engine::commands::projections::ProjectionsCommand;
@@ -64,6 +65,9 @@ pub enum Command {
     /// engine totals): run, rebuild, or show how far each has got.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Engines sharing one log: instances, partitions, leases, lag.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
 }
 
 /// Parses the command line and runs it; the exit code is the command's.
@@ -105,5 +109,6 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Plugins(command) => command.run(),
         Command::World(command) => command.run().await,
         Command::Projections(command) => command.run().await,
+        Command::Cluster(command) => command.run().await,
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod cluster;
 pub mod demo;
 pub mod migrate;
 pub mod plugins;

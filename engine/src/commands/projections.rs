@@ -75,7 +75,7 @@ async fn open(database_url: &str) -> anyhow::Result<EventLog> {
 pub async fn run(database_url: &str, config: &ProjectionsConfig) -> anyhow::Result<()> {
     let log = open(database_url).await?;
     let (stop, stopped) = watch::channel(false);
-    let tasks = spawn_projections(&log, config, Default::default(), stopped).await?;
+    let tasks = spawn_projections(&log, config, Default::default(), None, stopped).await?;
     eprintln!(
         "projections {} following the log at {} (stop with Ctrl-C)",
         names::ALL.join(", "),

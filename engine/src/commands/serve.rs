@@ -4,8 +4,9 @@ use clap::Args;
 
 use super::args::{DbArgs, HealthArgs, PluginsDirArgs, isolation};
 use crate::nats_names::NatsNames;
-use crate::service::run::{DEFAULT_HTTP_ADDR, ServiceConfig, serve};
+use crate::service::run::{ClusterConfig, DEFAULT_HTTP_ADDR, ServiceConfig, serve};
 use crate::service::worlds::WorldsConfig;
+use provenant_events::Partitions;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -28,6 +29,10 @@ pub struct ServeArgs {
     /// consumer provenant-engine.
     #[arg(long, env = "PROVENANT_NATS_PREFIX", default_value = "provenant")]
     pub nats_prefix: String,
+    /// Copies the NATS servers keep of each stream (a JetStream cluster of
+    /// at least this many servers), when the engine creates the streams.
+    #[arg(long, env = "PROVENANT_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
     /// This engine's name in every event's provenance (default: the host
     /// name and process id).
     #[arg(long, env = "PROVENANT_INSTANCE")]
@@ -71,6 +76,24 @@ pub struct ServeArgs {
     /// that loading it after a crash folds at most about this many.
     #[arg(long, env = "PROVENANT_WORLD_SNAPSHOT_EVENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub world_snapshot_events: u64,
+    /// How many partitions the worlds are spread over, when this engine is
+    /// the first on its log (recorded then; later engines must agree, or
+    /// leave it out). Engines on one log share the partitions; more than
+    /// one needs nats-server 2.10 or newer. Default: 1.
+    #[arg(long, env = "PROVENANT_PARTITIONS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub partitions: Option<u32>,
+    /// How long this engine's leases (on its partitions, the relay, the
+    /// projections) last unless renewed; they are renewed every third of
+    /// it. The work of an engine that dies waits this long for another.
+    #[arg(long, env = "PROVENANT_LEASE_SECONDS", default_value_t = 10.0, value_parser = lease_seconds)]
+    pub lease_seconds: f64,
+}
+
+fn lease_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.3..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds from 0.3 to 3600, not {s:?}")),
+    }
 }
 
 fn idle_seconds(s: &str) -> Result<f64, String> {
@@ -99,6 +122,7 @@ impl ServeArgs {
             http_addr: self.http_addr,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
             nats_names: NatsNames::new(&self.nats_prefix)?,
+            nats_replicas: usize::from(self.nats_replicas),
             instance,
             deadline: std::time::Duration::from_millis(self.plugin_deadline_ms),
             isolation: isolation(&self.plugin_isolation),
@@ -113,6 +137,14 @@ impl ServeArgs {
             run_projections: self.projections == "engine",
             anchor_every: (self.anchor_interval_seconds > 0)
                 .then(|| std::time::Duration::from_secs(self.anchor_interval_seconds)),
+            cluster: ClusterConfig {
+                lease: std::time::Duration::from_secs_f64(self.lease_seconds),
+                partitions: self
+                    .partitions
+                    .map(Partitions::new)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--partitions: {e}"))?,
+            },
         })
     }
 }

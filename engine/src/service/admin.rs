@@ -303,7 +303,7 @@ pub async fn reset(
     event.provenance.engine_instance = Some(engine.host.engine().instance.clone());
     let positions = engine
         .committer
-        .append(vec![event])
+        .append(vec![event], None, None)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot record the reset: {e}")))?;
     let position = positions.first().copied().unwrap_or_default();
@@ -360,4 +360,13 @@ fn rate(part: u64, whole: u64) -> f64 {
     } else {
         part as f64 / whole as f64
     }
+}
+
+#[utoipa::path(get, path = "/admin/cluster", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{partitions, head, instances, partition_leases: [{partition, lease: {owner, epoch, expires_at, acquired_at, expired}}], relay: {lease, lag}, projections: {lease, lag}}"), (status = 503, description = "The log is unreachable"), (status = 401, description = "Missing or wrong admin token")))]
+/// `GET /admin/cluster`: the engines sharing this log and who works what.
+pub async fn cluster(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
+    let status = super::cluster_status::read(&engine.log, &engine.relay_checkpoint)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot read the cluster's state: {e}")))?;
+    Ok(axum::Json(status).into_response())
 }

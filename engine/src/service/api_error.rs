@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::ownership::NotHeld;
 use super::worlds::JobFailure;
 
 /// An error answer.
@@ -42,6 +43,12 @@ impl From<JobFailure> for ApiError {
         let status = match f {
             JobFailure::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             JobFailure::Refused(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // Another instance works the world: send the tick to it, or
+            // through NATS.
+            JobFailure::NotHeld(NotHeld::Elsewhere { .. }) => StatusCode::MISDIRECTED_REQUEST,
+            JobFailure::NotHeld(NotHeld::Restarting { .. }) | JobFailure::Retry(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         ApiError::new(status, f.to_string())
     }

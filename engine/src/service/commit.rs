@@ -9,16 +9,21 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use provenant_events::{NewEvent, Position};
+use provenant_events::{NewEvent, Position, StreamName};
 
-use provenant_log::{AppendBatch, EventLog, LogError};
+use provenant_log::{AppendBatch, EventLog, ExpectedVersion, Fence, LogError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::health::Health;
 
-/// What one caller wants appended, atomically with the rest of its group.
+/// What one caller wants appended, atomically with the rest of its group,
+/// and under which conditions: the lease epoch it is made under, and the
+/// version one stream must be at. A request whose condition fails is
+/// refused alone; the rest of its group is appended without it.
 pub struct CommitRequest {
     pub events: Vec<NewEvent>,
+    pub fence: Option<Fence>,
+    pub expect: Option<(StreamName, ExpectedVersion)>,
     pub done: oneshot::Sender<Result<Vec<Position>, Arc<LogError>>>,
 }
 
@@ -46,6 +51,7 @@ pub struct CommitStats {
     appends: AtomicU64,
     events: AtomicU64,
     failures: AtomicU64,
+    fenced: AtomicU64,
     /// Per bucket of [`APPEND_BUCKETS`] and one above: appends and their
     /// nanoseconds.
     buckets: [(AtomicU64, AtomicU64); APPEND_BUCKETS.len() + 1],
@@ -58,8 +64,12 @@ pub struct CommitCounts {
     pub appends: u64,
     /// Events those appends wrote or found already written.
     pub events: u64,
-    /// Appends that failed (every request of the group got the error).
+    /// Appends that failed (every request of the group got the error, or
+    /// the requests whose condition failed did).
     pub failures: u64,
+    /// Appends refused because a request's lease epoch had been taken over
+    /// (those requests got the error).
+    pub fenced: u64,
     /// Appends (failures included) by bucket of [`APPEND_BUCKETS`] and one
     /// above them: how many, and their seconds.
     pub durations: [(u64, f64); APPEND_BUCKETS.len() + 1],
@@ -71,6 +81,7 @@ impl CommitStats {
             appends: self.appends.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            fenced: self.fenced.load(Ordering::Relaxed),
             durations: std::array::from_fn(|i| {
                 let (count, nanos) = &self.buckets[i];
                 (
@@ -131,13 +142,24 @@ impl Committer {
         self.stats.counts()
     }
 
-    /// Appends `events` as part of the next group; the positions of the
-    /// events, in order.
-    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Position>, Arc<LogError>> {
+    /// Appends `events` as part of the next group, under `fence` and with
+    /// `expect`'s stream at its version; the positions of the events, in
+    /// order.
+    pub async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        fence: Option<Fence>,
+        expect: Option<(StreamName, ExpectedVersion)>,
+    ) -> Result<Vec<Position>, Arc<LogError>> {
         let (done, answer) = oneshot::channel();
         let gone = || Arc::new(LogError::Invalid("the engine is shutting down".into()));
         self.tx
-            .send(CommitRequest { events, done })
+            .send(CommitRequest {
+                events,
+                fence,
+                expect,
+                done,
+            })
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
@@ -164,7 +186,9 @@ async fn run(
         let mut group = vec![first];
         while total < config.max_events {
             match rx.try_recv() {
-                Ok(r) if total + r.events.len() > config.max_events => {
+                // Two conditions on one stream cannot share an append: the
+                // second waits for the next group.
+                Ok(r) if total + r.events.len() > config.max_events || expects_same(&group, &r) => {
                     next = Some(r);
                     break;
                 }
@@ -175,39 +199,103 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let mut events = Vec::with_capacity(total);
-        let mut sizes = Vec::with_capacity(group.len());
-        let mut replies = Vec::with_capacity(group.len());
-        for r in group {
-            sizes.push(r.events.len());
-            events.extend(r.events);
-            replies.push(r.done);
-        }
-        let started = std::time::Instant::now();
-        let result = log.append(AppendBatch::new(events)).await;
-        stats.record(started.elapsed(), result.as_ref().ok().map(|_| total));
-        match result {
-            Ok(outcome) => {
-                health.log_ok();
-                tracing::debug!(
-                    requests = sizes.len(),
-                    events = total,
-                    append_ms = started.elapsed().as_secs_f64() * 1e3,
-                    "group committed"
-                );
-                let mut positions = outcome.positions.into_iter();
-                for (size, reply) in sizes.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(positions.by_ref().take(size).collect()));
-                }
-            }
-            Err(e) => {
-                health.log_failed(&e);
-                tracing::warn!(error = %e, ticks = sizes.len(), "append failed");
-                let e = Arc::new(e);
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
+        // A request whose condition fails is answered alone and the rest
+        // are appended again without it.
+        while !group.is_empty() {
+            group = append_group(&log, &health, &stats, group).await;
         }
     }
+}
+
+/// Whether `r` cannot share an append with `group`: it names a stream
+/// version a request of the group names too, or a lease at another epoch.
+fn expects_same(group: &[CommitRequest], r: &CommitRequest) -> bool {
+    group.iter().any(|g| {
+        let same_stream = matches!((&g.expect, &r.expect), (Some((a, _)), Some((b, _))) if a == b);
+        let other_epoch = matches!((&g.fence, &r.fence), (Some(a), Some(b)) if a.lease == b.lease && a.epoch != b.epoch);
+        same_stream || other_epoch
+    })
+}
+
+/// Appends `group` in one batch and answers its requests; what is left to
+/// append again when the requests of a failed condition were refused.
+async fn append_group(
+    log: &EventLog,
+    health: &Health,
+    stats: &CommitStats,
+    mut group: Vec<CommitRequest>,
+) -> Vec<CommitRequest> {
+    let total: usize = group.iter().map(|r| r.events.len()).sum();
+    let mut batch = AppendBatch::new(Vec::with_capacity(total));
+    let mut sizes = Vec::with_capacity(group.len());
+    for r in &mut group {
+        sizes.push(r.events.len());
+        batch.events.append(&mut r.events);
+        if let Some(f) = &r.fence
+            && !batch.fences.contains(f)
+        {
+            batch.fences.push(f.clone());
+        }
+        if let Some(e) = &r.expect {
+            batch.expected.push(e.clone());
+        }
+    }
+    let started = std::time::Instant::now();
+    let result = log.append_returning(batch).await;
+    stats.record(started.elapsed(), result.as_ref().ok().map(|_| total));
+    let (e, events) = match result {
+        Ok(outcome) => {
+            health.log_ok();
+            tracing::debug!(
+                requests = group.len(),
+                events = total,
+                append_ms = started.elapsed().as_secs_f64() * 1e3,
+                "group committed"
+            );
+            let mut positions = outcome.positions.into_iter();
+            for (r, size) in group.into_iter().zip(sizes) {
+                let _ = r.done.send(Ok(positions.by_ref().take(size).collect()));
+            }
+            return Vec::new();
+        }
+        Err(failed) => failed,
+    };
+    // The events back with their requests, for those appended again.
+    let restored = events.len() == total;
+    if restored {
+        let mut events = events.into_iter();
+        for (r, size) in group.iter_mut().zip(sizes) {
+            r.events = events.by_ref().take(size).collect();
+        }
+    }
+    let condition = |r: &CommitRequest| match &e {
+        LogError::Fenced { lease, epoch, .. } => r
+            .fence
+            .as_ref()
+            .is_some_and(|f| f.lease == *lease && f.epoch == *epoch),
+        LogError::Conflict { stream, .. } => r.expect.as_ref().is_some_and(|(s, _)| s == stream),
+        _ => false,
+    };
+    let (mut failed, mut rest): (Vec<_>, Vec<_>) = group.into_iter().partition(condition);
+    if failed.is_empty() || !restored {
+        failed.append(&mut rest);
+    }
+    match &e {
+        LogError::Fenced { .. } => {
+            stats.fenced.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, requests = failed.len(), "append refused: this instance lost the lease");
+        }
+        LogError::Conflict { .. } => {
+            tracing::info!(error = %e, "append refused: a world changed behind this instance's back; it is read again");
+        }
+        _ => {
+            health.log_failed(&e);
+            tracing::warn!(error = %e, requests = failed.len(), "append failed");
+        }
+    }
+    let e = Arc::new(e);
+    for r in failed {
+        let _ = r.done.send(Err(e.clone()));
+    }
+    rest
 }

@@ -36,6 +36,8 @@ pub struct Engine {
     /// Live events, on the embedded default.
     pub bus: Option<broadcast::Sender<Arc<Event>>>,
     pub admin_token: Option<String>,
+    /// The name of the relay's checkpoint in the log.
+    pub relay_checkpoint: String,
 }
 
 impl Engine {
@@ -53,7 +55,7 @@ impl Engine {
         let mut event = intake::rejected_event(rejection, source);
         event.provenance.engine_version = Some(self.host.engine().version.clone());
         event.provenance.engine_instance = Some(self.host.engine().instance.clone());
-        let positions = self.committer.append(vec![event]).await?;
+        let positions = self.committer.append(vec![event], None, None).await?;
         Ok(positions.first().copied().unwrap_or_default())
     }
 }

@@ -75,6 +75,7 @@ fn api() -> OpenApiRouter<Arc<Engine>> {
         .routes(routes!(admin::health))
         .routes(routes!(admin::behavior_extensions))
         .routes(routes!(admin::details))
+        .routes(routes!(admin::cluster))
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(livez))
@@ -166,7 +167,10 @@ async fn post_tick(State(engine): State<Arc<Engine>>, body: Body) -> Result<Resp
             return Err(rejected(&engine, &rejection, status).await);
         }
     };
-    let answer = engine.worlds.enqueue_tick(tick, "http".into()).await?;
+    let answer = engine
+        .worlds
+        .enqueue_tick(tick, "http".into(), None)
+        .await?;
     match tokio::time::timeout(TICK_WAIT, answer).await {
         Ok(Ok(Ok(outcome))) => Ok(axum::Json(outcome).into_response()),
         Ok(Ok(Err(failure))) => Err(failure.into()),

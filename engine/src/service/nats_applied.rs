@@ -64,6 +64,13 @@ pub fn stream_mismatches(wanted: &stream::Config, applied: &stream::Config) -> V
     let mut out = Vec::new();
     differ(&mut out, "subjects", &wanted.subjects, &applied.subjects);
     differ(&mut out, "retention", &wanted.retention, &applied.retention);
+    // A server before 2.10 drops it: ticks would not be filed by partition.
+    differ(
+        &mut out,
+        "subject_transform",
+        &wanted.subject_transform,
+        &applied.subject_transform,
+    );
     differ_if_set(
         &mut out,
         "max_message_size",
@@ -77,6 +84,14 @@ pub fn stream_mismatches(wanted: &stream::Config, applied: &stream::Config) -> V
         &applied.duplicate_window,
     );
     differ(&mut out, "storage", &wanted.storage, &applied.storage);
+    if wanted.num_replicas > 1 {
+        differ(
+            &mut out,
+            "num_replicas",
+            &wanted.num_replicas,
+            &applied.num_replicas,
+        );
+    }
     differ(&mut out, "discard", &wanted.discard, &applied.discard);
     out
 }
@@ -128,7 +143,7 @@ pub fn refusal(what: &str, server_version: &str, mismatches: &[Mismatch]) -> Str
     format!(
         "the NATS server (version {server_version}) holds {what} otherwise than provenant needs: {}. \
          Either it existed before with another configuration (delete it, or give this engine its own \
-         --nats-prefix), or the server ignores the field (provenant supports nats-server 2.9 and newer)",
+         --nats-prefix), or the server ignores the field (provenant supports nats-server 2.9 and newer with one partition, 2.10 and newer with more)",
         fields.join("; ")
     )
 }

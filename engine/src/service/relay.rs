@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream;
 use provenant_events::{Event, Position};
-use provenant_log::{EventJson, EventLog, TailCounters};
+use provenant_log::{EventJson, EventLog, Fence, TailCounters};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use tokio_util::task::AbortOnDropHandle;
@@ -63,6 +63,7 @@ pub async fn run(
     sink: RelaySink,
     progress: Progress,
     health: Arc<super::health::Health>,
+    fence: Option<Fence>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let Progress { relayed, reads } = progress;
@@ -76,6 +77,7 @@ pub async fn run(
                     log: &log,
                     js,
                     names,
+                    fence: &fence,
                     relayed: &relayed,
                     reads: &reads,
                     health: &health,
@@ -161,6 +163,8 @@ struct Pass<'a> {
     log: &'a EventLog,
     js: &'a jetstream::Context,
     names: &'a NatsNames,
+    /// The relay's lease: its checkpoint saves are refused once it moved.
+    fence: &'a Option<Fence>,
     relayed: &'a Arc<std::sync::atomic::AtomicU64>,
     reads: &'a Arc<TailCounters>,
     health: &'a Arc<super::health::Health>,
@@ -227,6 +231,7 @@ impl Pass<'_> {
                 log: self.log.clone(),
                 checkpoint: self.names.relay_checkpoint(),
                 relayed: self.relayed.clone(),
+                fence: self.fence.clone(),
             };
             let failed = failed.clone();
             tokio::spawn(async move {
@@ -337,6 +342,7 @@ struct Acknowledger {
     log: EventLog,
     checkpoint: String,
     relayed: Arc<std::sync::atomic::AtomicU64>,
+    fence: Option<Fence>,
 }
 
 impl Acknowledger {
@@ -387,8 +393,16 @@ impl Acknowledger {
     }
 
     async fn save(&self, position: Position) {
-        if let Err(e) = self.log.save_checkpoint(&self.checkpoint, position).await {
-            tracing::warn!(error = %e, "cannot save the relay checkpoint");
+        match self
+            .log
+            .save_checkpoint_fenced(&self.checkpoint, position, self.fence.as_ref())
+            .await
+        {
+            Ok(()) => {}
+            Err(e @ provenant_log::LogError::Fenced { .. }) => {
+                tracing::warn!(error = %e, "the relay's lease was taken over: its checkpoint is not saved, and it stops at the next round")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot save the relay checkpoint"),
         }
     }
 }

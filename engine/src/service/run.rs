@@ -15,11 +15,14 @@ use provenant_log::{AppendBatch, EventLog, LogConfig, LogError, TailCounters, re
 use tokio::sync::{broadcast, watch};
 
 use super::anchors;
+use super::cluster::{Cluster, Duties, Duty};
 use super::commit::{CommitConfig, Committer};
 use super::engine::Engine;
 use super::health::Health;
+use super::ownership::{Ownership, lease_partition};
 use super::relay::{self, RelaySink};
 use super::signals::{stop_signal, stopped};
+use super::ticks::{self, PartitionWork};
 use super::worlds::{Shared, Worlds, WorldsConfig};
 use super::{http, nats};
 use crate::nats_names::NatsNames;
@@ -39,6 +42,8 @@ pub struct ServiceConfig {
     /// Bearer <token>`.
     pub admin_token: Option<String>,
     pub nats_names: NatsNames,
+    /// Copies of each stream on a cluster of nats-servers.
+    pub nats_replicas: usize,
     /// Recorded in every event's provenance.
     pub instance: String,
     /// Per plugin call.
@@ -61,6 +66,28 @@ pub struct ServiceConfig {
     /// How often the log's head is published to `<prefix>.anchors` (with
     /// NATS); `None`: never.
     pub anchor_every: Option<Duration>,
+    /// The engine's part in a cluster of engines on one log.
+    pub cluster: ClusterConfig,
+}
+
+/// How this engine shares the work with others on the same log.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterConfig {
+    /// How long a lease lasts unless renewed (renewed every third of it):
+    /// how long the work of an engine that died waits for another.
+    pub lease: Duration,
+    /// The partition count asked for; None: the recorded one (1 when the
+    /// first engine did not ask).
+    pub partitions: Option<provenant_events::Partitions>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            lease: super::cluster::DEFAULT_LEASE,
+            partitions: None,
+        }
+    }
 }
 
 /// A started engine.
@@ -70,9 +97,7 @@ pub struct Running {
     pub http_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
-    consumer: Option<tokio::task::JoinHandle<()>>,
-    relay: tokio::task::JoinHandle<()>,
-    projections: Vec<tokio::task::JoinHandle<()>>,
+    cluster: tokio::task::JoinHandle<Cluster>,
     anchors: Option<(anchors::Anchors, tokio::task::JoinHandle<()>)>,
     nats: Option<async_nats::Client>,
 }
@@ -91,9 +116,17 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let log_config = LogConfig {
         feed_capacity: config.feed_batches,
+        // An engine frozen mid-append holds up the others' appends and
+        // takeovers at most about a lease.
+        idle_in_transaction_timeout: config.cluster.lease,
         ..LogConfig::new(&config.database_url)
     };
     let log = open_log(&log_config, &health).await?;
+    let partitions = log
+        .cluster_partitions(config.cluster.partitions)
+        .await
+        .context("cannot start in this cluster")?;
+    let ownership = Arc::new(Ownership::new(partitions, config.nats_url.is_none()));
     let host = Arc::new(
         PluginHost::start(
             config.plugins.load()?,
@@ -119,6 +152,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     let (committer, _committer_task) = Committer::start(log.clone(), health.clone(), config.commit);
     let worlds = Worlds::new(Shared {
         host: host.clone(),
+        ownership,
         committer: committer.clone(),
         log: log.clone(),
         health: health.clone(),
@@ -126,21 +160,20 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         config: config.worlds,
     });
     let relayed = Arc::new(AtomicU64::new(0));
-    let (sink, bus, js, nats_client) = match &config.nats_url {
+    let (bus, js, nats_client) = match &config.nats_url {
         Some(url) => {
             let client = nats::connect(url, health.clone()).await?;
             let js = async_nats::jetstream::new(client.clone());
-            nats::ensure_streams(&js, &config.nats_names).await?;
-            nats::ensure_consumer(&js, &config.nats_names).await?;
-            let sink = RelaySink::Nats {
-                js: Box::new(js.clone()),
-                names: config.nats_names.clone(),
+            let streams = nats::StreamsConfig {
+                partitions,
+                replicas: config.nats_replicas,
             };
-            (sink, None, Some(js), Some(client))
+            nats::ensure_streams(&js, &config.nats_names, streams).await?;
+            (None, Some(js), Some(client))
         }
         None => {
             let (bus, _) = broadcast::channel(4096);
-            (RelaySink::Bus(bus.clone()), Some(bus), None, None)
+            (Some(bus), None, None)
         }
     };
     let engine = Arc::new(Engine {
@@ -153,29 +186,22 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         reads: Default::default(),
         bus,
         admin_token: config.admin_token.clone(),
+        relay_checkpoint: config.nats_names.relay_checkpoint(),
     });
-    let relay = tokio::spawn(relay::run(
+    let duties = duties(&config, &engine, js.clone(), partitions);
+    let mut cluster = Cluster::new(
         log.clone(),
-        sink,
-        relay::Progress {
-            relayed,
-            reads: engine.reads.relay.clone(),
-        },
-        health.clone(),
-        shutdown_rx.clone(),
-    ));
-    let projections = if config.run_projections {
-        spawn_projections(
-            &log,
-            &config.projections,
-            engine.reads.projections.clone(),
-            shutdown_rx.clone(),
-        )
+        engine.clone(),
+        config.instance.clone(),
+        config.cluster.lease,
+        duties,
+    );
+    // The work free now is taken before the engine says it is ready.
+    cluster
+        .round()
         .await
-        .context("cannot start the projections")?
-    } else {
-        Vec::new()
-    };
+        .context("cannot take this engine's share of the work")?;
+    let cluster = tokio::spawn(cluster.run(shutdown_rx.clone()));
     let anchors = match (&js, config.anchor_every) {
         (Some(js), Some(every)) if !every.is_zero() => {
             let anchors = anchors::Anchors {
@@ -189,14 +215,6 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         }
         _ => None,
     };
-    let consumer = js.map(|js| {
-        tokio::spawn(nats::consume_ticks(
-            engine.clone(),
-            js,
-            config.nats_names.clone(),
-            shutdown_rx.clone(),
-        ))
-    });
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.http_addr))?;
@@ -214,9 +232,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         http_addr,
         shutdown,
         http,
-        consumer,
-        relay,
-        projections,
+        cluster,
         anchors,
         nats: nats_client,
     })
@@ -228,17 +244,18 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.engine.health.shutting_down();
         let _ = self.shutdown.send(true);
-        if let Some(consumer) = self.consumer {
-            consumer
-                .await
-                .context("the tick consumer ended abnormally")?;
-        }
+        // The tick consumers stop and hand their partitions over.
+        let cluster = self
+            .cluster
+            .await
+            .context("the cluster's task ended abnormally")?;
         self.http
             .await
             .context("the HTTP server ended abnormally")?
             .context("the HTTP server failed")?;
         self.engine.worlds.close().await;
-        self.relay.await.context("the relay ended abnormally")?;
+        // The relay catches up with the head; every lease is given up.
+        cluster.finish().await;
         if let Some((anchors, task)) = self.anchors {
             let _ = task.await;
             // The head as the engine leaves it.
@@ -249,9 +266,6 @@ impl Running {
                 );
             }
         }
-        for projection in self.projections {
-            projection.await.context("a projection ended abnormally")?;
-        }
         if let Some(client) = self.nats {
             // Acknowledgments are buffered: send them before exiting.
             if let Err(e) = client.flush().await {
@@ -260,6 +274,96 @@ impl Running {
         }
         self.engine.log.close().await;
         Ok(())
+    }
+}
+
+/// What this engine can take on: a partition's ticks (with NATS), the relay,
+/// the projections (unless another process runs them).
+fn duties(
+    config: &ServiceConfig,
+    engine: &Arc<Engine>,
+    js: Option<async_nats::jetstream::Context>,
+    partitions: provenant_events::Partitions,
+) -> Duties {
+    let partition: Option<Duty> = js.clone().map(|js| {
+        let engine = engine.clone();
+        let names = config.nats_names.clone();
+        let ttl = config.cluster.lease;
+        Box::new(move |lease: &provenant_log::Lease, stop| {
+            let work = PartitionWork {
+                engine: engine.clone(),
+                js: js.clone(),
+                names: names.clone(),
+                partitions,
+                log: engine.log.clone(),
+                lease: lease.clone(),
+                partition: lease_partition(&lease.name).unwrap_or_default(),
+                ttl,
+            };
+            tokio::spawn(ticks::consume_partition(work, stop))
+        }) as Duty
+    });
+    let relay: Duty = {
+        let engine = engine.clone();
+        let names = config.nats_names.clone();
+        Box::new(move |lease: &provenant_log::Lease, stop| {
+            let sink = match (&js, &engine.bus) {
+                (Some(js), _) => RelaySink::Nats {
+                    js: Box::new(js.clone()),
+                    names: names.clone(),
+                },
+                (None, Some(bus)) => RelaySink::Bus(bus.clone()),
+                (None, None) => RelaySink::Bus(broadcast::channel(1).0),
+            };
+            tokio::spawn(relay::run(
+                engine.log.clone(),
+                sink,
+                relay::Progress {
+                    relayed: engine.relayed.clone(),
+                    reads: engine.reads.relay.clone(),
+                },
+                engine.health.clone(),
+                Some(lease.fence()),
+                stop,
+            ))
+        })
+    };
+    let projections: Option<Duty> = config.run_projections.then(|| {
+        let engine = engine.clone();
+        let projections = config.projections.clone();
+        Box::new(move |lease: &provenant_log::Lease, stop| {
+            let engine = engine.clone();
+            let projections = projections.clone();
+            let fence = lease.fence();
+            tokio::spawn(async move {
+                match spawn_projections(
+                    &engine.log,
+                    &projections,
+                    engine.reads.projections.clone(),
+                    Some(fence),
+                    stop,
+                )
+                .await
+                {
+                    Ok(tasks) => {
+                        for task in tasks {
+                            if let Err(e) = task.await {
+                                tracing::error!(error = %e, "a projection ended abnormally");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(
+                        "the projections are not running: {}",
+                        crate::error_text::error_text(&e)
+                    ),
+                }
+            })
+        }) as Duty
+    });
+    Duties {
+        partition,
+        relay,
+        projections,
     }
 }
 
@@ -297,9 +401,10 @@ pub async fn spawn_projections(
     log: &EventLog,
     config: &provenant_projections::ProjectionsConfig,
     reads: Arc<TailCounters>,
+    fence: Option<provenant_log::Fence>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    provenant_projections::spawn_all(log, config, reads, stop)
+    provenant_projections::spawn_all(log, config, reads, fence, stop)
         .await
         .map_err(|e| {
             let provenant_projections::RunnerError::Log { name, .. } = &e;

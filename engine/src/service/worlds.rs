@@ -13,18 +13,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use provenant_events::{NewEvent, Position, TickAck, WorldId};
+use provenant_events::{NewEvent, Position, StreamName, TickAck, WorldId};
 use provenant_host::plugin_host::PluginHost;
 use provenant_host::state::GameState;
 use provenant_host::tick::{Tick, evaluate_tick, marker_event, tick_marker_id};
 use provenant_host::world::describe;
-use provenant_log::{EventLog, LogError};
+use provenant_log::{EventLog, ExpectedVersion, Fence, LogError};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::commit::Committer;
 use super::health::Health;
+use super::ownership::{NotHeld, Ownership, Ticket};
 use super::world_state;
 
 /// Why a job was not done. The tick is not in the log; sending it again is
@@ -35,12 +36,20 @@ pub enum JobFailure {
     ShuttingDown,
     #[error("the log refused the events: {0}")]
     Refused(String),
+    /// This instance does not work the world's partition now.
+    #[error(transparent)]
+    NotHeld(#[from] NotHeld),
+    /// The world changed behind this instance's back, or its partition
+    /// moved, while the job was done: nothing of it was written.
+    #[error("not processed, send it again: {0}")]
+    Retry(String),
 }
 
 /// The worlds of the engine and their workers.
 pub struct Worlds {
     shared: Arc<Shared>,
     workers: Arc<Registry>,
+    next_id: std::sync::atomic::AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -48,7 +57,9 @@ pub struct Worlds {
 /// A job is sent through a clone of its world's sender taken under this
 /// lock, and a worker leaves only under it while no clone is out (see
 /// [`Worker::retire`]), so no job is ever sent to a worker that has left.
-type Registry = Mutex<Option<HashMap<WorldId, mpsc::Sender<Job>>>>;
+/// Each worker has a number of its own, so one that was evicted never
+/// removes its successor.
+type Registry = Mutex<Option<HashMap<WorldId, (u64, mpsc::Sender<Job>)>>>;
 
 /// When worlds are saved and leave memory.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +82,8 @@ impl Default for WorldsConfig {
 /// What the workers share.
 pub struct Shared {
     pub host: Arc<PluginHost>,
+    /// The partitions this instance works, and their fences.
+    pub ownership: Arc<Ownership>,
     pub committer: Committer,
     pub log: EventLog,
     pub health: Arc<Health>,
@@ -86,10 +99,12 @@ enum Job {
     Tick {
         tick: Box<Tick>,
         source: Arc<str>,
+        ticket: Ticket,
         done: oneshot::Sender<Result<TickAck, JobFailure>>,
     },
     Configure {
         event: Box<NewEvent>,
+        ticket: Ticket,
         done: oneshot::Sender<Result<Position, JobFailure>>,
     },
     Describe {
@@ -108,8 +123,14 @@ impl Worlds {
         Worlds {
             shared: Arc::new(shared),
             workers: Arc::new(Mutex::new(Some(HashMap::new()))),
+            next_id: Default::default(),
             tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The partitions this instance works.
+    pub fn ownership(&self) -> &Arc<Ownership> {
+        &self.shared.ownership
     }
 
     /// Worlds whose state is in memory now.
@@ -119,18 +140,26 @@ impl Worlds {
 
     /// Queues a tick behind the others of its world; the answer comes when
     /// its events are durable. Waits while the world's queue is full.
+    /// `ticket`: the admission its partition's consumer took it under;
+    /// None: one is taken now (a tick sent over HTTP).
     pub async fn enqueue_tick(
         &self,
         tick: Tick,
         source: Arc<str>,
+        ticket: Option<Ticket>,
     ) -> Result<Answer<TickAck>, JobFailure> {
         let (done, answer) = oneshot::channel();
         let world = tick.world_id.clone();
+        let ticket = match ticket {
+            Some(t) => t,
+            None => self.shared.ownership.ticket(&world)?,
+        };
         self.send(
             &world,
             Job::Tick {
                 tick: Box::new(tick),
                 source,
+                ticket,
                 done,
             },
         )
@@ -138,17 +167,35 @@ impl Worlds {
         Ok(answer)
     }
 
-    /// Records a world's configuration (a validated `WorldConfigured`).
+    /// Records a world's configuration (a validated `WorldConfigured`):
+    /// through the world's worker when this instance works its partition,
+    /// else appended as is (the instance that works it finds it when it
+    /// appends next: the world's version moved, and it reads the world
+    /// again).
     pub async fn configure(
         &self,
         world: &WorldId,
         event: NewEvent,
     ) -> Result<Position, JobFailure> {
+        let ticket = match self.shared.ownership.ticket(world) {
+            Ok(t) => t,
+            Err(NotHeld::Elsewhere { .. }) => {
+                let positions = self
+                    .shared
+                    .committer
+                    .append(vec![event], None, None)
+                    .await
+                    .map_err(|e| failure_of(&e))?;
+                return Ok(positions.first().copied().unwrap_or_default());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let (done, answer) = oneshot::channel();
         self.send(
             world,
             Job::Configure {
                 event: Box::new(event),
+                ticket,
                 done,
             },
         )
@@ -157,11 +204,30 @@ impl Worlds {
     }
 
     /// The world's configuration and effective simulation config; None for
-    /// a world never configured.
+    /// a world never configured. A world of a partition another instance
+    /// works is read from the log.
     pub async fn describe(&self, world: &WorldId) -> Result<Option<Value>, JobFailure> {
+        if let Err(NotHeld::Elsewhere { .. }) = self.shared.ownership.ticket(world) {
+            let (state, _) = world_state::load(&self.shared.log, world)
+                .await
+                .map_err(|e| failure_of(&e))?;
+            return Ok(describe(&self.shared.host, &Arc::new(state), world));
+        }
         let (done, answer) = oneshot::channel();
         self.send(world, Job::Describe { done }).await?;
         answer.await.map_err(|_| JobFailure::ShuttingDown)?
+    }
+
+    /// The workers of partition `k`'s worlds leave (the partition is no
+    /// longer held): each answers what is queued (refused: the gate is
+    /// gone) and is dropped; a job that comes later starts a new worker,
+    /// which reads its world again.
+    pub fn evict(&self, k: u32) {
+        let mut workers = lock(&self.workers);
+        if let Some(workers) = workers.as_mut() {
+            let ownership = &self.shared.ownership;
+            workers.retain(|world, _| ownership.partition_of(world) != k);
+        }
     }
 
     async fn send(&self, world: &WorldId, job: Job) -> Result<(), JobFailure> {
@@ -172,24 +238,30 @@ impl Worlds {
     fn sender(&self, world: &WorldId) -> Result<mpsc::Sender<Job>, JobFailure> {
         let mut workers = lock(&self.workers);
         let workers = workers.as_mut().ok_or(JobFailure::ShuttingDown)?;
-        if let Some(s) = workers.get(world) {
+        if let Some((_, s)) = workers.get(world) {
             return Ok(s.clone());
         }
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE);
         let worker = Worker {
             world: world.clone(),
+            stream: StreamName::world(world),
             state: Arc::default(),
+            version: 0,
             covered: 0,
             unsaved: 0,
             shared: self.shared.clone(),
             registry: self.workers.clone(),
+            id,
         };
         let task = tokio::spawn(worker.run(rx));
         let mut tasks = lock(&self.tasks);
         // Workers that left (idle worlds) are done with.
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
-        workers.insert(world.clone(), tx.clone());
+        workers.insert(world.clone(), (id, tx.clone()));
         Ok(tx)
     }
 
@@ -212,13 +284,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct Worker {
     world: WorldId,
+    /// `world:<id>`: the stream of the world's configuration.
+    stream: StreamName,
     state: Arc<GameState>,
+    /// The version of [`Self::stream`] the state includes: each append
+    /// expects it, so a configuration written by someone else (another
+    /// instance, `provenant world set`) makes the append fail and the world
+    /// be read again.
+    version: u64,
     /// The state includes every event of the world up to this position.
     covered: Position,
     /// Events of the world appended since its snapshot was saved.
     unsaved: u64,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
+    /// Its number in the registry.
+    id: u64,
 }
 
 /// What a job became once evaluated: its events are `events[range]`.
@@ -253,10 +334,27 @@ enum Duplicate {
 /// A batch whose events are being appended.
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<Vec<Position>, JobFailure>>,
-    planned: Vec<Planned>,
     /// The tick markers of the batch, by index in its events.
     markers: HashMap<Uuid, usize>,
+    done: InFlightDone,
+}
+
+/// What answering a batch needs once its append ended.
+struct InFlightDone {
+    planned: Vec<Planned>,
     started: std::time::Instant,
+    ticket: Option<Ticket>,
+}
+
+/// A batch evaluated: its events, how to answer its jobs, the markers of
+/// its ticks by index, the admission it is appended under, and the version
+/// of the world's stream it expects.
+struct Evaluated {
+    events: Vec<NewEvent>,
+    planned: Vec<Planned>,
+    markers: HashMap<Uuid, usize>,
+    admission: Option<(Ticket, Fence)>,
+    expect: u64,
 }
 
 impl Worker {
@@ -284,7 +382,7 @@ impl Worker {
                 Some(f) => tokio::select! {
                     result = &mut f.commit => {
                         let Some(f) = in_flight.take() else { continue };
-                        previous = self.finish(f.planned, f.started, joined(result), &previous).await;
+                        previous = self.finish(f.done, joined(result), &previous).await;
                         continue;
                     }
                     job = rx.recv() => job,
@@ -312,31 +410,31 @@ impl Worker {
                 // first.
                 if let Some(f) = in_flight.take() {
                     let result = joined(f.commit.await);
-                    previous = self.finish(f.planned, f.started, result, &previous).await;
+                    previous = self.finish(f.done, result, &previous).await;
                 }
                 self.save().await;
             }
             let pending = in_flight.as_ref().map(|f| &f.markers);
-            let Some((events, planned, markers)) = self.evaluate(jobs, pending).await else {
+            let Some(batch) = self.evaluate(jobs, pending).await else {
                 continue;
             };
             // One append at a time per world, in order.
             if let Some(f) = in_flight.take() {
                 let result = joined(f.commit.await);
                 let failed = result.as_ref().err().cloned();
-                previous = self.finish(f.planned, f.started, result, &previous).await;
+                previous = self.finish(f.done, result, &previous).await;
                 if let Some(failure) = failed {
                     // This batch was evaluated on events that are not in
                     // the log: it fails too (finish folded the state again).
-                    answer_failed(planned, failure);
+                    answer_failed(batch.planned, failure);
                     continue;
                 }
             }
-            in_flight = Some(self.commit(events, planned, markers));
+            in_flight = Some(self.commit(batch));
         }
         if let Some(f) = in_flight.take() {
             let result = joined(f.commit.await);
-            self.finish(f.planned, f.started, result, &previous).await;
+            self.finish(f.done, result, &previous).await;
         }
         // The engine stops: the world is saved as it leaves.
         self.save().await;
@@ -347,13 +445,21 @@ impl Worker {
     async fn load(&mut self) -> bool {
         let log = self.shared.log.clone();
         let world = self.world.clone();
-        match retry(&self.shared, &self.world, || {
-            world_state::load(&log, &world)
+        let stream = self.stream.clone();
+        // The version is read before the state: a configuration appended in
+        // between is then in the state but not in the version, and the next
+        // append, expecting too low a version, reads the world again (the
+        // other way round, it would be missed).
+        match retry(&self.shared, &self.world, || async {
+            let version = log.stream_version(&stream).await?;
+            let (state, covered) = world_state::load(&log, &world).await?;
+            Ok::<_, LogError>((state, covered, version))
         })
         .await
         {
-            Ok((state, covered)) => {
+            Ok((state, covered, version)) => {
                 self.state = Arc::new(state);
+                self.version = version;
                 self.covered = covered;
                 self.unsaved = 0;
                 true
@@ -392,7 +498,7 @@ impl Worker {
         };
         let alone = workers
             .get(&self.world)
-            .is_some_and(|tx| tx.strong_count() == 1);
+            .is_some_and(|(id, tx)| *id == self.id && tx.strong_count() == 1);
         if !alone || !rx.is_empty() {
             return false;
         }
@@ -401,13 +507,48 @@ impl Worker {
         true
     }
 
+    /// Lets in the jobs whose partition's gate is still the one that
+    /// admitted them (the others are refused: their ticks are taken again
+    /// in order); the fence of those let in.
+    fn admit(&self, jobs: Vec<Job>) -> (Vec<Job>, Option<(Ticket, Fence)>) {
+        let ownership = &self.shared.ownership;
+        let mut admitted = None;
+        let mut kept = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let ticket = match &job {
+                Job::Tick { ticket, .. } | Job::Configure { ticket, .. } => *ticket,
+                Job::Describe { .. } => {
+                    kept.push(job);
+                    continue;
+                }
+            };
+            match ownership.fence(ticket) {
+                Some(fence) => {
+                    admitted.get_or_insert((ticket, fence));
+                    kept.push(job);
+                }
+                None => fail_all(
+                    vec![job],
+                    JobFailure::NotHeld(NotHeld::Restarting {
+                        partition: ticket.partition,
+                    }),
+                ),
+            }
+        }
+        (kept, admitted)
+    }
+
     /// Looks up which ticks are already in the log and evaluates the jobs on
     /// a blocking thread; None when they were answered already (failed).
     async fn evaluate(
         &mut self,
         jobs: Vec<Job>,
         pending: Option<&HashMap<Uuid, usize>>,
-    ) -> Option<(Vec<NewEvent>, Vec<Planned>, HashMap<Uuid, usize>)> {
+    ) -> Option<Evaluated> {
+        let (jobs, admission) = self.admit(jobs);
+        if jobs.is_empty() {
+            return None;
+        }
         let markers: Vec<Uuid> = jobs
             .iter()
             .filter_map(|j| match j {
@@ -437,7 +578,15 @@ impl Worker {
         match evaluated {
             Ok((state, events, planned, markers)) => {
                 self.state = state;
-                Some((events, planned, markers))
+                let expect = self.version;
+                self.version += events.iter().filter(|e| e.stream == self.stream).count() as u64;
+                Some(Evaluated {
+                    events,
+                    planned,
+                    markers,
+                    admission,
+                    expect,
+                })
             }
             Err(e) => {
                 // Only a bug can get here (plugin panics are caught inside);
@@ -451,26 +600,42 @@ impl Worker {
 
     /// Starts appending a batch's events (retrying while the log is
     /// unreachable).
-    fn commit(
-        &self,
-        events: Vec<NewEvent>,
-        planned: Vec<Planned>,
-        markers: HashMap<Uuid, usize>,
-    ) -> InFlight {
+    fn commit(&self, batch: Evaluated) -> InFlight {
+        let Evaluated {
+            events,
+            planned,
+            markers,
+            admission,
+            expect,
+        } = batch;
         let shared = self.shared.clone();
         let world = self.world.clone();
+        let (ticket, fence) = admission.unzip();
+        let expect = Some((
+            self.stream.clone(),
+            match expect {
+                0 => ExpectedVersion::NoStream,
+                v => ExpectedVersion::Exact(v),
+            },
+        ));
         let commit = tokio::spawn(async move {
             if events.is_empty() {
                 return Ok(Vec::new());
             }
             let committer = shared.committer.clone();
-            retry(&shared, &world, || committer.append(events.clone())).await
+            retry(&shared, &world, || {
+                committer.append(events.clone(), fence.clone(), expect.clone())
+            })
+            .await
         });
         InFlight {
             commit,
-            planned,
             markers,
-            started: std::time::Instant::now(),
+            done: InFlightDone {
+                planned,
+                ticket,
+                started: std::time::Instant::now(),
+            },
         }
     }
 
@@ -478,15 +643,24 @@ impl Worker {
     /// when it failed, after the state was folded again from the log).
     async fn finish(
         &mut self,
-        planned: Vec<Planned>,
-        started: std::time::Instant,
+        f: InFlightDone,
         result: Result<Vec<Position>, JobFailure>,
         previous: &[Position],
     ) -> Vec<Position> {
+        let InFlightDone {
+            planned,
+            started,
+            ticket,
+        } = f;
         let positions = match result {
             Ok(p) => p,
             Err(failure) => {
                 answer_failed(planned, failure);
+                // The ticks after these in the partition must not be done
+                // before these are taken again: its consumer restarts.
+                if let Some(t) = ticket {
+                    self.shared.ownership.close(t);
+                }
                 // The state holds events that are not in the log.
                 self.reload().await;
                 return Vec::new();
@@ -572,7 +746,7 @@ where
         };
         let e: &LogError = e.borrow();
         if !transient(e) {
-            return Err(JobFailure::Refused(e.to_string()));
+            return Err(failure_of(e));
         }
         shared.health.log_failed(&e);
         tracing::warn!(%world, error = %e, retry_in = ?wait, "log unreachable; the world's ticks wait");
@@ -607,7 +781,9 @@ fn plan(
     let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
     for job in jobs {
         match job {
-            Job::Tick { tick, source, done } => {
+            Job::Tick {
+                tick, source, done, ..
+            } => {
                 let marker = tick_marker_id(tick.tick_id);
                 let duplicate = known
                     .get(&marker)
@@ -629,7 +805,7 @@ fn plan(
                     duplicate,
                 });
             }
-            Job::Configure { event, done } => {
+            Job::Configure { event, done, .. } => {
                 Arc::make_mut(&mut state).apply(&*event);
                 events.push(*event);
                 planned.push(Planned::Configure {
@@ -644,6 +820,14 @@ fn plan(
         }
     }
     (state, events, planned, in_batch)
+}
+
+/// What a job's caller is told of a log error that waiting does not cure.
+fn failure_of(e: &LogError) -> JobFailure {
+    match e {
+        LogError::Fenced { .. } | LogError::Conflict { .. } => JobFailure::Retry(e.to_string()),
+        _ => JobFailure::Refused(e.to_string()),
+    }
 }
 
 /// Errors that waiting cures: the database is unreachable or failing.

@@ -19,6 +19,13 @@ pub struct LogConfig {
     /// this log's tails before a tail that has not taken them reads the log
     /// instead (at least 1).
     pub feed_capacity: usize,
+    /// PostgreSQL ends a session of this log that stays idle inside a
+    /// transaction this long (`idle_in_transaction_session_timeout`): a
+    /// writer frozen mid-append (SIGSTOP, a long pause) would otherwise hold
+    /// the append lock, and the lease rows its append reads, for as long as
+    /// it is frozen, and no other engine could append or take its leases
+    /// over. Its transaction is rolled back: nothing of it is written.
+    pub idle_in_transaction_timeout: std::time::Duration,
 }
 
 impl LogConfig {
@@ -28,6 +35,7 @@ impl LogConfig {
             migrate: true,
             max_connections: 8,
             feed_capacity: crate::feed::DEFAULT_FEED_CAPACITY,
+            idle_in_transaction_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -74,8 +74,30 @@ impl EventLog {
         check_name(owner)?;
         let ttl_ms = ttl_ms(ttl)?;
         let row = match &self.backend {
-            Backend::Postgres(b) => b.acquire_lease(name, owner, ttl_ms).await?,
-            Backend::Sqlite(b) => b.acquire_lease(name, owner, ttl_ms).await?,
+            Backend::Postgres(b) => b.acquire_lease(name, owner, ttl_ms, false).await?,
+            Backend::Sqlite(b) => b.acquire_lease(name, owner, ttl_ms, false).await?,
+        };
+        row.map(|(epoch, expires_at)| lease(name, owner, epoch, expires_at))
+            .transpose()
+    }
+
+    /// As [`acquire_lease`](Self::acquire_lease), and also while `owner`
+    /// itself holds it: an engine restarted under the same instance name
+    /// takes its own leases back at once instead of waiting for them to
+    /// expire. The epoch grows all the same, so the earlier run, should it
+    /// still be alive (two processes given one name), is fenced out.
+    pub async fn reclaim_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, LogError> {
+        check_name(name)?;
+        check_name(owner)?;
+        let ttl_ms = ttl_ms(ttl)?;
+        let row = match &self.backend {
+            Backend::Postgres(b) => b.acquire_lease(name, owner, ttl_ms, true).await?,
+            Backend::Sqlite(b) => b.acquire_lease(name, owner, ttl_ms, true).await?,
         };
         row.map(|(epoch, expires_at)| lease(name, owner, epoch, expires_at))
             .transpose()

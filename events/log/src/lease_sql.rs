@@ -18,18 +18,20 @@ impl PgLog {
         name: &str,
         owner: &str,
         ttl_ms: i64,
+        reclaim: bool,
     ) -> Result<Taken, LogError> {
         sqlx::query_as(
             "INSERT INTO provenant.leases AS l (name, owner, epoch, expires_at) \
              VALUES ($1, $2, 1, now() + $3::float8 * interval '1 millisecond') \
              ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, epoch = l.epoch + 1, \
              expires_at = excluded.expires_at, acquired_at = now(), renewed_at = now() \
-             WHERE l.expires_at <= now() \
+             WHERE l.expires_at <= now() OR ($4 AND l.owner = excluded.owner) \
              RETURNING epoch, expires_at",
         )
         .bind(name)
         .bind(owner)
         .bind(ttl_ms)
+        .bind(reclaim)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.map_err(e))
@@ -136,6 +138,7 @@ impl SqliteLog {
         name: &str,
         owner: &str,
         ttl_ms: i64,
+        reclaim: bool,
     ) -> Result<Taken, LogError> {
         let now = Utc::now().timestamp_millis();
         let row: Option<(i64, i64)> = sqlx::query_as(
@@ -143,13 +146,14 @@ impl SqliteLog {
              VALUES (?1, ?2, 1, ?3 + ?4, ?3, ?3) \
              ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, epoch = leases.epoch + 1, \
              expires_ms = excluded.expires_ms, acquired_ms = ?3, renewed_ms = ?3 \
-             WHERE leases.expires_ms <= ?3 \
+             WHERE leases.expires_ms <= ?3 OR (?5 AND leases.owner = excluded.owner) \
              RETURNING epoch, expires_ms",
         )
         .bind(name)
         .bind(owner)
         .bind(now)
         .bind(ttl_ms)
+        .bind(reclaim)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.map_err(e))?;

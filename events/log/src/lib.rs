@@ -20,6 +20,7 @@
 //! events, are not hash-chained and never move backwards.
 
 mod append;
+mod cluster;
 mod config;
 mod decode;
 mod error;

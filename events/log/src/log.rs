@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use provenant_events::event::{Event, EventHash, Position};
+use provenant_events::event::{Event, EventHash, NewEvent, Position};
 use provenant_events::head::Head;
 use provenant_events::ids::StreamName;
 use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
-use crate::append::{AppendBatch, AppendOutcome};
+use crate::append::{AppendBatch, AppendOutcome, Fence};
 use crate::config::{BackendKind, LogConfig, WAKE_FALLBACK};
 use crate::decode::{RawLink, RawRow};
 use crate::error::LogError;
@@ -85,10 +85,26 @@ impl EventLog {
     /// committed (see [`Tail`](crate::Tail)).
     #[tracing::instrument(level = "debug", skip_all, fields(events = batch.events.len()))]
     pub async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, LogError> {
-        let prepared = PreparedBatch::new(batch)?;
-        let (outcome, placement) = match &self.backend {
-            Backend::Postgres(b) => b.append(&prepared).await?,
-            Backend::Sqlite(b) => b.append(&prepared).await?,
+        self.append_returning(batch).await.map_err(|(e, _)| e)
+    }
+
+    /// As [`append`](Self::append), but an append the database refused
+    /// (a stream not at its expected version, a lease taken over) hands its
+    /// events back, so a writer that grouped several callers' events can
+    /// append the others again. (A batch refused before reaching the
+    /// database, as invalid, hands nothing back.)
+    pub async fn append_returning(
+        &self,
+        batch: AppendBatch,
+    ) -> Result<AppendOutcome, (LogError, Vec<NewEvent>)> {
+        let prepared = PreparedBatch::new(batch).map_err(|e| (e, Vec::new()))?;
+        let result = match &self.backend {
+            Backend::Postgres(b) => b.append(&prepared).await,
+            Backend::Sqlite(b) => b.append(&prepared).await,
+        };
+        let (outcome, placement) = match result {
+            Ok(done) => done,
+            Err(e) => return Err((e, prepared.into_events())),
         };
         if self.feed.followed() {
             self.feed.publish(prepared.into_committed(placement));
@@ -156,6 +172,18 @@ impl EventLog {
     /// never moves backwards: saving a position below the stored one changes
     /// nothing. Checkpoints are not events and are not hash-chained.
     pub async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), LogError> {
+        self.save_checkpoint_fenced(name, position, None).await
+    }
+
+    /// As [`save_checkpoint`](Self::save_checkpoint), made under a lease:
+    /// refused ([`LogError::Fenced`], nothing saved) once another holder
+    /// took `fence`'s lease over, checked in the same transaction.
+    pub async fn save_checkpoint_fenced(
+        &self,
+        name: &str,
+        position: Position,
+        fence: Option<&Fence>,
+    ) -> Result<(), LogError> {
         let stored = i64::try_from(position).map_err(|_| {
             LogError::Invalid(format!(
                 "checkpoint {name:?}: position {position} is above the largest a log has ({})",
@@ -163,8 +191,8 @@ impl EventLog {
             ))
         })?;
         match &self.backend {
-            Backend::Postgres(b) => b.save_checkpoint(name, stored).await,
-            Backend::Sqlite(b) => b.save_checkpoint(name, stored).await,
+            Backend::Postgres(b) => b.save_checkpoint(name, stored, fence).await,
+            Backend::Sqlite(b) => b.save_checkpoint(name, stored, fence).await,
         }
     }
 

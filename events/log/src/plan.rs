@@ -64,6 +64,11 @@ impl PreparedBatch {
         })
     }
 
+    /// The batch's events, given back after an append refused them.
+    pub fn into_events(self) -> Vec<NewEvent> {
+        self.events
+    }
+
     /// The lease epochs the append must still hold.
     pub fn fences(&self) -> &[crate::append::Fence] {
         &self.fences

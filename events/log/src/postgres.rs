@@ -89,7 +89,15 @@ impl PgLog {
         // nearly empty, that plan is a sequential scan, and where autovacuum
         // is off or behind, every lookup by id would then read the whole,
         // growing table. Planning each execution costs microseconds.
-        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        let idle_ms = config
+            .idle_in_transaction_timeout
+            .as_millis()
+            .clamp(1, i32::MAX as u128)
+            .to_string();
+        let options = options.options([
+            ("plan_cache_mode", "force_custom_plan"),
+            ("idle_in_transaction_session_timeout", idle_ms.as_str()),
+        ]);
         PgConnection::connect_with(&options).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(2))
@@ -311,7 +319,17 @@ impl PgLog {
     }
 
     /// An upsert that leaves a higher stored position as it is.
-    pub async fn save_checkpoint(&self, name: &str, position: i64) -> Result<(), LogError> {
+    pub async fn save_checkpoint(
+        &self,
+        name: &str,
+        position: i64,
+        fence: Option<&crate::append::Fence>,
+    ) -> Result<(), LogError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        if let Some(fence) = fence {
+            self.check_fences(&mut tx, std::slice::from_ref(fence))
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO provenant.checkpoints AS c (name, position) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now() \
@@ -319,9 +337,10 @@ impl PgLog {
         )
         .bind(name)
         .bind(position)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.map_err(e))?;
+        tx.commit().await.map_err(|e| self.map_err(e))?;
         Ok(())
     }
 
@@ -422,6 +441,10 @@ impl PgLog {
         to: i64,
     ) -> Result<(), LogError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        if let Some(fence) = commit.fence {
+            self.check_fences(&mut tx, std::slice::from_ref(fence))
+                .await?;
+        }
         let stored: Option<(i64, i32)> = sqlx::query_as(
             "SELECT position, version FROM provenant.projections WHERE name = $1 FOR UPDATE",
         )

@@ -37,6 +37,9 @@ pub struct ProjectionCommit<'a> {
     pub to: Position,
     /// Rows to write (`Some(json)`) or delete (`None`).
     pub changes: &'a [(String, Option<String>)],
+    /// The lease the runner works under: the commit is refused
+    /// ([`LogError::Fenced`]) once another holder took it over.
+    pub fence: Option<&'a crate::append::Fence>,
 }
 
 /// Refuses a commit whose start is not the stored checkpoint (`None`: no

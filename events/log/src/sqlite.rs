@@ -381,6 +381,10 @@ impl SqliteLog {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.map_err(e))?;
+        if let Some(fence) = commit.fence {
+            self.check_fences(&mut tx, std::slice::from_ref(fence))
+                .await?;
+        }
         let stored: Option<(i64, i64)> =
             sqlx::query_as("SELECT position, version FROM projections WHERE name = ?")
                 .bind(commit.name)
@@ -461,7 +465,21 @@ impl SqliteLog {
     }
 
     /// An upsert that leaves a higher stored position as it is.
-    pub async fn save_checkpoint(&self, name: &str, position: i64) -> Result<(), LogError> {
+    pub async fn save_checkpoint(
+        &self,
+        name: &str,
+        position: i64,
+        fence: Option<&crate::append::Fence>,
+    ) -> Result<(), LogError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.map_err(e))?;
+        if let Some(fence) = fence {
+            self.check_fences(&mut tx, std::slice::from_ref(fence))
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
@@ -470,9 +488,10 @@ impl SqliteLog {
         .bind(name)
         .bind(position)
         .bind(format_timestamp(&now()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.map_err(e))?;
+        tx.commit().await.map_err(|e| self.map_err(e))?;
         Ok(())
     }
 

@@ -1133,6 +1133,7 @@ async fn commit(
         from,
         to,
         changes: &changes(rows),
+        fence: None,
     })
     .await
 }
@@ -1259,6 +1260,7 @@ async fn projection_commits_are_refused_when_the_checkpoint_moved(t: TestLog) {
             from: 5,
             to: 8,
             changes: &[],
+            fence: None,
         })
         .await
         .unwrap_err();

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use provenant_events::{EventKind, NewEvent};
-use provenant_log::{AppendBatch, EventLog, Fence, LogError};
+use provenant_events::{EventKind, NewEvent, Partitions};
+use provenant_log::{AppendBatch, EventLog, Fence, LogError, ProjectionCommit};
 use provenant_tests::{TestLog, stream};
 use serde_json::json;
 
@@ -14,6 +14,9 @@ conformance!(
     a_lease_has_one_holder_and_its_epoch_grows_at_each_takeover,
     an_append_under_a_lease_taken_over_is_refused_and_writes_nothing,
     an_expired_lease_no_one_took_over_still_appends,
+    an_instance_restarted_under_its_name_reclaims_its_lease_and_fences_its_earlier_run,
+    checkpoints_and_projection_commits_under_a_lease_taken_over_are_refused,
+    the_partition_count_is_recorded_once,
 );
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -298,4 +301,118 @@ async fn postgres_an_append_waits_for_a_takeover_in_flight_and_is_then_fenced_ou
         "{result:?}"
     );
     assert_eq!(head(&log).await, before);
+}
+
+async fn an_instance_restarted_under_its_name_reclaims_its_lease_and_fences_its_earlier_run(
+    t: TestLog,
+) {
+    let log = t.open().await;
+    let first = log
+        .acquire_lease("partition:3", "engine-a", MINUTE)
+        .await
+        .unwrap()
+        .expect("taken");
+    // Another owner cannot reclaim it while it runs.
+    assert_eq!(
+        log.reclaim_lease("partition:3", "engine-b", MINUTE)
+            .await
+            .unwrap(),
+        None
+    );
+    // The same name (a restart) takes it back at once, under a new epoch.
+    let again = log
+        .reclaim_lease("partition:3", "engine-a", MINUTE)
+        .await
+        .unwrap()
+        .expect("reclaimed");
+    assert_eq!(again.epoch, first.epoch + 1);
+    let before = head(&log).await;
+    let refused = log.append(batch("old-run").fenced(first.fence())).await;
+    assert!(
+        matches!(refused, Err(LogError::Fenced { epoch, current: Some(c), .. }) if epoch == first.epoch && c == again.epoch),
+        "{refused:?}"
+    );
+    assert_eq!(head(&log).await, before);
+    assert_eq!(log.renew_lease(&first, MINUTE).await.unwrap(), None);
+    log.append(batch("new-run").fenced(again.fence()))
+        .await
+        .expect("the new run appends");
+}
+
+async fn checkpoints_and_projection_commits_under_a_lease_taken_over_are_refused(t: TestLog) {
+    let log = t.open().await;
+    let a = log
+        .acquire_lease("relay", "engine-a", EXPIRED)
+        .await
+        .unwrap()
+        .expect("taken");
+    log.save_checkpoint_fenced("relay:test", 0, Some(&a.fence()))
+        .await
+        .expect("saved while held");
+    let b = log
+        .acquire_lease("relay", "engine-b", MINUTE)
+        .await
+        .unwrap()
+        .expect("taken over");
+    log.append(batch("c1")).await.unwrap();
+    let head = head(&log).await;
+    let refused = log
+        .save_checkpoint_fenced("relay:test", head, Some(&a.fence()))
+        .await;
+    assert!(
+        matches!(refused, Err(LogError::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(log.checkpoint("relay:test").await.unwrap(), Some(0));
+    log.save_checkpoint_fenced("relay:test", head, Some(&b.fence()))
+        .await
+        .expect("the new holder saves");
+    assert_eq!(log.checkpoint("relay:test").await.unwrap(), Some(head));
+
+    let p = log
+        .acquire_lease("projections", "engine-a", EXPIRED)
+        .await
+        .unwrap()
+        .expect("taken");
+    log.acquire_lease("projections", "engine-b", MINUTE)
+        .await
+        .unwrap()
+        .expect("taken over");
+    let changes = vec![("k".to_owned(), Some("{}".to_owned()))];
+    let stale = p.fence();
+    let refused = log
+        .commit_projection(&ProjectionCommit {
+            name: "fenced",
+            version: 1,
+            from: 0,
+            to: head,
+            changes: &changes,
+            fence: Some(&stale),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(LogError::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert!(log.load_projection("fenced").await.unwrap().is_none());
+}
+
+async fn the_partition_count_is_recorded_once(t: TestLog) {
+    let log = t.open().await;
+    assert_eq!(log.recorded_partitions().await.unwrap(), None);
+    let eight = Partitions::new(8).unwrap();
+    assert_eq!(log.cluster_partitions(Some(eight)).await.unwrap(), eight);
+    // Later engines: the recorded count, whether they ask for it or not.
+    assert_eq!(log.cluster_partitions(None).await.unwrap(), eight);
+    assert_eq!(log.recorded_partitions().await.unwrap(), Some(eight));
+    let refused = log
+        .cluster_partitions(Some(Partitions::new(4).unwrap()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("this cluster has 8 partitions")
+            && refused.contains("not the 4 asked for"),
+        "{refused}"
+    );
 }

@@ -24,6 +24,7 @@
 mod architecture;
 mod audit;
 mod cli;
+mod cluster;
 #[macro_use]
 mod conformance;
 mod demo;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use provenant_tests::{EngineOptions, EngineProcess, http, http_text, tavern, tick, try_http_text};
 
 const TOKEN: &str = "projection-test-token";
-const PROJECTIONS: [&str; 3] = ["plugin_metrics", "sessions", "totals"];
+pub(crate) const PROJECTIONS: [&str; 3] = ["plugin_metrics", "sessions", "totals"];
 
 /// A world whose one activity is example-flaky's coin flip, failing at
 /// `fail_rate`.
@@ -576,7 +576,9 @@ async fn prometheus_reports_the_projections_totals_and_a_restart_keeps_them() {
 }
 
 /// Every projection's rows, by projection.
-async fn all_rows(log: &EventLog) -> BTreeMap<&'static str, (u64, Vec<(String, String)>)> {
+pub(crate) async fn all_rows(
+    log: &EventLog,
+) -> BTreeMap<&'static str, (u64, Vec<(String, String)>)> {
     let mut out = BTreeMap::new();
     for name in PROJECTIONS {
         let stored = log.load_projection(name).await.unwrap().unwrap();

@@ -90,6 +90,8 @@ async fn demo(
     println!();
 
     let running = service::start(ServiceConfig {
+        cluster: Default::default(),
+        nats_replicas: 1,
         database_url: config.database_url.clone(),
         nats_url: config.nats_url.clone(),
         http_addr: ([127, 0, 0, 1], 0).into(),

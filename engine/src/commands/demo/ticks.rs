@@ -77,7 +77,7 @@ pub async fn send_in_process(
         let which = TickRef::from(&tick);
         let answer = engine
             .worlds
-            .enqueue_tick(tick, source.clone())
+            .enqueue_tick(tick, source.clone(), None)
             .await
             .with_context(|| format!("the engine did not take {which}"))?;
         tally.sent += 1;
@@ -103,7 +103,7 @@ pub async fn resend_in_process(engine: &Engine, tick: &Tick) -> anyhow::Result<T
     let which = TickRef::from(tick);
     let answer = engine
         .worlds
-        .enqueue_tick(tick.clone(), SOURCE.into())
+        .enqueue_tick(tick.clone(), SOURCE.into(), None)
         .await
         .with_context(|| format!("the engine did not take {which} again"))?;
     tokio::time::timeout(WAIT, answer_of(which.clone(), answer))
