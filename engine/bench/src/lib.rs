@@ -9,6 +9,7 @@
 
 pub mod append;
 pub mod audit;
+pub mod cluster;
 pub mod engine_process;
 pub mod procstat;
 pub mod projections;
@@ -55,6 +56,10 @@ pub enum BenchCommand {
     /// NATS on loopback, beside a bare request loop of the same bodies with
     /// the same clients: calls/s, p50 and p99 per call.
     Remote(remote::RemoteBenchArgs),
+    /// The same `provenant sim` load on one engine and on several sharing
+    /// the log and NATS (partitions; nats-server 2.10+): throughput,
+    /// latency, CPU per tick, the append lock's busy share, lease traffic.
+    Cluster(cluster::ClusterBenchArgs),
 }
 
 impl BenchCommand {
@@ -68,6 +73,7 @@ impl BenchCommand {
             BenchCommand::Projections(args) => projections::projections(&args).await,
             BenchCommand::Audit(args) => audit::audit(&args).await,
             BenchCommand::Remote(args) => remote::remote(&args).await,
+            BenchCommand::Cluster(args) => cluster::cluster_command(&args).await,
         })
     }
 }

@@ -86,9 +86,17 @@ pub struct CpuSample {
 
 impl CpuSample {
     pub fn now(engine_pid: u32) -> Self {
+        Self::of_engines(&[engine_pid])
+    }
+
+    /// As [`now`](Self::now), the engines' time summed.
+    pub fn of_engines(engine_pids: &[u32]) -> Self {
         CpuSample {
             at: Instant::now(),
-            engine: cpu_seconds(engine_pid).unwrap_or(0.0),
+            engine: engine_pids
+                .iter()
+                .map(|pid| cpu_seconds(*pid).unwrap_or(0.0))
+                .sum(),
             postgres: cpu_seconds_named("postgres"),
             nats_server: cpu_seconds_named("nats-server"),
             load_generator: cpu_seconds(std::process::id()).unwrap_or(0.0),

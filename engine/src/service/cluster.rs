@@ -92,6 +92,14 @@ impl Cluster {
         }
     }
 
+    /// The log, for one lease statement (counted for `/metrics`).
+    fn counted(&self) -> &EventLog {
+        self.engine
+            .lease_operations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.log
+    }
+
     /// Rounds until `shutdown`; then stops the partitions' work (the rest
     /// stops in [`finish`](Self::finish), once the worlds are closed).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Self {
@@ -112,7 +120,7 @@ impl Cluster {
             .cloned()
             .collect();
         for name in partitions {
-            self.hand_over(&name).await;
+            self.hand_over(&name, Wait::Full).await;
         }
         self
     }
@@ -121,10 +129,10 @@ impl Cluster {
     pub async fn finish(mut self) {
         let names: Vec<String> = self.held.keys().cloned().collect();
         for name in names {
-            self.hand_over(&name).await;
+            self.hand_over(&name, Wait::Full).await;
         }
         if let Some(lease) = self.me.take() {
-            let _ = self.log.release_lease(&lease).await;
+            let _ = self.counted().release_lease(&lease).await;
         }
     }
 
@@ -136,7 +144,7 @@ impl Cluster {
             let Some(held) = self.held.get(&name) else {
                 continue;
             };
-            match self.log.renew_lease(&held.lease, self.ttl).await? {
+            match self.counted().renew_lease(&held.lease, self.ttl).await? {
                 Some(lease) => {
                     if let Some(h) = self.held.get_mut(&name) {
                         h.lease = lease;
@@ -148,7 +156,7 @@ impl Cluster {
                 }
             }
         }
-        let leases = self.log.leases().await?;
+        let leases = self.counted().leases().await?;
         let live = live_instances(&leases).max(1);
         // Partitions whose task ended by itself (its lease was found taken
         // over) are lost.
@@ -181,7 +189,7 @@ impl Cluster {
                     share,
                     "handing a partition over to balance the cluster"
                 );
-                self.hand_over(&partition_lease(*k)).await;
+                self.hand_over(&partition_lease(*k), Wait::Round).await;
             }
         } else {
             let start = provenant_events::partition::fnv1a_32(self.instance.as_bytes())
@@ -203,7 +211,7 @@ impl Cluster {
 
     async fn renew_instance(&mut self) -> Result<(), LogError> {
         if let Some(me) = &self.me {
-            self.me = self.log.renew_lease(me, self.ttl).await?;
+            self.me = self.counted().renew_lease(me, self.ttl).await?;
         }
         if self.me.is_none() {
             let name = instance_lease(&self.instance);
@@ -211,7 +219,7 @@ impl Cluster {
             // given the same name: its leases are taken (and it is fenced
             // out).
             self.me = self
-                .log
+                .counted()
                 .reclaim_lease(&name, &self.instance, self.ttl)
                 .await?;
             if self.me.as_ref().is_some_and(|l| l.epoch > 1) {
@@ -270,12 +278,16 @@ impl Cluster {
         Ok(true)
     }
 
-    /// Stops `name`'s work and releases its lease at once.
-    async fn hand_over(&mut self, name: &str) {
-        let Some(lease) = self.stop(name).await else {
+    /// Stops `name`'s work and releases its lease at once, so the next
+    /// holder need not wait for it to expire. While the engine runs, the
+    /// work is waited for at most a round (the other leases must be renewed
+    /// meanwhile): work that takes longer goes on finishing and the lease
+    /// is left to expire.
+    async fn hand_over(&mut self, name: &str, wait: Wait) {
+        let Some(lease) = self.stop(name, wait).await else {
             return;
         };
-        match self.log.release_lease(&lease).await {
+        match self.counted().release_lease(&lease).await {
             Ok(true) => tracing::info!(lease = %name, epoch = lease.epoch, "lease handed over"),
             Ok(false) => {}
             Err(e) => {
@@ -284,28 +296,71 @@ impl Cluster {
         }
     }
 
-    /// `name` was taken over: its work stops.
+    /// `name` was taken over: its work stops (fenced already), without
+    /// holding up the round.
     async fn lose(&mut self, name: &str) {
-        self.stop(name).await;
+        self.stop(name, Wait::No).await;
     }
 
-    /// Stops `name`'s work and waits for it; the lease it was under.
-    async fn stop(&mut self, name: &str) -> Option<Lease> {
+    /// Stops `name`'s work; the lease it was under when the work finished
+    /// within `wait` (None otherwise: it goes on finishing by itself).
+    async fn stop(&mut self, name: &str, wait: Wait) -> Option<Lease> {
         let held = self.held.remove(name)?;
-        if let Some(k) = lease_partition(name) {
+        let partition = lease_partition(name);
+        if let Some(k) = partition {
             // No job of the partition is let in any more.
             self.engine.worlds.ownership().remove(k);
         }
         let _ = held.stop.send(true);
-        if let Some(task) = held.task
-            && let Err(e) = task.await
-        {
-            tracing::error!(lease = %name, error = %e, "a task under a lease ended abnormally");
-        }
-        if let Some(k) = lease_partition(name) {
+        let finished = match (held.task, wait) {
+            (None, _) => true,
+            (Some(task), Wait::Full) => {
+                ended(name, task.await);
+                true
+            }
+            (Some(mut task), Wait::Round) => {
+                match tokio::time::timeout(self.ttl / 3, &mut task).await {
+                    Ok(result) => {
+                        ended(name, result);
+                        true
+                    }
+                    Err(_) => {
+                        tracing::warn!(lease = %name, "its work is still finishing; the lease is left to expire");
+                        let name = name.to_owned();
+                        tokio::spawn(async move { ended(&name, task.await) });
+                        false
+                    }
+                }
+            }
+            (Some(task), Wait::No) => {
+                let name = name.to_owned();
+                tokio::spawn(async move { ended(&name, task.await) });
+                false
+            }
+        };
+        if let Some(k) = partition {
+            // Its worlds' workers leave: a job of theirs still queued is
+            // refused (the gate is gone).
             self.engine.worlds.evict(k);
         }
-        Some(held.lease)
+        finished.then_some(held.lease)
+    }
+}
+
+/// How long stopping a piece of work waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Until it has finished (the engine stops).
+    Full,
+    /// At most a round.
+    Round,
+    /// Not at all.
+    No,
+}
+
+fn ended(name: &str, result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        tracing::error!(lease = %name, error = %e, "a task under a lease ended abnormally");
     }
 }
 

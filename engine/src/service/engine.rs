@@ -38,6 +38,9 @@ pub struct Engine {
     pub admin_token: Option<String>,
     /// The name of the relay's checkpoint in the log.
     pub relay_checkpoint: String,
+    /// Lease statements this engine has run (renewals, takeovers, lists,
+    /// releases): the cluster's cost on the database.
+    pub lease_operations: AtomicU64,
 }
 
 impl Engine {

@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 
 use super::api_error::ApiError;
 use super::engine::Engine;
+use super::ownership::NotHeld;
 use super::worlds::JobFailure;
 use provenant_host::intake::{self, MAX_TICK_BYTES, Rejection};
 
@@ -167,11 +168,33 @@ async fn post_tick(State(engine): State<Arc<Engine>>, body: Body) -> Result<Resp
             return Err(rejected(&engine, &rejection, status).await);
         }
     };
-    let answer = engine
-        .worlds
-        .enqueue_tick(tick, "http".into(), None)
-        .await?;
-    match tokio::time::timeout(TICK_WAIT, answer).await {
+    // A tick refused because its world changed behind this engine's back
+    // (its state is read again) or its partition was restarting is done
+    // again here, a few times, rather than handed back to the game.
+    let deadline = tokio::time::Instant::now() + TICK_WAIT;
+    let mut wait = Duration::from_millis(10);
+    let mut attempts = 0;
+    let answer = loop {
+        attempts += 1;
+        let answer = engine
+            .worlds
+            .enqueue_tick(tick.clone(), "http".into(), None)
+            .await;
+        let answer = match answer {
+            Ok(answer) => tokio::time::timeout_at(deadline, answer).await,
+            Err(failure) => Ok(Ok(Err(failure))),
+        };
+        match answer {
+            Ok(Ok(Err(JobFailure::Retry(_) | JobFailure::NotHeld(NotHeld::Restarting { .. }))))
+                if attempts < 5 && tokio::time::Instant::now() + wait < deadline =>
+            {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => break other,
+        }
+    };
+    match answer {
         Ok(Ok(Ok(outcome))) => Ok(axum::Json(outcome).into_response()),
         Ok(Ok(Err(failure))) => Err(failure.into()),
         Ok(Err(_)) => Err(JobFailure::ShuttingDown.into()),

@@ -40,6 +40,9 @@ const WORLDS_LOADED: &str = "provenant_worlds_loaded";
 const FOLLOWED: &str = "provenant_log_followed_events_total";
 const FOLLOWER_READS: &str = "provenant_log_follower_reads_total";
 const APPENDS: &str = "provenant_log_appends_total";
+const APPENDS_FENCED: &str = "provenant_log_appends_fenced_total";
+const LEASE_OPERATIONS: &str = "provenant_cluster_lease_operations_total";
+const PARTITIONS_HELD: &str = "provenant_cluster_partitions_held";
 const APPENDED: &str = "provenant_log_appended_events_total";
 const APPEND_FAILURES: &str = "provenant_log_append_failures_total";
 const APPEND_DURATION: &str = "provenant_log_append_duration_seconds";
@@ -184,6 +187,14 @@ pub async fn render(engine: &Engine) -> anyhow::Result<String> {
     r.counter(APPENDED, vec![]).absolute(commits.events);
     r.counter(APPEND_FAILURES, vec![])
         .absolute(commits.failures);
+    r.counter(APPENDS_FENCED, vec![]).absolute(commits.fenced);
+    r.counter(LEASE_OPERATIONS, vec![]).absolute(
+        engine
+            .lease_operations
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    r.gauge(PARTITIONS_HELD, vec![])
+        .set(engine.worlds.ownership().held().len() as f64);
     let h = r.histogram(APPEND_DURATION, vec![]);
     for (count, seconds) in commits.durations {
         // At their mean, as the plugin call durations.
@@ -331,6 +342,19 @@ impl Registry<'_> {
         describe_counter(
             APPEND_FAILURES,
             "Group appends that failed (every tick in the group is retried or refused), since the engine started",
+        );
+        describe_counter(
+            APPENDS_FENCED,
+            "Group appends refused because a partition's lease had been taken over by another engine (its ticks are left to the new holder), since the engine started",
+        );
+        describe_counter(
+            LEASE_OPERATIONS,
+            "Lease statements this engine ran (renewals, takeovers, lists, releases), since it started: the cluster's cost on the database",
+        );
+        describe(
+            PARTITIONS_HELD,
+            None,
+            "Partitions of the worlds this engine holds the lease of now",
         );
         self.0.describe_histogram(
             APPEND_DURATION.into(),

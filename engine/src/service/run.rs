@@ -187,6 +187,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         bus,
         admin_token: config.admin_token.clone(),
         relay_checkpoint: config.nats_names.relay_checkpoint(),
+        lease_operations: AtomicU64::new(0),
     });
     let duties = duties(&config, &engine, js.clone(), partitions);
     let mut cluster = Cluster::new(

@@ -60,7 +60,11 @@ pub async fn consume_partition(work: PartitionWork, mut stop: watch::Receiver<bo
     let mut changes = ownership.subscribe();
     let mut generation = ownership.open(k, epoch);
     let mut wait = Duration::from_millis(100);
+    // Restarts after failed appends back off while they come quickly (a
+    // refusal that repeats must not spin).
+    let mut restart_wait = Duration::from_millis(50);
     loop {
+        let generation_started = tokio::time::Instant::now();
         let ticket = Ticket {
             partition: k,
             epoch,
@@ -142,6 +146,17 @@ pub async fn consume_partition(work: PartitionWork, mut stop: watch::Receiver<bo
                     partition = k,
                     "an append of the partition failed; taking its ticks again from the first not acknowledged"
                 );
+                if generation_started.elapsed() > Duration::from_secs(10) {
+                    restart_wait = Duration::from_millis(50);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(restart_wait) => {}
+                    _ = super::signals::stopped(&mut stop) => return,
+                }
+                restart_wait = (restart_wait * 2).min(Duration::from_secs(2));
+                if !ownership.holds(k, epoch) {
+                    return;
+                }
                 generation = ownership.open(k, epoch);
             }
             Ended::Interrupted => {
@@ -174,6 +189,9 @@ enum Ended {
 /// checks the server holds it as asked ([`nats_applied`]) and starts
 /// pulling. None when the lease was taken over.
 async fn take_over(work: &PartitionWork) -> anyhow::Result<Option<consumer::pull::Stream>> {
+    work.engine
+        .lease_operations
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if work
         .log
         .renew_lease(&work.lease, work.ttl)

@@ -549,6 +549,19 @@ impl Worker {
         if jobs.is_empty() {
             return None;
         }
+        // A question about the world, with nothing of it in flight: a
+        // configuration written elsewhere since it was read (another engine,
+        // `provenant world set`) is read first. (Appends find it by
+        // themselves: they expect the version the state includes.)
+        if pending.is_none() && jobs.iter().any(|j| matches!(j, Job::Describe { .. })) {
+            match self.shared.log.stream_version(&self.stream).await {
+                Ok(v) if v != self.version => self.reload().await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(world = %self.world, error = %e, "cannot read the world's version; answering from the state in memory")
+                }
+            }
+        }
         let markers: Vec<Uuid> = jobs
             .iter()
             .filter_map(|j| match j {

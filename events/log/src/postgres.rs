@@ -157,7 +157,6 @@ impl PgLog {
             )))
             .await
             .map_err(|e| self.map_err(e))?;
-        self.check_fences(&mut tx, batch.fences()).await?;
 
         let mut existing = HashMap::new();
         if lookup == Lookup::Existing {
@@ -174,9 +173,13 @@ impl PgLog {
                 existing.insert(event.event_id, event);
             }
         }
-        let (head, versions) = head_and_versions(&mut tx, &streams)
+        // The leases' epochs are read in the same statement as the head
+        // (one round trip), FOR SHARE: a takeover in flight is waited for
+        // and then seen, and one that comes later waits for this append.
+        let (head, versions, leases) = head_and_versions(&mut tx, &streams, batch.fences())
             .await
             .map_err(|e| self.map_err(e))?;
+        crate::lease::check_fences(batch.fences(), &leases)?;
         let plan = batch.plan(&existing, &versions, head, Utc::now())?;
         if plan.to_write.is_empty() {
             tx.rollback().await?;
@@ -759,34 +762,60 @@ async fn copy_rows(
 }
 
 async fn head_in(conn: &mut PgConnection) -> Result<Head, sqlx::Error> {
-    Ok(head_and_versions(conn, &[]).await?.0)
+    Ok(head_and_versions(conn, &[], &[]).await?.0)
 }
 
 async fn versions_in(
     conn: &mut PgConnection,
     streams: &[StreamName],
 ) -> Result<HashMap<StreamName, u64>, sqlx::Error> {
-    Ok(head_and_versions(conn, streams).await?.1)
+    Ok(head_and_versions(conn, streams, &[]).await?.1)
 }
 
 /// The head and the current version of each stream (streams without events
 /// are left out), in one round trip: one backward index probe each.
+/// The fenced leases' rows: name, owner, epoch.
+type LeaseRows = Vec<(String, String, i64)>;
+
+/// The log's head, the streams' versions, and the fenced leases' rows
+/// (read `FOR SHARE`), in one statement.
 async fn head_and_versions(
     conn: &mut PgConnection,
     streams: &[StreamName],
-) -> Result<(Head, HashMap<StreamName, u64>), sqlx::Error> {
+    fences: &[crate::append::Fence],
+) -> Result<(Head, HashMap<StreamName, u64>, LeaseRows), sqlx::Error> {
     let names: Vec<&str> = streams.iter().map(|s| s.as_str()).collect();
-    let (position, hash, versions): (Option<i64>, Option<Vec<u8>>, Vec<i64>) = sqlx::query_as(
-        "SELECT h.position, h.hash, \
+    let leases: Vec<&str> = fences.iter().map(|f| f.lease.as_str()).collect();
+    type Row = (
+        Option<i64>,
+        Option<Vec<u8>>,
+        Vec<i64>,
+        Vec<String>,
+        Vec<String>,
+        Vec<i64>,
+    );
+    let (position, hash, versions, lease_names, owners, epochs): Row = sqlx::query_as(
+        "WITH l AS (SELECT name, owner, epoch FROM provenant.leases WHERE name = ANY($2) FOR SHARE) \
+         SELECT h.position, h.hash, \
                 ARRAY(SELECT coalesce((SELECT e.stream_version FROM provenant.events e \
                                        WHERE e.stream = u.s ORDER BY e.stream_version DESC LIMIT 1), 0) \
-                      FROM unnest($1::text[]) WITH ORDINALITY AS u(s, i) ORDER BY u.i) \
+                      FROM unnest($1::text[]) WITH ORDINALITY AS u(s, i) ORDER BY u.i), \
+                ARRAY(SELECT name FROM l ORDER BY name), \
+                ARRAY(SELECT owner FROM l ORDER BY name), \
+                ARRAY(SELECT epoch FROM l ORDER BY name) \
          FROM (SELECT 1) AS one \
          LEFT JOIN (SELECT position, hash FROM provenant.events ORDER BY position DESC LIMIT 1) AS h ON true",
     )
     .bind(&names)
+    .bind(&leases)
     .fetch_one(conn)
     .await?;
+    let leases = lease_names
+        .into_iter()
+        .zip(owners)
+        .zip(epochs)
+        .map(|((name, owner), epoch)| (name, owner, epoch))
+        .collect();
     let head = match (position, hash) {
         (Some(position), Some(hash)) => Head {
             position: position as Position,
@@ -800,7 +829,7 @@ async fn head_and_versions(
         .filter(|(_, v)| *v > 0)
         .map(|(s, v)| (s.clone(), v as u64))
         .collect();
-    Ok((head, versions))
+    Ok((head, versions, leases))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -237,3 +237,90 @@ async fn an_idle_world_leaves_memory_and_comes_back_with_the_same_state() {
         );
     }
 }
+
+/// A configuration written behind the running engine's back (`provenant
+/// world set`, as another engine's `PUT` would) is what the engine answers
+/// and uses from the next tick: the append expecting the world's old
+/// version is refused, the world is read again, the tick is done again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_written_behind_the_engine_is_seen_and_used_from_the_next_tick() {
+    let db = TestLog::postgres().await;
+    let engine = EngineProcess::start(&options(&db, &[]));
+    assert_eq!(engine.put("/v1/worlds/w1", &tavern()).await.0, 200);
+    let first = tick("w1", "s1", 1, &["a", "b"]);
+    let (status, answer) = engine.post("/v1/ticks", first.to_string().as_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let mut night = tavern();
+    night["name"] = "The Tavern at night".into();
+    night["meta"]["behavior"]["enabledPlugins"] = serde_json::json!(["game-romance"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("night.json");
+    std::fs::write(&file, night.to_string()).unwrap();
+    let out = provenant_tests::cli::provenant_on(
+        &db.url,
+        &["world", "set", "w1", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        provenant_tests::cli::stderr(&out)
+    );
+
+    // The next tick: its append expected the old version, is refused, and
+    // is done again on the world read again (the answer is still 200).
+    let second = tick("w1", "s1", 2, &["a", "b"]);
+    let (status, answer) = engine
+        .post("/v1/ticks", second.to_string().as_bytes())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // Another one behind its back, then a question: it reads the world again.
+    night["name"] = "The Tavern at dawn".into();
+    std::fs::write(&file, night.to_string()).unwrap();
+    let out = provenant_tests::cli::provenant_on(
+        &db.url,
+        &["world", "set", "w1", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        provenant_tests::cli::stderr(&out)
+    );
+    let (status, described) = engine.get("/v1/worlds/w1").await;
+    assert_eq!(status, 200, "{described}");
+    assert_eq!(
+        described["config"]["name"], "The Tavern at dawn",
+        "{described}"
+    );
+    let log = db.open().await;
+    let events = all_events(&log).await;
+    let of_tick = |t: &Value| -> Vec<&Event> {
+        let id = t["tick_id"].as_str().unwrap();
+        events
+            .iter()
+            .filter(|e| e.provenance.tick_id.is_some_and(|x| x.to_string() == id))
+            .collect()
+    };
+    let stealth = |es: &[&Event]| {
+        es.iter()
+            .filter(|e| {
+                e.plugin_id
+                    .as_ref()
+                    .is_some_and(|p| p.as_str() == "game-stealth")
+            })
+            .count()
+    };
+    assert!(
+        stealth(&of_tick(&first)) > 0,
+        "the first tick ran game-stealth"
+    );
+    assert_eq!(stealth(&of_tick(&second)), 0, "the second tick did not");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind.as_str() == "TickProcessed")
+            .count(),
+        2
+    );
+}
