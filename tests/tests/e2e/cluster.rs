@@ -111,6 +111,42 @@ async fn run(url: &str, cluster: Option<&mut [PrivateNats; 3]>) {
         NAMES.iter().all(|n| held_by(s, n).len() == 2)
     })
     .await;
+    // `provenant cluster status` says the same as the engines.
+    let out = std::process::Command::new(provenant_tests::binary())
+        .args(["cluster", "status", "--json"])
+        .env("DATABASE_URL", &db.url)
+        .env("PROVENANT_NATS_PREFIX", &nats.prefix)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["partitions"], PARTITIONS, "{status}");
+    assert!(
+        NAMES.iter().all(|n| held_by(&status, n).len() == 2),
+        "{status}"
+    );
+    let live: BTreeSet<&str> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["expired"] == false)
+        .map(|i| i["owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(live, NAMES.into_iter().collect());
+    let text = std::process::Command::new(provenant_tests::binary())
+        .args(["cluster", "status"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("partitions: 6") && text.contains("instances: 3 live"),
+        "{text}"
+    );
 
     let sim = tokio::process::Command::new(provenant_tests::binary())
         .args([
