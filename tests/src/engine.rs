@@ -116,8 +116,28 @@ impl EngineProcess {
             }));
         }
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let Some(Ok(first)) = lines.next() else {
+        // The first line is awaited at most two minutes: an engine that
+        // hangs before it listens fails the test with what it said.
+        let (first_line, first_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = first_line.send(first);
+            // Keep draining stdout so the engine never blocks on it.
+            for _ in lines {}
+        });
+        let first = match first_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(first) => first,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the engine did not listen within 120 s; it said:\n{}",
+                    stderr.0.lock().unwrap()
+                ));
+            }
+        };
+        let Some(Ok(first)) = first else {
             let status = child.wait().map_err(|e| e.to_string())?;
             // The reader ends at the end of stderr.
             if let Some(reader) = reader {
@@ -128,8 +148,6 @@ impl EngineProcess {
                 stderr.0.lock().unwrap()
             ));
         };
-        // Keep draining stdout so the engine never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
         let addr = first
             .split("http://")
             .nth(1)
@@ -180,7 +198,23 @@ impl EngineProcess {
             .status()
             .expect("run kill");
         assert!(status.success());
-        child.wait().expect("wait for the engine")
+        // A stop that hangs fails the test with what the engine said,
+        // instead of hanging it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the engine") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the engine did not stop within 90 s of SIGTERM; it said:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stderr(&self) -> String {

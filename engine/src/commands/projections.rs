@@ -73,6 +73,7 @@ async fn open(database_url: &str) -> anyhow::Result<EventLog> {
 /// `provenant projections run`: every projection, following the log until
 /// SIGTERM or Ctrl-C.
 pub async fn run(database_url: &str, config: &ProjectionsConfig) -> anyhow::Result<()> {
+    let signal = stop_signal();
     let log = open(database_url).await?;
     let (stop, stopped) = watch::channel(false);
     let tasks = spawn_projections(&log, config, Default::default(), None, stopped).await?;
@@ -81,7 +82,7 @@ pub async fn run(database_url: &str, config: &ProjectionsConfig) -> anyhow::Resu
         names::ALL.join(", "),
         redact_url(database_url)
     );
-    stop_signal().await;
+    signal.await;
     let _ = stop.send(true);
     for task in tasks {
         task.await.context("a projection ended abnormally")?;

@@ -372,9 +372,14 @@ fn duties(
 pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
     let url = redact_url(&config.database_url);
     let nats = config.nats_url.clone();
+    // One listener for the whole run: a signal that comes between the
+    // start and the wait (a supervisor stopping an engine it just started)
+    // is not lost.
+    let stop = stop_signal();
+    tokio::pin!(stop);
     let running = tokio::select! {
         r = start(config) => r?,
-        _ = stop_signal() => {
+        _ = &mut stop => {
             eprintln!("stopped before the engine was ready");
             return Ok(());
         }
@@ -388,7 +393,7 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
             None => "POST /v1/ticks (no NATS_URL: events go to the in-process bus)".into(),
         }
     );
-    stop_signal().await;
+    stop.await;
     eprintln!("stopping: finishing the ticks in flight");
     running.stop().await?;
     eprintln!("stopped");

@@ -92,9 +92,8 @@ pub async fn consume_partition(work: PartitionWork, mut stop: watch::Receiver<bo
                 );
                 tracing::warn!("{reason}; retrying in {wait:?}");
                 work.engine.health.consumer(Some(reason));
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = super::signals::stopped(&mut stop) => return,
+                if !pause(wait, &mut stop).await {
+                    return;
                 }
                 wait = (wait * 2).min(Duration::from_secs(5));
                 continue;
@@ -149,9 +148,8 @@ pub async fn consume_partition(work: PartitionWork, mut stop: watch::Receiver<bo
                 if generation_started.elapsed() > Duration::from_secs(10) {
                     restart_wait = Duration::from_millis(50);
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(restart_wait) => {}
-                    _ = super::signals::stopped(&mut stop) => return,
+                if !pause(restart_wait, &mut stop).await {
+                    return;
                 }
                 restart_wait = (restart_wait * 2).min(Duration::from_secs(2));
                 if !ownership.holds(k, epoch) {
@@ -160,9 +158,8 @@ pub async fn consume_partition(work: PartitionWork, mut stop: watch::Receiver<bo
                 generation = ownership.open(k, epoch);
             }
             Ended::Interrupted => {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = super::signals::stopped(&mut stop) => return,
+                if !pause(wait, &mut stop).await {
+                    return;
                 }
                 wait = (wait * 2).min(Duration::from_secs(5));
                 if !ownership.holds(k, epoch) {
@@ -171,6 +168,14 @@ pub async fn consume_partition(work: PartitionWork, mut stop: watch::Receiver<bo
                 generation = ownership.open(k, epoch);
             }
         }
+    }
+}
+
+/// Waits `wait`, unless told to stop first; false when stopped.
+async fn pause(wait: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = super::signals::stopped(stop) => false,
     }
 }
 

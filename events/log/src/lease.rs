@@ -70,15 +70,7 @@ impl EventLog {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, LogError> {
-        check_name(name)?;
-        check_name(owner)?;
-        let ttl_ms = ttl_ms(ttl)?;
-        let row = match &self.backend {
-            Backend::Postgres(b) => b.acquire_lease(name, owner, ttl_ms, false).await?,
-            Backend::Sqlite(b) => b.acquire_lease(name, owner, ttl_ms, false).await?,
-        };
-        row.map(|(epoch, expires_at)| lease(name, owner, epoch, expires_at))
-            .transpose()
+        self.take_lease(name, owner, ttl, false).await
     }
 
     /// As [`acquire_lease`](Self::acquire_lease), and also while `owner`
@@ -92,12 +84,22 @@ impl EventLog {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, LogError> {
+        self.take_lease(name, owner, ttl, true).await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+        reclaim: bool,
+    ) -> Result<Option<Lease>, LogError> {
         check_name(name)?;
         check_name(owner)?;
         let ttl_ms = ttl_ms(ttl)?;
         let row = match &self.backend {
-            Backend::Postgres(b) => b.acquire_lease(name, owner, ttl_ms, true).await?,
-            Backend::Sqlite(b) => b.acquire_lease(name, owner, ttl_ms, true).await?,
+            Backend::Postgres(b) => b.acquire_lease(name, owner, ttl_ms, reclaim).await?,
+            Backend::Sqlite(b) => b.acquire_lease(name, owner, ttl_ms, reclaim).await?,
         };
         row.map(|(epoch, expires_at)| lease(name, owner, epoch, expires_at))
             .transpose()
@@ -145,27 +147,6 @@ impl EventLog {
             Backend::Sqlite(b) => b.leases().await,
         }
     }
-}
-
-/// The epochs stored for `fences` (a lease never held is absent), compared
-/// with the fences: the first that does not match refuses the append.
-pub(crate) fn check_fences(
-    fences: &[Fence],
-    stored: &[(String, String, i64)],
-) -> Result<(), LogError> {
-    for fence in fences {
-        let current = stored.iter().find(|(name, _, _)| *name == fence.lease);
-        let matches = current.is_some_and(|(_, _, epoch)| u64::try_from(*epoch) == Ok(fence.epoch));
-        if !matches {
-            return Err(LogError::Fenced {
-                lease: fence.lease.clone(),
-                epoch: fence.epoch,
-                current: current.and_then(|(_, _, e)| u64::try_from(*e).ok()),
-                owner: current.map(|(_, owner, _)| owner.clone()),
-            });
-        }
-    }
-    Ok(())
 }
 
 fn lease(

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use crate::append::Fence;
 use crate::error::LogError;
-use crate::lease::{LeaseStatus, check_fences, from_ms};
+use crate::fence_check::check_fences;
+use crate::lease::{LeaseStatus, from_ms};
 use crate::postgres::PgLog;
 use crate::sqlite::SqliteLog;
 
@@ -109,9 +110,10 @@ impl PgLog {
             )
             .collect())
     }
-    /// Inside an append's transaction, after the append lock: the fenced
-    /// leases' rows, read FOR SHARE (a takeover in flight is waited for and
-    /// then seen), must still be at the fences' epochs.
+    /// Inside a checkpoint's or a projection commit's transaction: the
+    /// fenced leases' rows, read FOR SHARE (a takeover in flight is waited
+    /// for and then seen), must still be at the fences' epochs. (An append
+    /// reads them in its head statement instead: `head_and_versions`.)
     pub(crate) async fn check_fences(
         &self,
         conn: &mut sqlx::PgConnection,
@@ -226,9 +228,9 @@ impl SqliteLog {
             )
             .collect())
     }
-    /// Inside an append's transaction (BEGIN IMMEDIATE: no lease changes
-    /// while it runs): the fenced leases must still be at the fences'
-    /// epochs.
+    /// Inside an append's, a checkpoint's or a projection commit's
+    /// transaction (BEGIN IMMEDIATE: no lease changes while it runs): the
+    /// fenced leases must still be at the fences' epochs.
     pub(crate) async fn check_fences(
         &self,
         conn: &mut sqlx::SqliteConnection,

@@ -25,6 +25,7 @@ mod config;
 mod decode;
 mod error;
 mod feed;
+mod fence_check;
 mod filter;
 mod lease;
 mod lease_sql;

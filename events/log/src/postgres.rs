@@ -179,7 +179,7 @@ impl PgLog {
         let (head, versions, leases) = head_and_versions(&mut tx, &streams, batch.fences())
             .await
             .map_err(|e| self.map_err(e))?;
-        crate::lease::check_fences(batch.fences(), &leases)?;
+        crate::fence_check::check_fences(batch.fences(), &leases)?;
         let plan = batch.plan(&existing, &versions, head, Utc::now())?;
         if plan.to_write.is_empty() {
             tx.rollback().await?;

@@ -17,6 +17,8 @@ use provenant_tests::{EngineOptions, EngineProcess, PrivateNats, TestLog, TestNa
 use serde_json::Value;
 use tokio::time::Instant;
 
+use provenant_tests::cli::{provenant_on, provenant_on_env, stderr, stdout};
+
 use super::projections::{PROJECTIONS, all_rows};
 use super::service::assert_stream_matches_log;
 
@@ -112,17 +114,9 @@ async fn run(url: &str, cluster: Option<&mut [PrivateNats; 3]>) {
     })
     .await;
     // `provenant cluster status` says the same as the engines.
-    let out = std::process::Command::new(provenant_tests::binary())
-        .args(["cluster", "status", "--json"])
-        .env("DATABASE_URL", &db.url)
-        .env("PROVENANT_NATS_PREFIX", &nats.prefix)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let prefix = [("PROVENANT_NATS_PREFIX".to_owned(), nats.prefix.clone())];
+    let out = provenant_on_env(&db.url, &["cluster", "status", "--json"], &prefix);
+    succeeded(&out);
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["partitions"], PARTITIONS, "{status}");
     assert!(
@@ -137,11 +131,7 @@ async fn run(url: &str, cluster: Option<&mut [PrivateNats; 3]>) {
         .map(|i| i["owner"].as_str().unwrap())
         .collect();
     assert_eq!(live, NAMES.into_iter().collect());
-    let text = std::process::Command::new(provenant_tests::binary())
-        .args(["cluster", "status"])
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
+    let text = provenant_on_env(&db.url, &["cluster", "status"], &prefix);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("partitions: 6") && text.contains("instances: 3 live"),
@@ -298,16 +288,7 @@ async fn run(url: &str, cluster: Option<&mut [PrivateNats; 3]>) {
     // Positions dense from 1; the chain verifies.
     let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
     assert_eq!(positions, (1..=events.len() as u64).collect::<Vec<_>>());
-    let verify = std::process::Command::new(provenant_tests::binary())
-        .args(["audit", "verify"])
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    succeeded(&provenant_on(&db.url, &["audit", "verify"]));
 
     // Each tick once, and per world in publish order (sim numbers each
     // world's ticks from 1).
@@ -334,16 +315,7 @@ async fn run(url: &str, cluster: Option<&mut [PrivateNats; 3]>) {
     assert_stream_matches_log(&js, &nats, &events).await;
     wait_projections(&log, events.len() as u64).await;
     let live = all_rows(&log).await;
-    let out = std::process::Command::new(provenant_tests::binary())
-        .args(["projections", "rebuild"])
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&provenant_on(&db.url, &["projections", "rebuild"]));
     assert_eq!(all_rows(&log).await, live, "rebuild equals live");
     assert_eq!(live.len(), PROJECTIONS.len());
 
@@ -434,6 +406,10 @@ async fn run(url: &str, cluster: Option<&mut [PrivateNats; 3]>) {
         at(1.0),
         sent
     );
+}
+
+fn succeeded(out: &std::process::Output) {
+    assert!(out.status.success(), "{}{}", stdout(out), stderr(out));
 }
 
 /// Waits until every projection has committed up to `head`.

@@ -771,3 +771,20 @@ async fn anchors_publish_the_head_that_audit_verify_pins() {
     let wrong = format!("{}:{}", last.position, "0".repeat(64));
     assert_eq!(verify(&wrong).status.code(), Some(1));
 }
+
+/// SIGTERM right after the engine says it listens (a supervisor stopping
+/// an engine it just started) stops it: the signal is listened for from
+/// before the start, not only once the engine waits for it (a SIGTERM in
+/// between was lost, and the engine ran on).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_right_after_the_start_stops_the_engine() {
+    for _ in 0..5 {
+        let db = TestLog::sqlite();
+        let mut engine = EngineProcess::start(&EngineOptions {
+            database_url: db.url.clone(),
+            ..Default::default()
+        });
+        let status = engine.terminate();
+        assert!(status.success(), "{status}: {}", engine.stderr());
+    }
+}

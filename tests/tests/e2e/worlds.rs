@@ -255,17 +255,20 @@ async fn a_configuration_written_behind_the_engine_is_seen_and_used_from_the_nex
     night["name"] = "The Tavern at night".into();
     night["meta"]["behavior"]["enabledPlugins"] = serde_json::json!(["game-romance"]);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("night.json");
-    std::fs::write(&file, night.to_string()).unwrap();
-    let out = provenant_tests::cli::provenant_on(
-        &db.url,
-        &["world", "set", "w1", file.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        provenant_tests::cli::stderr(&out)
-    );
+    let world_set = |config: &Value| {
+        let file = dir.path().join("world.json");
+        std::fs::write(&file, config.to_string()).unwrap();
+        let out = provenant_tests::cli::provenant_on(
+            &db.url,
+            &["world", "set", "w1", file.to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            provenant_tests::cli::stderr(&out)
+        );
+    };
+    world_set(&night);
 
     // The next tick: its append expected the old version, is refused, and
     // is done again on the world read again (the answer is still 200).
@@ -277,16 +280,7 @@ async fn a_configuration_written_behind_the_engine_is_seen_and_used_from_the_nex
 
     // Another one behind its back, then a question: it reads the world again.
     night["name"] = "The Tavern at dawn".into();
-    std::fs::write(&file, night.to_string()).unwrap();
-    let out = provenant_tests::cli::provenant_on(
-        &db.url,
-        &["world", "set", "w1", file.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        provenant_tests::cli::stderr(&out)
-    );
+    world_set(&night);
     let (status, described) = engine.get("/v1/worlds/w1").await;
     assert_eq!(status, 200, "{described}");
     assert_eq!(
