@@ -5,8 +5,8 @@
 //! (`projections`). Each round (a third of the lease length) it renews what
 //! it holds, stops what it lost, and takes free work up to its share: the
 //! partitions divided by the live instances, rounded up; above its share
-//! it hands partitions over (stops them, then releases their leases at
-//! once, so the next instance need not wait for them to expire).
+//! it hands a partition over each round (stops it, then releases its lease
+//! at once, so the next instance need not wait for it to expire).
 //!
 //! Correctness does not rest on this loop or on clocks: an append names
 //! its partition's epoch and the log refuses it once the lease moved on
@@ -183,7 +183,9 @@ impl Cluster {
             .collect();
         mine.sort_unstable();
         if mine.len() > share {
-            for k in mine.iter().rev().take(mine.len() - share) {
+            // One a round: a hand-over may wait for its work up to a round,
+            // and the other leases must be renewed in time.
+            if let Some(k) = mine.last() {
                 tracing::info!(
                     partition = k,
                     share,

@@ -119,6 +119,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         // An engine frozen mid-append holds up the others' appends and
         // takeovers at most about a lease.
         idle_in_transaction_timeout: config.cluster.lease,
+        statement_timeout: Some(config.cluster.lease.max(Duration::from_secs(10)) * 3),
         ..LogConfig::new(&config.database_url)
     };
     let log = open_log(&log_config, &health).await?;

@@ -26,6 +26,12 @@ pub struct LogConfig {
     /// it is frozen, and no other engine could append or take its leases
     /// over. Its transaction is rolled back: nothing of it is written.
     pub idle_in_transaction_timeout: std::time::Duration,
+    /// PostgreSQL cancels a statement of this log that runs longer
+    /// (`statement_timeout`; None: never). The engine sets one as a
+    /// backstop: a writer frozen in the middle of sending an append (a
+    /// `COPY` whose data stops coming is not idle) would otherwise hold the
+    /// append lock until it wakes up.
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 impl LogConfig {
@@ -36,6 +42,7 @@ impl LogConfig {
             max_connections: 8,
             feed_capacity: crate::feed::DEFAULT_FEED_CAPACITY,
             idle_in_transaction_timeout: std::time::Duration::from_secs(10),
+            statement_timeout: None,
         }
     }
 }

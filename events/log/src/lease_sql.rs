@@ -21,7 +21,17 @@ impl PgLog {
         ttl_ms: i64,
         reclaim: bool,
     ) -> Result<Taken, LogError> {
-        sqlx::query_as(
+        // A takeover waits for the appends in flight under the lease (they
+        // read its row FOR SHARE), but not for long: a holder frozen in the
+        // middle of one must not hold up the taker's other leases. It is
+        // tried again at the next round; PostgreSQL ends the frozen
+        // transaction after `idle_in_transaction_session_timeout`.
+        let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        sqlx::query("SET LOCAL lock_timeout = '250ms'")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let taken: Result<Taken, sqlx::Error> = sqlx::query_as(
             "INSERT INTO provenant.leases AS l (name, owner, epoch, expires_at) \
              VALUES ($1, $2, 1, now() + $3::float8 * interval '1 millisecond') \
              ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, epoch = l.epoch + 1, \
@@ -33,9 +43,18 @@ impl PgLog {
         .bind(owner)
         .bind(ttl_ms)
         .bind(reclaim)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.map_err(e))
+        .fetch_optional(&mut *tx)
+        .await;
+        match taken {
+            Ok(taken) => {
+                tx.commit().await.map_err(|e| self.map_err(e))?;
+                Ok(taken)
+            }
+            // 55P03 lock_not_available: an append under the lease is in
+            // flight; not taken now.
+            Err(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c == "55P03") => Ok(None),
+            Err(e) => Err(self.map_err(e)),
+        }
     }
 
     pub(crate) async fn renew_lease(

@@ -98,6 +98,13 @@ impl PgLog {
             ("plan_cache_mode", "force_custom_plan"),
             ("idle_in_transaction_session_timeout", idle_ms.as_str()),
         ]);
+        let options = match config.statement_timeout {
+            Some(t) => {
+                let ms = t.as_millis().clamp(1, i32::MAX as u128).to_string();
+                options.options([("statement_timeout", ms.as_str())])
+            }
+            None => options,
+        };
         PgConnection::connect_with(&options).await?.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(2))

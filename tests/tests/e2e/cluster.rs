@@ -79,6 +79,13 @@ fn held_by(status: &Value, owner: &str) -> BTreeSet<u32> {
         .collect()
 }
 
+/// The PostgreSQL application name of engine `name` on `db`'s log: its own
+/// (tests run in parallel, each terminating only its engine's connections).
+fn application_name(db: &TestLog, name: &str) -> String {
+    let database = db.url.rsplit('/').next().unwrap_or_default();
+    format!("{name}-{database}")
+}
+
 fn options(db: &TestLog, nats: &TestNats, name: &str, replicas: bool) -> EngineOptions {
     let mut args: Vec<String> = [
         "--partitions",
@@ -93,7 +100,7 @@ fn options(db: &TestLog, nats: &TestNats, name: &str, replicas: bool) -> EngineO
     }
     EngineOptions {
         // Its PostgreSQL connections can be told apart.
-        database_url: format!("{}?application_name=provenant-{name}", db.url),
+        database_url: format!("{}?application_name={}", db.url, application_name(db, name)),
         instance: Some(name.into()),
         args,
         ..EngineOptions::with_nats(&db.url, nats)
@@ -246,9 +253,10 @@ async fn run(url: &str, cluster: Option<&mut [PrivateNats; 3]>) {
     println!("eng-b held {b_partitions:?}; paused at {paused_at}, learned at {learned_at}");
 
     // 3. eng-c's PostgreSQL connections are terminated.
-    let terminated = provenant_tests::log::on_postgres_server(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'provenant-eng-c'",
-    )
+    let terminated = provenant_tests::log::on_postgres_server(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{}'",
+        application_name(&db, "eng-c")
+    ))
     .await;
     println!("terminated eng-c's connections: {terminated}");
 
