@@ -34,6 +34,7 @@ const TICKS: &str = "provenant_ticks_processed_total";
 const REJECTED: &str = "provenant_ticks_rejected_total";
 const RESETS: &str = "provenant_metrics_resets_total";
 const BUILD: &str = "provenant_build_info";
+const READY: &str = "provenant_ready";
 const CIRCUIT: &str = "provenant_plugin_circuit_open";
 const FAILURES: &str = "provenant_plugin_call_failures_total";
 const WORLDS_LOADED: &str = "provenant_worlds_loaded";
@@ -205,6 +206,12 @@ pub async fn render(engine: &Engine) -> anyhow::Result<String> {
             );
         }
     }
+    r.gauge(READY, vec![])
+        .set(if engine.health.readiness().ready {
+            1.0
+        } else {
+            0.0
+        });
     r.counter(TICKS, vec![]).absolute(totals.ticks_processed);
     r.counter(REJECTED, vec![]).absolute(totals.ticks_rejected);
     r.counter(RESETS, vec![]).absolute(totals.metrics_resets);
@@ -367,6 +374,11 @@ impl Registry<'_> {
             "Ticks rejected as bad input (TickRejected events)",
         );
         describe_counter(RESETS, "Plugin metrics resets (MetricsReset events)");
+        describe(
+            READY,
+            None,
+            "Whether the engine is ready (1), as /readyz says: the log reachable, the plugins loaded, NATS and the tick consumer running",
+        );
         describe(
             BUILD,
             None,

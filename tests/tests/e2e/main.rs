@@ -32,6 +32,7 @@ mod feed;
 mod handover;
 mod host;
 mod leases;
+mod monitoring;
 mod nats_config;
 mod plans;
 mod projections;
