@@ -1,7 +1,8 @@
-//! The alerting rules shipped in `docs/monitoring/`: `promtool` checks them
-//! and runs their unit tests, and every metric they name is one a running
-//! engine exports (a real scrape: NATS, a remote plugin whose circuit
-//! opens, the projections caught up).
+//! The alerting rules and the dashboard shipped in `docs/monitoring/`:
+//! `promtool` checks the rules and runs their unit tests, and every metric
+//! the rules and the dashboard's queries name is one a running engine
+//! exports (a real scrape: NATS, a remote plugin whose circuit opens, the
+//! projections caught up).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -45,32 +46,51 @@ fn the_alerting_rules_are_valid_and_their_unit_tests_pass() {
     assert!(tested.contains("SUCCESS"), "{tested}");
 }
 
-/// The `provenant_*` names an expression of the rules uses.
-fn rule_metrics() -> BTreeSet<String> {
-    let rules = std::fs::read_to_string(monitoring_dir().join("alerts.yml")).unwrap();
+/// The `provenant_*` names in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for line in rules
-        .lines()
-        .filter(|l| l.trim_start().starts_with("expr:"))
-    {
-        let mut rest = line;
-        while let Some(at) = rest.find("provenant_") {
-            let name: String = rest[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            rest = &rest[at + name.len()..];
-            names.insert(name);
-        }
+    let mut rest = text;
+    while let Some(at) = rest.find("provenant_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
     }
     names
 }
 
+/// The `provenant_*` names the rules' expressions use.
+fn rule_metrics() -> BTreeSet<String> {
+    let rules = std::fs::read_to_string(monitoring_dir().join("alerts.yml")).unwrap();
+    rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("expr:"))
+        .flat_map(metric_names)
+        .collect()
+}
+
+/// The `provenant_*` names the dashboard's queries use.
+fn dashboard_metrics() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(monitoring_dir().join("dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .flat_map(|t| metric_names(t["expr"].as_str().expect("every target has a query")))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn every_metric_the_alerting_rules_name_is_exported_by_a_running_engine() {
+async fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_running_engine() {
     const TOKEN: &str = "monitoring-test-token";
-    let names = rule_metrics();
-    assert!(names.len() >= 7, "{names:?}");
+    let rules = rule_metrics();
+    assert!(rules.len() >= 7, "{rules:?}");
+    let dashboard = dashboard_metrics();
+    assert!(dashboard.len() >= 10, "{dashboard:?}");
     let db = TestLog::new(Backend::Postgres).await;
     let nats = TestNats::new();
     let down = RemoteService::start(|_, _| Answer::Status(503, "down".into()));
@@ -126,7 +146,7 @@ async fn every_metric_the_alerting_rules_name_is_exported_by_a_running_engine() 
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())
         .collect();
-    for name in &names {
+    for name in rules.iter().chain(&dashboard) {
         assert!(
             exported.contains(name.as_str()),
             "{name} is not exported:\n{text}"
