@@ -40,9 +40,11 @@ async fn three_engines_on_a_nats_cluster_losing_a_server_keep_every_tick_once_an
     run(&url, Some(&mut servers)).await;
 }
 
-/// Polls `GET /admin/cluster` on `engine` until `done` holds.
+/// Polls `GET /admin/cluster` on `engine` until `done` holds (up to two
+/// minutes: with a nats-server killed, JetStream's requests time out and are
+/// retried while its cluster recovers, and a takeover waits for them).
 async fn cluster_until(engine: &EngineProcess, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (status, body) = engine.get("/admin/cluster").await;
         if status == 200 && done(&body) {
