@@ -163,6 +163,8 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
     let relayed = Arc::new(AtomicU64::new(0));
     let (bus, js, nats_client) = match &config.nats_url {
         Some(url) => {
+            // Not ready until a partition's tick consumer runs.
+            health.consumer(Some("the tick consumers are starting".into()));
             let client = nats::connect(url, health.clone()).await?;
             let js = async_nats::jetstream::new(client.clone());
             let streams = nats::StreamsConfig {

@@ -51,9 +51,16 @@ impl PgLog {
                 Ok(taken)
             }
             // 55P03 lock_not_available: an append under the lease is in
-            // flight; not taken now.
-            Err(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c == "55P03") => Ok(None),
-            Err(e) => Err(self.map_err(e)),
+            // flight; not taken now. The transaction is rolled back here,
+            // not left to the pool.
+            Err(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c == "55P03") => {
+                tx.rollback().await.map_err(|e| self.map_err(e))?;
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(self.map_err(e))
+            }
         }
     }
 

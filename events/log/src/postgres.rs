@@ -336,9 +336,13 @@ impl PgLog {
         fence: Option<&crate::append::Fence>,
     ) -> Result<(), LogError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
-        if let Some(fence) = fence {
-            self.check_fences(&mut tx, std::slice::from_ref(fence))
-                .await?;
+        if let Some(fence) = fence
+            && let Err(e) = self
+                .check_fences(&mut tx, std::slice::from_ref(fence))
+                .await
+        {
+            let _ = tx.rollback().await;
+            return Err(e);
         }
         sqlx::query(
             "INSERT INTO provenant.checkpoints AS c (name, position) VALUES ($1, $2) \

@@ -71,7 +71,17 @@ async fn a_tick_consumer_made_by_someone_else_is_replaced_by_the_partitions_own(
         .expect("consumer made");
 
     // Taking partition 0 over replaces it with the epoch's own, as asked.
-    let _engine = EngineProcess::start(&EngineOptions::with_nats(&db.url, &nats));
+    let engine = EngineProcess::start(&EngineOptions::with_nats(&db.url, &nats));
+    // Ready once the partition's consumer runs (it is made after the start).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while engine.get("/readyz").await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready: {}",
+            engine.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let log = db.open().await;
     let epoch = log
         .leases()
