@@ -69,6 +69,11 @@ pub(crate) struct PgLog {
     /// The payload of this log's append notifications (its feed's origin,
     /// hex digits only).
     origin: std::sync::Arc<str>,
+    /// The session's statement timeout, in milliseconds (None: none). The
+    /// append's wait for the append lock is exempt from it: a cancelled
+    /// lock statement would leave its connection inside an aborted
+    /// transaction no `Transaction` owns.
+    statement_timeout_ms: Option<u128>,
 }
 
 impl PgLog {
@@ -116,6 +121,9 @@ impl PgLog {
             pool,
             url: redact_url(&config.url),
             origin: origin.into(),
+            statement_timeout_ms: config
+                .statement_timeout
+                .map(|t| t.as_millis().clamp(1, i32::MAX as u128)),
         })
     }
 
@@ -157,11 +165,18 @@ impl PgLog {
         // statements after this one take their snapshots once the lock is
         // held. The notification is delivered only if the append commits;
         // it names this log's feed, whose followers get the events in memory.
+        let lock = format!(
+            "SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY}), pg_notify('{NOTIFY_CHANNEL}', '{}')",
+            self.origin
+        );
+        let begin = match self.statement_timeout_ms {
+            Some(ms) => format!(
+                "BEGIN; SET LOCAL statement_timeout = 0; {lock}; SET LOCAL statement_timeout = {ms}"
+            ),
+            None => format!("BEGIN; {lock}"),
+        };
         let mut tx = conn
-            .begin_with(sqlx::AssertSqlSafe(format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY}), pg_notify('{NOTIFY_CHANNEL}', '{}')",
-                self.origin
-            )))
+            .begin_with(sqlx::AssertSqlSafe(begin))
             .await
             .map_err(|e| self.map_err(e))?;
 
