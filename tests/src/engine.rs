@@ -45,6 +45,8 @@ impl EngineOptions {
 /// `provenant serve`, running; killed on drop.
 pub struct EngineProcess {
     pub addr: SocketAddr,
+    /// The token `get`, `post` and `put` send: the admin token, when set.
+    pub bearer: Option<String>,
     child: Option<Child>,
     /// What the engine wrote on stderr so far, and a signal for each write.
     stderr: std::sync::Arc<(std::sync::Mutex<String>, std::sync::Condvar)>,
@@ -63,6 +65,8 @@ impl EngineProcess {
             .env_remove("DATABASE_URL")
             .env_remove("NATS_URL")
             .env_remove("PROVENANT_ADMIN_TOKEN")
+            .env_remove("PROVENANT_GAME_TOKEN")
+            .env_remove("PROVENANT_READER_TOKEN")
             .env("DATABASE_URL", &options.database_url)
             .env(
                 "PROVENANT_HTTP_ADDR",
@@ -156,6 +160,7 @@ impl EngineProcess {
             .ok_or_else(|| format!("unexpected first line: {first}"))?;
         Ok(EngineProcess {
             addr,
+            bearer: options.admin_token.clone(),
             child: Some(child),
             stderr,
         })
@@ -233,11 +238,11 @@ impl EngineProcess {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        http(self.addr, "GET", path, None, None).await
+        http(self.addr, "GET", path, None, self.bearer.as_deref()).await
     }
 
     pub async fn post(&self, path: &str, body: &[u8]) -> (u16, Value) {
-        http(self.addr, "POST", path, Some(body), None).await
+        http(self.addr, "POST", path, Some(body), self.bearer.as_deref()).await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -246,7 +251,7 @@ impl EngineProcess {
             "PUT",
             path,
             Some(body.to_string().as_bytes()),
-            None,
+            self.bearer.as_deref(),
         )
         .await
     }

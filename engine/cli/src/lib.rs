@@ -41,7 +41,7 @@ pub enum Command {
     /// Run the engine: ticks in (NATS JetStream and POST /v1/ticks), events
     /// durable in the log and relayed to NATS, the HTTP API. Stops
     /// gracefully on SIGTERM or Ctrl-C.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// A game simulation: configures worlds on a running engine, sends ticks
     /// at a steady rate (to NATS, or POST /v1/ticks), and reports what was
     /// acknowledged, the throughput and the latency.
@@ -101,7 +101,7 @@ pub fn run() -> ExitCode {
 async fn dispatch(command: Command) -> ExitCode {
     match command {
         Command::Demo(args) => report(demo::run(&args.config()).await),
-        Command::Serve(args) => report(serve::run(args).await),
+        Command::Serve(args) => report(serve::run(*args).await),
         Command::Sim(args) => report(provenant_bench::sim::command(args).await),
         Command::Migrate(db) => report(migrate::run(&db).await),
         Command::Audit(command) => command.run().await,

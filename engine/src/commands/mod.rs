@@ -14,4 +14,5 @@ pub mod migrate;
 pub mod plugins;
 pub mod projections;
 pub mod serve;
+pub mod tokens;
 pub mod world;

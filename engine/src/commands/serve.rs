@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::args::{DbArgs, HealthArgs, PluginsDirArgs, isolation};
+use super::tokens::TokenArgs;
 use crate::nats_names::NatsNames;
 use crate::service::run::{ClusterConfig, DEFAULT_HTTP_ADDR, ServiceConfig, serve};
 use crate::service::worlds::WorldsConfig;
@@ -16,14 +17,11 @@ pub struct ServeArgs {
     /// only over HTTP and events go to an in-process bus.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
-    /// Where the HTTP API listens. A non-loopback address needs an admin
-    /// token.
+    /// Where the HTTP API listens. A non-loopback address needs a token.
     #[arg(long, env = "PROVENANT_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: std::net::SocketAddr,
-    /// When set, every POST, PUT and DELETE and every /admin/ request needs
-    /// `Authorization: Bearer <token>` (401 otherwise).
-    #[arg(long, env = "PROVENANT_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
     /// Prefix of the NATS subjects, streams and consumer: `provenant` gives
     /// provenant.ticks.<world>, PROVENANT_TICKS, PROVENANT_EVENTS and the
     /// consumer provenant-engine.
@@ -120,7 +118,7 @@ impl ServeArgs {
             database_url: self.db.database_url,
             nats_url: self.nats_url.filter(|u| !u.is_empty()),
             http_addr: self.http_addr,
-            admin_token: self.admin_token.filter(|t| !t.is_empty()),
+            tokens: self.tokens.tokens()?,
             nats_names: NatsNames::new(&self.nats_prefix)?,
             nats_replicas: usize::from(self.nats_replicas),
             instance,

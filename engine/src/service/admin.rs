@@ -74,7 +74,7 @@ fn unknown_plugin(plugin_id: &str) -> ApiError {
     )
 }
 
-#[utoipa::path(get, path = "/admin/plugins/list", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "The loaded plugins: {feature_plugins: [{id, name, version, enabled, kind, description}], route_plugins, total, skipped_plugins}"), (status = 401, description = "An admin token is set and was not given")))]
+#[utoipa::path(get, path = "/admin/plugins/list", tag = "admin", responses((status = 200, description = "The loaded plugins: {feature_plugins: [{id, name, version, enabled, kind, description}], route_plugins, total, skipped_plugins}")))]
 /// `GET /admin/plugins/list`
 pub async fn list(State(engine): State<Arc<Engine>>) -> Response {
     let mut feature = Vec::new();
@@ -105,7 +105,7 @@ pub async fn list(State(engine): State<Arc<Engine>>) -> Response {
     .into_response()
 }
 
-#[utoipa::path(get, path = "/admin/plugins/metrics", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{summary: {total_plugins, total_requests, total_errors, overall_error_rate, unhealthy_plugins, unhealthy_count}, plugins: {id: metrics}}, counted since the last reset, from the plugin_metrics projection"), (status = 401, description = "Missing or wrong admin token"), (status = 503, description = "The projection cannot be read")))]
+#[utoipa::path(get, path = "/admin/plugins/metrics", tag = "admin", responses((status = 200, description = "{summary: {total_plugins, total_requests, total_errors, overall_error_rate, unhealthy_plugins, unhealthy_count}, plugins: {id: metrics}}, counted since the last reset, from the plugin_metrics projection"), (status = 503, description = "The projection cannot be read")))]
 /// `GET /admin/plugins/metrics`
 pub async fn all_metrics(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
     let rows = metrics_rows(&engine).await?;
@@ -135,7 +135,7 @@ pub async fn all_metrics(State(engine): State<Arc<Engine>>) -> Result<Response, 
     .into_response())
 }
 
-#[utoipa::path(get, path = "/admin/plugins/metrics/{plugin_id}", tag = "admin", security(("admin_token" = [])), params(("plugin_id" = String, Path, description = "A plugin id")), responses((status = 200, description = "{plugin_id, requests: {total, errors, error_rate, average_time_ms, last_request}, behavior_extensions: {condition_evaluations, condition_failures, condition_failure_rate, effect_applications, effect_failures, effect_failure_rate}, event_handlers: {calls, failures, failure_rate}, health: {is_healthy, last_check, recent_errors, state, reason, since}, timeouts, panics, permission_denials, latency_ms: {p50, p95, p99}}"), (status = 404, description = "Unknown plugin"), (status = 401, description = "Missing or wrong admin token")))]
+#[utoipa::path(get, path = "/admin/plugins/metrics/{plugin_id}", tag = "admin", params(("plugin_id" = String, Path, description = "A plugin id")), responses((status = 200, description = "{plugin_id, requests: {total, errors, error_rate, average_time_ms, last_request}, behavior_extensions: {condition_evaluations, condition_failures, condition_failure_rate, effect_applications, effect_failures, effect_failure_rate}, event_handlers: {calls, failures, failure_rate}, health: {is_healthy, last_check, recent_errors, state, reason, since}, timeouts, panics, permission_denials, latency_ms: {p50, p95, p99}}"), (status = 404, description = "Unknown plugin")))]
 /// `GET /admin/plugins/metrics/{plugin_id}`
 pub async fn plugin_metrics(
     State(engine): State<Arc<Engine>>,
@@ -144,7 +144,7 @@ pub async fn plugin_metrics(
     Ok(axum::Json(metrics_of(&engine, &plugin_id).await?.admin_metrics()).into_response())
 }
 
-#[utoipa::path(get, path = "/admin/plugins/health", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{overall_healthy, unhealthy_plugins, health_status: {id: {is_healthy, last_check, error_count, request_error_rate, condition_failure_rate, effect_failure_rate, event_handler_failure_rate, state, reason, since, circuit?}}} over each plugin's sliding window; a remote plugin's circuit is {state, since, times_opened, not_sent}"), (status = 401, description = "Missing or wrong admin token")))]
+#[utoipa::path(get, path = "/admin/plugins/health", tag = "admin", responses((status = 200, description = "{overall_healthy, unhealthy_plugins, health_status: {id: {is_healthy, last_check, error_count, request_error_rate, condition_failure_rate, effect_failure_rate, event_handler_failure_rate, state, reason, since, circuit?}}} over each plugin's sliding window; a remote plugin's circuit is {state, since, times_opened, not_sent}")))]
 /// `GET /admin/plugins/health`
 pub async fn health(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
     let rows = metrics_rows(&engine).await?;
@@ -164,7 +164,7 @@ pub async fn health(State(engine): State<Arc<Engine>>) -> Result<Response, ApiEr
     .into_response())
 }
 
-#[utoipa::path(get, path = "/admin/plugins/behavior-extensions", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{registry_locked, conditions: {total, by_plugin, list}, effects: {total, by_plugin, list}, simulation_configs: {total, by_plugin, providers}}"), (status = 401, description = "Missing or wrong admin token")))]
+#[utoipa::path(get, path = "/admin/plugins/behavior-extensions", tag = "admin", responses((status = 200, description = "{registry_locked, conditions: {total, by_plugin, list}, effects: {total, by_plugin, list}, simulation_configs: {total, by_plugin, providers}}")))]
 /// `GET /admin/plugins/behavior-extensions`
 pub async fn behavior_extensions(State(engine): State<Arc<Engine>>) -> Response {
     let registry = engine.host.registry();
@@ -225,7 +225,7 @@ pub async fn behavior_extensions(State(engine): State<Arc<Engine>>) -> Response 
     .into_response()
 }
 
-#[utoipa::path(get, path = "/admin/plugins/{plugin_id}/details", tag = "admin", security(("admin_token" = [])), params(("plugin_id" = String, Path, description = "A plugin id")), responses((status = 200, description = "{plugin_id, name, version, description, author, kind, enabled, permissions, granted_permissions, dependencies, metrics, behavior_extensions: {conditions, effects}}"), (status = 404, description = "Unknown plugin"), (status = 401, description = "Missing or wrong admin token")))]
+#[utoipa::path(get, path = "/admin/plugins/{plugin_id}/details", tag = "admin", params(("plugin_id" = String, Path, description = "A plugin id")), responses((status = 200, description = "{plugin_id, name, version, description, author, kind, enabled, permissions, granted_permissions, dependencies, metrics, behavior_extensions: {conditions, effects}}"), (status = 404, description = "Unknown plugin")))]
 /// `GET /admin/plugins/{plugin_id}/details`
 pub async fn details(
     State(engine): State<Arc<Engine>>,
@@ -276,7 +276,7 @@ pub struct ResetQuery {
     plugin_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/admin/plugins/metrics/reset", tag = "admin", security(("admin_token" = [])), params(("plugin_id" = Option<String>, Query, description = "The plugin to reset; all plugins when absent")), responses((status = 200, description = "{status: \"ok\", message, position}: a MetricsReset event was appended"), (status = 404, description = "Unknown plugin"), (status = 401, description = "Missing or wrong admin token")))]
+#[utoipa::path(post, path = "/admin/plugins/metrics/reset", tag = "admin", params(("plugin_id" = Option<String>, Query, description = "The plugin to reset; all plugins when absent")), responses((status = 200, description = "{status: \"ok\", message, position}: a MetricsReset event was appended"), (status = 404, description = "Unknown plugin")))]
 /// `POST /admin/plugins/metrics/reset[?plugin_id=]`: appends a
 /// `MetricsReset` event; the counters restart from it (the history stays in
 /// the log, and Prometheus counters, which never go down, are not reset).
@@ -289,7 +289,7 @@ pub async fn reset(
         metrics_of(&engine, id).await?;
     }
     let requested_by = json!({
-        "authenticated": engine.admin_token.is_some(),
+        "authenticated": !engine.tokens.is_empty(),
         "user_agent": headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()),
         "requested_by": headers.get("x-requested-by").and_then(|v| v.to_str().ok()),
         "via": "POST /admin/plugins/metrics/reset",
@@ -362,7 +362,7 @@ fn rate(part: u64, whole: u64) -> f64 {
     }
 }
 
-#[utoipa::path(get, path = "/admin/cluster", tag = "admin", security(("admin_token" = [])), responses((status = 200, description = "{partitions, head, instances, partition_leases: [{partition, lease: {owner, epoch, expires_at, acquired_at, expired}}], relay: {lease, lag}, projections: {lease, lag}}"), (status = 503, description = "The log is unreachable"), (status = 401, description = "Missing or wrong admin token")))]
+#[utoipa::path(get, path = "/admin/cluster", tag = "admin", responses((status = 200, description = "{partitions, head, instances, partition_leases: [{partition, lease: {owner, epoch, expires_at, acquired_at, expired}}], relay: {lease, lag}, projections: {lease, lag}}"), (status = 503, description = "The log is unreachable")))]
 /// `GET /admin/cluster`: the engines sharing this log and who works what.
 pub async fn cluster(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError> {
     let status = super::cluster_status::read(&engine.log, &engine.relay_checkpoint)

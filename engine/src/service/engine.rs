@@ -35,7 +35,8 @@ pub struct Engine {
     pub reads: FollowerReads,
     /// Live events, on the embedded default.
     pub bus: Option<broadcast::Sender<Arc<Event>>>,
-    pub admin_token: Option<String>,
+    /// The roles' tokens; none: every route is open (loopback only).
+    pub tokens: super::access::Tokens,
     /// The name of the relay's checkpoint in the log.
     pub relay_checkpoint: String,
     /// Lease statements this engine has run (renewals, takeovers, lists,

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::{self, Access};
 use super::api_error::ApiError;
 use super::engine::Engine;
 use super::ownership::NotHeld;
@@ -46,19 +47,68 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .title("provenant")
         .version(provenant_host::ENGINE_VERSION)
         .description(Some(
-            "The engine service: ticks in, the log, worlds, sessions, the admin API (when an admin token is set, every POST, PUT and DELETE and every /admin/ request needs `Authorization: Bearer <token>`), Prometheus metrics and health. Every error is a JSON object {\"error\": \"...\"}.",
+            "The engine service: ticks in, the log, worlds, sessions, the admin API (once any role has a token, every operation but /livez and /readyz needs `Authorization: Bearer <token>` with the token of a role it admits: 401 without, 403 for another role), Prometheus metrics and health. Every error is a JSON object {\"error\": \"...\"}.",
         ))
         .build();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
-        "admin_token",
+        TOKEN_SCHEME,
         utoipa::openapi::security::SecurityScheme::Http(
             utoipa::openapi::security::HttpBuilder::new()
                 .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                .description(Some(
+                    "A role's token (--game-token, --reader-token, --admin-token); the scopes of an operation are the roles it admits",
+                ))
                 .build(),
         ),
     );
+    document_access(&mut doc);
     doc
+}
+
+/// The security scheme's name in the OpenAPI document.
+const TOKEN_SCHEME: &str = "token";
+
+/// Each operation's roles and its 401 and 403 answers, from
+/// [`access::required`], the function the middleware asks.
+fn document_access(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::ResponseBuilder;
+    use utoipa::openapi::security::SecurityRequirement;
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            (Method::GET, &mut item.get),
+            (Method::PUT, &mut item.put),
+            (Method::POST, &mut item.post),
+            (Method::DELETE, &mut item.delete),
+            (Method::PATCH, &mut item.patch),
+            (Method::HEAD, &mut item.head),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let Access::Roles(roles) = access::required(&method, path) else {
+                continue;
+            };
+            operation.security = Some(vec![SecurityRequirement::new(
+                TOKEN_SCHEME,
+                roles.iter().map(|r| r.name()),
+            )]);
+            let answers = &mut operation.responses.responses;
+            answers.insert(
+                "401".into(),
+                ResponseBuilder::new()
+                    .description("Tokens are set and none was given, or not one of them")
+                    .build()
+                    .into(),
+            );
+            answers.insert(
+                "403".into(),
+                ResponseBuilder::new()
+                    .description("The token's role is not one this operation admits")
+                    .build()
+                    .into(),
+            );
+        }
+    }
 }
 
 /// Every route, with its OpenAPI description.
@@ -88,39 +138,49 @@ async fn openapi_json() -> Response {
     axum::Json(openapi()).into_response()
 }
 
-/// With an admin token, mutating requests and `/admin/` need it.
+/// Once any token is set, every route but the probes needs a token whose
+/// role the route admits: 401 without one (or with one no role has), 403
+/// with a role the route does not admit.
 async fn authorize(State(engine): State<Arc<Engine>>, request: Request, next: Next) -> Response {
-    let Some(token) = &engine.admin_token else {
-        return next.run(request).await;
-    };
-    let guarded = matches!(
-        *request.method(),
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
-    ) || request.uri().path().starts_with("/admin/");
-    if !guarded {
+    if engine.tokens.is_empty() {
         return next.run(request).await;
     }
-    let given = request
+    let access = access::required(request.method(), request.uri().path());
+    let Access::Roles(roles) = access else {
+        return next.run(request).await;
+    };
+    let role = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-        return next.run(request).await;
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|given| engine.tokens.role_of(given));
+    let Some(role) = role else {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this request needs Authorization: Bearer <token> with the token of a role it admits",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    };
+    if !access.admits(role) {
+        let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} {} needs the {} role; this token is the {} role's",
+                request.method(),
+                request.uri().path(),
+                names.join(" or "),
+                role.name()
+            ),
+        )
+        .into_response();
     }
-    let mut response = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "this request needs Authorization: Bearer <admin token>",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    next.run(request).await
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format (version 0.0.4), from the projections", content_type = "text/plain"), (status = 503, description = "The projections cannot be read")))]
@@ -142,7 +202,7 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> Result<Response, ApiError
         .into_response())
 }
 
-#[utoipa::path(post, path = "/v1/ticks", tag = "game", request_body(description = "A tick: {tick_id, world_id, session_id, tick, at, npcs: [{npc_id, location_id, state}], session_updates?, context?}, at most 1 MiB", content_type = "application/json"), responses((status = 200, description = "The tick's events are durable: {tick_id, duplicate, events, position}"), (status = 400, description = "Not a valid tick (recorded as TickRejected)"), (status = 413, description = "Larger than 1 MiB (recorded as TickRejected)"), (status = 401, description = "An admin token is set and was not given"), (status = 503, description = "Not durable in time, or shutting down; resending is safe")))]
+#[utoipa::path(post, path = "/v1/ticks", tag = "game", request_body(description = "A tick: {tick_id, world_id, session_id, tick, at, npcs: [{npc_id, location_id, state}], session_updates?, context?}, at most 1 MiB", content_type = "application/json"), responses((status = 200, description = "The tick's events are durable: {tick_id, duplicate, events, position}"), (status = 400, description = "Not a valid tick (recorded as TickRejected)"), (status = 413, description = "Larger than 1 MiB (recorded as TickRejected)"), (status = 503, description = "Not durable in time, or shutting down; resending is safe")))]
 async fn post_tick(State(engine): State<Arc<Engine>>, body: Body) -> Result<Response, ApiError> {
     let bytes = match read_limited(body, MAX_TICK_BYTES).await {
         Ok(bytes) => bytes,
@@ -242,7 +302,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, Oversized> {
     Ok(bytes)
 }
 
-#[utoipa::path(put, path = "/v1/worlds/{world_id}", tag = "game", params(("world_id" = String, Path)), request_body(description = "{name, description?, locations?, meta: {behavior: {enabledPlugins?, simulationConfig?, activities?}}}", content_type = "application/json"), responses((status = 200, description = "Recorded as a WorldConfigured event: {world_id, position}"), (status = 422, description = "Not a valid world configuration: the field that is wrong"), (status = 401, description = "An admin token is set and was not given")))]
+#[utoipa::path(put, path = "/v1/worlds/{world_id}", tag = "game", params(("world_id" = String, Path)), request_body(description = "{name, description?, locations?, meta: {behavior: {enabledPlugins?, simulationConfig?, activities?}}}", content_type = "application/json"), responses((status = 200, description = "Recorded as a WorldConfigured event: {world_id, position}"), (status = 422, description = "Not a valid world configuration: the field that is wrong")))]
 async fn put_world(
     State(engine): State<Arc<Engine>>,
     Path(world_id): Path<String>,

@@ -11,6 +11,7 @@
 //! events are durable; its `TickProcessed` event, with an id derived from
 //! the tick id, makes a second delivery add nothing.
 
+pub mod access;
 pub mod admin;
 pub mod anchors;
 pub mod api_error;

@@ -14,6 +14,7 @@ use provenant_host::plugin_host::{HostConfig, PluginHost};
 use provenant_log::{AppendBatch, EventLog, LogConfig, LogError, TailCounters, redact_url};
 use tokio::sync::{broadcast, watch};
 
+use super::access::Tokens;
 use super::anchors;
 use super::cluster::{Cluster, Duties, Duty};
 use super::commit::{CommitConfig, Committer};
@@ -38,9 +39,9 @@ pub struct ServiceConfig {
     /// NATS with JetStream; None: HTTP only, relay to the in-process bus.
     pub nats_url: Option<String>,
     pub http_addr: SocketAddr,
-    /// When set, mutating requests and `/admin/` need `Authorization:
-    /// Bearer <token>`.
-    pub admin_token: Option<String>,
+    /// The roles' tokens. Once any is set, every route but the probes
+    /// needs `Authorization: Bearer <token>` of a role it admits.
+    pub tokens: Tokens,
     pub nats_names: NatsNames,
     /// Copies of each stream on a cluster of nats-servers.
     pub nats_replicas: usize,
@@ -106,12 +107,13 @@ pub struct Running {
 /// the plugins, then takes ticks. Nothing here reads the log's events, so
 /// the time to start does not grow with the log.
 pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
-    if config.admin_token.is_none() && !config.http_addr.ip().is_loopback() {
+    if config.tokens.is_empty() && !config.http_addr.ip().is_loopback() {
         anyhow::bail!(
-            "refusing to listen on {} without an admin token: set PROVENANT_ADMIN_TOKEN (or --admin-token), or listen on a loopback address",
+            "refusing to listen on {} without a token: set PROVENANT_ADMIN_TOKEN (or --admin-token, or a game or reader token), or listen on a loopback address",
             config.http_addr
         );
     }
+    config.tokens.check().map_err(anyhow::Error::msg)?;
     let health = Arc::new(Health::starting());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let log_config = LogConfig {
@@ -188,7 +190,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         relayed: relayed.clone(),
         reads: Default::default(),
         bus,
-        admin_token: config.admin_token.clone(),
+        tokens: config.tokens.clone(),
         relay_checkpoint: config.nats_names.relay_checkpoint(),
         lease_operations: AtomicU64::new(0),
     });

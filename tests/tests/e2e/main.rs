@@ -1,5 +1,7 @@
 //! provenant's end-to-end tests: one test binary.
 //!
+//! - `access`: the roles' tokens over HTTP: who may do what, 401 and 403,
+//!   secrets never shown.
 //! - `architecture`: ARCHITECTURE.md's dependency rule, checked against
 //!   `cargo metadata` and the sources.
 //! - `conformance`: the log's contract, run against PostgreSQL and SQLite;
@@ -21,6 +23,7 @@
 //! - `worlds`: worlds loaded from their snapshots equal the fold from
 //!   position 0; idle worlds leave memory and come back the same.
 
+mod access;
 mod architecture;
 mod audit;
 mod cli;

@@ -402,7 +402,14 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
 }
 
 async fn scrape(engine: &EngineProcess) -> (String, BTreeMap<String, f64>) {
-    let (status, text) = http_text(engine.addr, "GET", "/metrics", None, None).await;
+    let (status, text) = http_text(
+        engine.addr,
+        "GET",
+        "/metrics",
+        None,
+        engine.bearer.as_deref(),
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
     let parsed = samples(&text);
     (text, parsed)
@@ -765,7 +772,7 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
     let engine = EngineProcess::start(&with_token(&db, &[]));
     put_world(&engine, "tavern", &tavern()).await;
     send_tick(&engine, "tavern", "s1", 1, &["npc-1"]).await;
-    let (status, doc) = http(engine.addr, "GET", "/openapi.json", None, None).await;
+    let (status, doc) = http(engine.addr, "GET", "/openapi.json", None, Some(TOKEN)).await;
     assert_eq!(status, 200, "{doc}");
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     let paths = doc["paths"].as_object().unwrap();

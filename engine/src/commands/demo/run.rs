@@ -95,7 +95,7 @@ async fn demo(
         database_url: config.database_url.clone(),
         nats_url: config.nats_url.clone(),
         http_addr: ([127, 0, 0, 1], 0).into(),
-        admin_token: None,
+        tokens: Default::default(),
         nats_names: names,
         instance: INSTANCE.into(),
         deadline: config.deadline,
