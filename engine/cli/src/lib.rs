@@ -14,6 +14,7 @@ use provenant_engine::commands::args::DbArgs;
 use provenant_engine::commands::audit::AuditCommand;
 use provenant_engine::commands::cluster::ClusterCommand;
 use provenant_engine::commands::demo::DemoArgs;
+use provenant_engine::commands::keys::KeysCommand;
 use provenant_engine::commands::plugins::PluginsCommand;
 use provenant_engine::commands::projections::ProjectionsCommand;
 use provenant_engine::commands::serve::ServeArgs;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Engines sharing one log: instances, partitions, leases, lag.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Keys that sign the log's head anchors.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// Parses the command line and runs it; the exit code is the command's.
@@ -110,5 +114,6 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::World(command) => command.run().await,
         Command::Projections(command) => command.run().await,
         Command::Cluster(command) => command.run().await,
+        Command::Keys(command) => command.run(),
     }
 }

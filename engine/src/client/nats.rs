@@ -26,6 +26,8 @@ pub struct TickClientConfig {
     /// Publishes awaiting their stream acknowledgment at once; publishing
     /// waits beyond it.
     pub acks_in_flight: usize,
+    /// Credentials and TLS.
+    pub auth: crate::nats_connect::NatsAuth,
 }
 
 /// A connection to the NATS server the engine uses, with JetStream.
@@ -45,7 +47,10 @@ impl TickClient {
         config: &TickClientConfig,
     ) -> anyhow::Result<Self> {
         let shown = redact_url(url);
-        let client = async_nats::ConnectOptions::new()
+        let client = config
+            .auth
+            .options()
+            .await?
             .name(config.name)
             .connection_timeout(Duration::from_secs(5))
             .connect(url)

@@ -10,6 +10,7 @@ pub mod args;
 pub mod audit;
 pub mod cluster;
 pub mod demo;
+pub mod keys;
 pub mod migrate;
 pub mod plugins;
 pub mod projections;

@@ -1,8 +1,9 @@
 //! `provenant serve`: the engine, until SIGTERM or Ctrl-C.
 
+use anyhow::Context as _;
 use clap::Args;
 
-use super::args::{DbArgs, HealthArgs, PluginsDirArgs, isolation};
+use super::args::{DbArgs, HealthArgs, NatsAuthArgs, PluginsDirArgs, isolation};
 use super::tokens::TokenArgs;
 use crate::nats_names::NatsNames;
 use crate::service::run::{ClusterConfig, DEFAULT_HTTP_ADDR, ServiceConfig, serve};
@@ -17,6 +18,8 @@ pub struct ServeArgs {
     /// only over HTTP and events go to an in-process bus.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
+    #[command(flatten)]
+    pub nats_auth: NatsAuthArgs,
     /// Where the HTTP API listens. A non-loopback address needs a token.
     #[arg(long, env = "PROVENANT_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: std::net::SocketAddr,
@@ -60,6 +63,12 @@ pub struct ServeArgs {
     /// graceful stop, as anchors for `audit verify --expect-head`. 0: never.
     #[arg(long, env = "PROVENANT_ANCHOR_INTERVAL_SECONDS", default_value_t = 10)]
     pub anchor_interval_seconds: u64,
+    /// Sign every anchor with this Ed25519 private key (PKCS#8 PEM, as
+    /// `provenant keys generate` writes), so that `audit anchors` and
+    /// `audit verify --expect-head` can tell the engine's anchors from
+    /// anyone else's. Without it anchors are unsigned.
+    #[arg(long, value_name = "FILE", env = "PROVENANT_ANCHOR_KEY_FILE")]
+    pub anchor_key_file: Option<std::path::PathBuf>,
     /// Committed events held in memory for the relay and the projections
     /// (at most; only while one of them is stuck). One that falls further
     /// behind reads the log until it has caught up.
@@ -117,6 +126,7 @@ impl ServeArgs {
         Ok(ServiceConfig {
             database_url: self.db.database_url,
             nats_url: self.nats_url.filter(|u| !u.is_empty()),
+            nats_auth: self.nats_auth.auth(),
             http_addr: self.http_addr,
             tokens: self.tokens.tokens()?,
             nats_names: NatsNames::new(&self.nats_prefix)?,
@@ -135,6 +145,12 @@ impl ServeArgs {
             run_projections: self.projections == "engine",
             anchor_every: (self.anchor_interval_seconds > 0)
                 .then(|| std::time::Duration::from_secs(self.anchor_interval_seconds)),
+            anchor_key: self
+                .anchor_key_file
+                .as_deref()
+                .map(crate::anchor::read_signing_key)
+                .transpose()
+                .context("--anchor-key-file")?,
             cluster: ClusterConfig {
                 lease: std::time::Duration::from_secs_f64(self.lease_seconds),
                 partitions: self

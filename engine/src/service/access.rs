@@ -3,11 +3,11 @@
 //! `http` and the OpenAPI document both ask [`required`], so the two
 //! cannot disagree.
 
-use std::fmt;
-
 use axum::http::Method;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+pub use crate::secret::Secret;
 
 /// A role a token stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,34 +29,6 @@ impl Role {
             Role::Reader => "reader",
             Role::Admin => "admin",
         }
-    }
-}
-
-/// A secret (a token, a password): compared in constant time, never shown
-/// by `Debug`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// None for an empty string (an unset variable set to "").
-    pub fn new(value: impl Into<String>) -> Option<Self> {
-        let value = value.into();
-        (!value.is_empty()).then_some(Secret(value))
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
     }
 }
 
@@ -95,7 +67,7 @@ impl Tokens {
         for (i, a) in Role::ALL.iter().enumerate() {
             for b in &Role::ALL[i + 1..] {
                 if let (Some(x), Some(y)) = (self.get(*a), self.get(*b))
-                    && x.0 == y.0
+                    && x.expose() == y.expose()
                 {
                     return Err(format!(
                         "the {} and {} tokens are the same: give each role a token of its own",

@@ -2,7 +2,10 @@
 //! `<prefix>.anchors` (stream `<PREFIX>_ANCHORS`) when it has moved, and once
 //! more at a graceful stop. A hash chain cannot show that its tail was cut
 //! off unless an earlier head is kept elsewhere: these messages are that
-//! elsewhere, for `provenant audit verify --expect-head POSITION:HASH`.
+//! elsewhere, for `provenant audit verify --expect-head` and `provenant
+//! audit anchors`. With a key (`--anchor-key-file`) every anchor is signed
+//! (`crate::anchor`), so that one who may publish on the subject cannot
+//! publish the anchor that makes a truncated log pass.
 
 use std::time::Duration;
 
@@ -10,9 +13,9 @@ use anyhow::Context as _;
 use async_nats::jetstream;
 use provenant_events::Head;
 use provenant_log::EventLog;
-use serde_json::json;
 use tokio::sync::watch;
 
+use crate::anchor::Anchor;
 use crate::nats_names::NatsNames;
 
 /// Where and how anchors are published.
@@ -23,6 +26,8 @@ pub struct Anchors {
     pub names: NatsNames,
     /// This engine's name, in every anchor.
     pub instance: String,
+    /// The key anchors are signed with; None: unsigned.
+    pub key: Option<std::sync::Arc<ed25519_dalek::SigningKey>>,
 }
 
 impl Anchors {
@@ -54,13 +59,12 @@ impl Anchors {
         if head.position == 0 || Some(head) == last {
             return Ok(None);
         }
-        let body = json!({
-            "head": head.to_string(),
-            "position": head.position,
-            "hash": head.hash.to_string(),
-            "at": provenant_events::event::format_timestamp(&chrono::Utc::now()),
-            "engine_instance": self.instance,
-        });
+        let body = Anchor {
+            head,
+            at: provenant_events::event::format_timestamp(&chrono::Utc::now()),
+            engine_instance: self.instance.clone(),
+        }
+        .to_json(self.key.as_deref());
         let mut headers = async_nats::HeaderMap::new();
         // The same head published twice (a restart, a retry) is stored once.
         headers.insert(

@@ -10,14 +10,22 @@ use provenant_events::Partitions;
 
 use super::health::Health;
 use super::nats_applied;
+use crate::nats_connect::NatsAuth;
 use crate::nats_names::NatsNames;
 use provenant_host::intake;
+use provenant_log::redact_url;
 
 /// Connects, retrying in the background when the server is not there yet;
 /// `health` follows the connection.
-pub async fn connect(url: &str, health: Arc<Health>) -> anyhow::Result<async_nats::Client> {
+pub async fn connect(
+    url: &str,
+    auth: &NatsAuth,
+    health: Arc<Health>,
+) -> anyhow::Result<async_nats::Client> {
     let events_health = health.clone();
-    let client = async_nats::ConnectOptions::new()
+    let client = auth
+        .options()
+        .await?
         .name("provenant")
         .retry_on_initial_connect()
         .event_callback(move |event| {
@@ -38,7 +46,7 @@ pub async fn connect(url: &str, health: Arc<Health>) -> anyhow::Result<async_nat
         })
         .connect(url)
         .await
-        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+        .with_context(|| format!("cannot connect to NATS at {}", redact_url(url)))?;
     Ok(client)
 }
 

@@ -38,6 +38,8 @@ pub struct ServiceConfig {
     pub database_url: String,
     /// NATS with JetStream; None: HTTP only, relay to the in-process bus.
     pub nats_url: Option<String>,
+    /// How to authenticate to NATS and check its TLS.
+    pub nats_auth: crate::nats_connect::NatsAuth,
     pub http_addr: SocketAddr,
     /// The roles' tokens. Once any is set, every route but the probes
     /// needs `Authorization: Bearer <token>` of a role it admits.
@@ -67,6 +69,8 @@ pub struct ServiceConfig {
     /// How often the log's head is published to `<prefix>.anchors` (with
     /// NATS); `None`: never.
     pub anchor_every: Option<Duration>,
+    /// The key the anchors are signed with; None: unsigned.
+    pub anchor_key: Option<ed25519_dalek::SigningKey>,
     /// The engine's part in a cluster of engines on one log.
     pub cluster: ClusterConfig,
 }
@@ -167,7 +171,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         Some(url) => {
             // Not ready until a partition's tick consumer runs.
             health.consumer(Some("the tick consumers are starting".into()));
-            let client = nats::connect(url, health.clone()).await?;
+            let client = nats::connect(url, &config.nats_auth, health.clone()).await?;
             let js = async_nats::jetstream::new(client.clone());
             let streams = nats::StreamsConfig {
                 partitions,
@@ -215,6 +219,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
                 js: js.clone(),
                 names: config.nats_names.clone(),
                 instance: config.instance.clone(),
+                key: config.anchor_key.clone().map(Arc::new),
             };
             let task = tokio::spawn(anchors.clone().run(every, shutdown_rx.clone()));
             Some((anchors, task))

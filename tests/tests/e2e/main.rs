@@ -2,6 +2,8 @@
 //!
 //! - `access`: the roles' tokens over HTTP: who may do what, 401 and 403,
 //!   secrets never shown.
+//! - `anchors`: signed head anchors: forged, other keys' and replayed ones
+//!   caught by `audit verify` and `audit anchors`.
 //! - `architecture`: ARCHITECTURE.md's dependency rule, checked against
 //!   `cargo metadata` and the sources.
 //! - `conformance`: the log's contract, run against PostgreSQL and SQLite;
@@ -24,6 +26,7 @@
 //!   position 0; idle worlds leave memory and come back the same.
 
 mod access;
+mod anchors;
 mod architecture;
 mod audit;
 mod cli;

@@ -599,7 +599,7 @@ async fn postgres_going_away_leaves_ticks_unacknowledged_and_the_engine_recovers
 
 /// Every anchor of the stream, oldest first, until `done` says so (30 s at
 /// most).
-async fn read_anchors_until(
+pub(crate) async fn read_anchors_until(
     js: &jetstream::Context,
     stream: &str,
     mut done: impl FnMut(&[Value]) -> bool,

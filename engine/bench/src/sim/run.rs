@@ -110,6 +110,7 @@ async fn connect_nats(url: &str, prefix: &str) -> anyhow::Result<TickClient> {
             name: "provenant-sim",
             request_timeout: REQUEST_TIMEOUT,
             acks_in_flight: NATS_ACKS_IN_FLIGHT,
+            auth: Default::default(),
         },
     )
     .await?;

@@ -1,6 +1,7 @@
 //! `provenant audit …`: auditing only reads the log (it opens it without
 //! migrating, and never appends).
 
+pub mod anchors;
 pub mod head;
 pub mod reading;
 pub mod replay;
@@ -24,6 +25,12 @@ pub enum AuditCommand {
     /// Print the current head (POSITION:HASH), to store somewhere else and
     /// pass to `audit verify --expect-head` later.
     Head(head::HeadArgs),
+    /// List the head anchors on NATS with their signatures checked
+    /// (--anchor-public-key), then verify the log against the newest one
+    /// the key signed. Exit status: 0 the log holds it and every anchor
+    /// checks, 1 the log does not hold it (cut or changed) or an anchor is
+    /// forged or replayed, 2 could not run.
+    Anchors(anchors::AnchorsArgs),
     /// Re-execute recorded condition evaluations, effect applications and
     /// event handler calls with the plugins of this build, each fed what its
     /// event recorded (game time, NPC and tick context, params, RNG seed,
@@ -44,6 +51,7 @@ impl AuditCommand {
         match self {
             AuditCommand::Verify(args) => verify::run(args).await,
             AuditCommand::Head(args) => report(head::run(&args).await),
+            AuditCommand::Anchors(args) => anchors::run(args).await,
             AuditCommand::Replay(args) => replay::run(args).await,
             AuditCommand::Trail(args) => report(trail::run(args).await),
         }

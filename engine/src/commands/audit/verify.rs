@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Args;
 use provenant_events::Head;
 use provenant_log::{VerifyConfig, VerifyReport, Violation};
@@ -15,10 +16,17 @@ use crate::error_text::error_text;
 pub struct VerifyArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// A head recorded earlier, POSITION:HASH, that must still be in the
-    /// chain: this is how a truncated tail is caught.
-    #[arg(long, value_name = "POSITION:HASH")]
-    pub expect_head: Option<Head>,
+    /// A head recorded earlier that must still be in the chain: this is
+    /// how a truncated tail is caught. POSITION:HASH, or an anchor the
+    /// engine published (its JSON, or @FILE holding it), whose signature
+    /// is checked against --anchor-public-key.
+    #[arg(long, value_name = "POSITION:HASH|ANCHOR|@FILE")]
+    pub expect_head: Option<String>,
+    /// The public key (PEM, `provenant keys generate`'s FILE.pub) the
+    /// anchor given to --expect-head must be signed with. With it, only a
+    /// signed anchor is accepted.
+    #[arg(long, value_name = "FILE", env = "PROVENANT_ANCHOR_PUBLIC_KEY")]
+    pub anchor_public_key: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -62,7 +70,8 @@ pub async fn verify_command(config: &VerifyCommandConfig) -> VerifyOutcome {
     outcome
 }
 
-async fn verify(config: &VerifyCommandConfig) -> anyhow::Result<VerifyReport> {
+/// Walks the chain; the report, printed by nobody.
+pub async fn verify(config: &VerifyCommandConfig) -> anyhow::Result<VerifyReport> {
     let log = open_read_only(&config.database_url).await?;
     let head = log.head().await.map_err(cannot_read)?;
     let bar = crate::progress::bar(
@@ -84,7 +93,8 @@ async fn verify(config: &VerifyCommandConfig) -> anyhow::Result<VerifyReport> {
     Ok(report)
 }
 
-fn print_outcome(outcome: &VerifyOutcome, as_json: bool) {
+/// Prints an outcome as `audit verify` does: text or one JSON object.
+pub fn print_outcome(outcome: &VerifyOutcome, as_json: bool) {
     if as_json {
         let value = match outcome {
             VerifyOutcome::Intact(r) | VerifyOutcome::Tampered(r) => json!({
@@ -127,11 +137,59 @@ fn print_outcome(outcome: &VerifyOutcome, as_json: bool) {
 
 /// `provenant audit verify`: 0 intact, 1 tampered, 2 could not run.
 pub async fn run(args: VerifyArgs) -> ExitCode {
+    let expect_head = match expected_head(&args) {
+        Ok(head) => head,
+        Err(e) => {
+            let outcome = VerifyOutcome::CouldNotRun(e);
+            print_outcome(&outcome, args.json);
+            return outcome.exit_code();
+        }
+    };
     verify_command(&VerifyCommandConfig {
         database_url: args.db.database_url,
-        expect_head: args.expect_head,
+        expect_head,
         json: args.json,
     })
     .await
     .exit_code()
+}
+
+/// The head `--expect-head` pins: given as is, or read from an anchor
+/// whose signature verifies.
+fn expected_head(args: &VerifyArgs) -> anyhow::Result<Option<Head>> {
+    let Some(given) = args.expect_head.as_deref() else {
+        anyhow::ensure!(
+            args.anchor_public_key.is_none(),
+            "--anchor-public-key checks the anchor given to --expect-head: give one"
+        );
+        return Ok(None);
+    };
+    let text = match given.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("--expect-head: cannot read {path}"))?,
+        None => given.to_owned(),
+    };
+    let text = text.trim();
+    if !text.starts_with('{') {
+        anyhow::ensure!(
+            args.anchor_public_key.is_none(),
+            "--anchor-public-key needs a signed anchor in --expect-head, not POSITION:HASH"
+        );
+        return text
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--expect-head: {e}"));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).context("--expect-head: the anchor is not JSON")?;
+    let anchor = match &args.anchor_public_key {
+        Some(path) => {
+            let key = crate::anchor::read_verifying_key(path)?;
+            crate::anchor::verify(&value, &key).context("--expect-head: refused")?
+        }
+        None => anyhow::bail!(
+            "--expect-head: an anchor is trusted only with the key that signed it: give --anchor-public-key (or pin its head, POSITION:HASH)"
+        ),
+    };
+    Ok(Some(anchor.head))
 }

@@ -50,6 +50,7 @@ impl NatsSide {
                 name: "provenant-demo",
                 request_timeout: WAIT,
                 acks_in_flight: IN_FLIGHT * 2,
+                auth: Default::default(),
             },
         )
         .await?;

@@ -94,6 +94,7 @@ async fn demo(
         nats_replicas: 1,
         database_url: config.database_url.clone(),
         nats_url: config.nats_url.clone(),
+        nats_auth: Default::default(),
         http_addr: ([127, 0, 0, 1], 0).into(),
         tokens: Default::default(),
         nats_names: names,
@@ -107,6 +108,7 @@ async fn demo(
         projections: Default::default(),
         run_projections: true,
         anchor_every: Some(Duration::from_secs(10)),
+        anchor_key: None,
     })
     .await
     .context("the engine did not start")?;

@@ -1,0 +1,34 @@
+//! A secret (a token, a password): never shown by `Debug`.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// A secret (a token, a password): compared in constant time, never shown
+/// by `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// None for an empty string (an unset variable set to "").
+    pub fn new(value: impl Into<String>) -> Option<Self> {
+        let value = value.into();
+        (!value.is_empty()).then_some(Secret(value))
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Its SHA-256 digest, to compare in constant time whatever the length.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
