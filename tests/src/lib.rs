@@ -24,6 +24,7 @@ pub mod log;
 pub mod nats;
 pub mod remote;
 pub mod replay;
+pub mod tls;
 
 pub use engine::{EngineOptions, EngineProcess};
 pub use fixtures::{free_port, tavern, tick};

@@ -126,6 +126,8 @@ pub struct PrivateNats {
     /// More arguments (a cluster's routes).
     args: Vec<String>,
     child: Option<Child>,
+    /// What the server logged so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// Debian's nats-server (2.9).
@@ -188,6 +190,7 @@ impl PrivateNats {
                     all_routes.clone(),
                 ],
                 child: None,
+                log: Default::default(),
             })
             .collect();
         // Each waits for "Server is ready", which comes before JetStream
@@ -239,9 +242,34 @@ impl PrivateNats {
             binary,
             args,
             child: None,
+            log: Default::default(),
         };
         nats.restart();
         nats
+    }
+
+    /// Debian's nats-server with a configuration file of this text (users,
+    /// permissions, TLS) beside the flags that give its address and store.
+    pub fn start_with_config(config: &str) -> Self {
+        let store = tempfile::tempdir().expect("temp dir");
+        // Beside JetStream's own directory in the store, kept as long.
+        let path = store.path().join("nats.conf");
+        std::fs::write(&path, config).expect("write nats.conf");
+        let mut nats = PrivateNats {
+            port: crate::free_port(),
+            store,
+            binary: debian_nats_server(),
+            args: vec!["-c".into(), path.display().to_string()],
+            child: None,
+            log: Default::default(),
+        };
+        nats.restart();
+        nats
+    }
+
+    /// What the server logged so far (after it was ready).
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -295,7 +323,15 @@ impl PrivateNats {
             }
         }
         // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut log) = log.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
     }
 
     /// Kills the server (SIGKILL).

@@ -14,6 +14,8 @@
 //! - `service`: `provenant serve` with PostgreSQL, SQLite and NATS JetStream,
 //!   including SIGKILL and NATS restarts; `handover`: the relay and the
 //!   projections fed in memory, and back to the log when they fall behind.
+//! - `nats_auth`: NATS with TLS, client certificates, users and the least
+//!   permissions (docs/nats/permissions.conf).
 //! - `nats_config`: the streams and the consumer the NATS server holds are
 //!   read back; a field otherwise than asked refuses the start.
 //! - `plans`: PostgreSQL's query plans stay right as the log grows.
@@ -39,6 +41,7 @@ mod handover;
 mod host;
 mod leases;
 mod monitoring;
+mod nats_auth;
 mod nats_config;
 mod plans;
 mod projections;
