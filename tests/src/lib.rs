@@ -22,6 +22,7 @@ pub mod fixtures;
 pub mod http;
 pub mod log;
 pub mod nats;
+pub mod postgres_server;
 pub mod remote;
 pub mod replay;
 pub mod tls;

@@ -29,6 +29,15 @@ pub enum LogError {
     /// The URL names no backend this build has, or is malformed.
     #[error("invalid database URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    /// Migrations are pending and this role may not run them.
+    #[error(
+        "the log at {url} needs migrations this role may not run: run `provenant migrate` as the log's owner ({source})"
+    )]
+    MigrationPrivileges {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
     /// The database has no provenant log (migrations have not run).
     #[error("no provenant log at {url}: run `provenant migrate` first ({source})")]
     NotMigrated {

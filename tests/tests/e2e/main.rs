@@ -18,6 +18,8 @@
 //!   permissions (docs/nats/permissions.conf).
 //! - `nats_config`: the streams and the consumer the NATS server holds are
 //!   read back; a field otherwise than asked refuses the start.
+//! - `postgres_access`: PostgreSQL over TLS with its certificate checked, and
+//!   the engine under a role with the least grants (docs/postgres/grants.sql).
 //! - `plans`: PostgreSQL's query plans stay right as the log grows.
 //! - `wasm`: sandboxed (WebAssembly) plugins in the host, built at test time
 //!   from WAT: loaded, contained, refused; `wasm_cli`: the same through the
@@ -44,6 +46,7 @@ mod monitoring;
 mod nats_auth;
 mod nats_config;
 mod plans;
+mod postgres_access;
 mod projections;
 mod remote;
 mod remote_cli;
