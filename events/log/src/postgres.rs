@@ -10,6 +10,8 @@
 //!
 //! Rows are written with `COPY … FROM STDIN` inside the append transaction.
 
+mod migrate;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -127,50 +129,9 @@ impl PgLog {
         })
     }
 
-    /// Runs the migrations not applied yet. When none is pending nothing
-    /// is run (reading which are applied needs only SELECT on
-    /// `_sqlx_migrations`), so an engine whose role may not change the
-    /// schema starts on a log its owner migrated.
+    /// Runs the migrations not applied yet ([`migrate`]).
     pub async fn migrate(&self) -> Result<(), LogError> {
-        let migrator = sqlx::migrate!("../../migrations/postgres");
-        if self.migrations_applied(&migrator).await {
-            return Ok(());
-        }
-        migrator.run(&self.pool).await.map_err(|e| {
-            use sqlx::migrate::MigrateError::{Execute, ExecuteMigration};
-            let denied = |db: &sqlx::Error| {
-                db.as_database_error()
-                    .and_then(|d| d.code())
-                    .is_some_and(|c| c == "42501")
-            };
-            match &e {
-                Execute(db) | ExecuteMigration(db, _) if denied(db) => {
-                    LogError::MigrationPrivileges {
-                        url: self.url.clone(),
-                        source: e,
-                    }
-                }
-                _ => e.into(),
-            }
-        })?;
-        Ok(())
-    }
-
-    /// Whether every migration of this build is applied already; false
-    /// when that cannot be read (the migrator then says why).
-    async fn migrations_applied(&self, migrator: &sqlx::migrate::Migrator) -> bool {
-        let applied: Result<Vec<i64>, _> = sqlx::query_scalar(
-            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-        )
-        .fetch_all(&self.pool)
-        .await;
-        let Ok(applied) = applied else {
-            return false;
-        };
-        migrator
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .all(|m| applied.binary_search(&m.version).is_ok())
+        migrate::run(&self.pool, &self.url).await
     }
 
     pub async fn close(&self) {

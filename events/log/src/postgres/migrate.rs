@@ -1,0 +1,49 @@
+//! PostgreSQL migrations: run only when one is pending, so that an engine
+//! whose role may not change the schema starts on a log its owner
+//! migrated (reading which are applied needs only SELECT on
+//! `_sqlx_migrations`).
+
+use sqlx::PgPool;
+
+use crate::error::LogError;
+
+/// Runs the migrations not applied yet; a role without the privileges
+/// they need gets [`LogError::MigrationPrivileges`].
+pub async fn run(pool: &PgPool, url: &str) -> Result<(), LogError> {
+    let migrator = sqlx::migrate!("../../migrations/postgres");
+    if applied(pool, &migrator).await {
+        return Ok(());
+    }
+    migrator.run(pool).await.map_err(|e| {
+        use sqlx::migrate::MigrateError::{Execute, ExecuteMigration};
+        let denied = |db: &sqlx::Error| {
+            db.as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42501")
+        };
+        match &e {
+            Execute(db) | ExecuteMigration(db, _) if denied(db) => LogError::MigrationPrivileges {
+                url: url.to_owned(),
+                source: e,
+            },
+            _ => e.into(),
+        }
+    })?;
+    Ok(())
+}
+
+/// Whether every migration of this build is applied already; false when
+/// that cannot be read (the migrator then says why).
+async fn applied(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> bool {
+    let applied: Result<Vec<i64>, _> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await;
+    let Ok(applied) = applied else {
+        return false;
+    };
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .all(|m| applied.binary_search(&m.version).is_ok())
+}
