@@ -2,6 +2,7 @@
 //! [`Rejection`] out. Pure: a bad tick never panics the engine; it becomes
 //! a `TickRejected` event with the reason and a bounded excerpt.
 
+use chrono::Datelike;
 use provenant_events::{EventKind, NewEvent, StreamName, keys, kinds};
 use serde_json::json;
 
@@ -43,6 +44,15 @@ pub fn parse_tick(body: &[u8]) -> Result<Tick, Rejection> {
         };
         reject(format!("{what}: {e}"))
     })?;
+    // The log stores years 0000 to 9999 (UTC) and refuses an event outside
+    // them, with the whole append it is in; chrono reads more (`-026`, an
+    // offset that moves 0000 or 9999 across the boundary).
+    if !(0..=9999).contains(&tick.at.year()) {
+        return Err(reject(format!(
+            "not a valid tick: at is {}, outside the years 0000 to 9999 (UTC)",
+            tick.at
+        )));
+    }
     if let Some(context) = tick.context.as_ref().and_then(|c| c.as_object())
         && let Some(key) = NPC_KEYS.iter().find(|k| context.contains_key(**k))
     {
@@ -87,6 +97,24 @@ pub fn excerpt(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// Found by Schemathesis: JSON Schema counts `23.0` as an integer, and
+    /// the document says `tick` is one; it was refused as a float.
+    #[test]
+    fn a_tick_number_written_with_a_zero_fraction_is_that_integer() {
+        let body = |n: &str| {
+            format!(
+                r#"{{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "w", "session_id": "s", "tick": {n}, "at": "2026-01-01T00:00:00Z"}}"#
+            )
+        };
+        assert_eq!(parse_tick(body("23.0").as_bytes()).unwrap().tick, 23);
+        assert_eq!(parse_tick(body("2.3e1").as_bytes()).unwrap().tick, 23);
+        assert_eq!(parse_tick(body("23").as_bytes()).unwrap().tick, 23);
+        for bad in ["23.5", "-1", "-1.0", "1e300", "9007199254740993.0", "\"23\""] {
+            let r = parse_tick(body(bad).as_bytes()).unwrap_err();
+            assert!(r.reason.starts_with("not a valid tick"), "{bad}: {}", r.reason);
+        }
+    }
+
     const GOOD: &str = r#"{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "tavern",
         "session_id": "s1", "tick": 3, "at": "2026-11-25T10:00:00Z",
         "npcs": [{"npc_id": "guard", "location_id": "hall", "state": {"disguise": true}}]}"#;
@@ -128,6 +156,39 @@ mod tests {
             let e = rejected_event(&r, "http");
             assert_eq!(e.kind.as_str(), kinds::TICK_REJECTED);
             assert_eq!(e.payload["reason"], r.reason.as_str());
+        }
+    }
+
+    /// Found by the `tick_intake` fuzz target (tests/fuzz): chrono reads
+    /// signed years (`-026`), and an offset moves year 0000 or 9999 out of
+    /// range in UTC. The log refuses an event outside the years 0000 to 9999,
+    /// and with it every other tick of the same group commit.
+    #[test]
+    fn a_tick_at_a_time_the_log_cannot_store_is_refused() {
+        let at = |at: &str| {
+            format!(
+                r#"{{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "w", "session_id": "s", "tick": 0, "at": "{at}"}}"#
+            )
+        };
+        let fuzzed = br#"{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "w", "session_id": "sooooooooooooo", "tick": 0, "at": "-026-11-25T10:00:00Z", "context": {"npc_idweather": "ra&in", "lontionid_": "b"}}"#;
+        let bad = [
+            fuzzed.to_vec(),
+            at("-026-11-25T10:00:00Z").into_bytes(),
+            at("0000-01-01T00:00:00+01:00").into_bytes(),
+            at("9999-12-31T23:30:00-01:00").into_bytes(),
+            at("+10000-01-01T00:00:00Z").into_bytes(),
+        ];
+        for body in bad {
+            let r = parse_tick(&body).unwrap_err();
+            assert!(r.reason.starts_with("not a valid tick"), "{}", r.reason);
+            assert!(r.reason.contains("0000 to 9999"), "{}", r.reason);
+        }
+        for good in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"] {
+            let t = parse_tick(at(good).as_bytes()).unwrap();
+            assert_eq!(
+                provenant_events::event::format_timestamp(&t.at)[..4],
+                good[..4]
+            );
         }
     }
 

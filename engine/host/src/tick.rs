@@ -25,6 +25,7 @@ pub struct Tick {
     pub tick_id: Uuid,
     pub world_id: WorldId,
     pub session_id: SessionId,
+    #[serde(deserialize_with = "whole_number")]
     pub tick: u64,
     /// Game time.
     pub at: DateTime<Utc>,
@@ -34,6 +35,36 @@ pub struct Tick {
     pub session_updates: Option<SessionUpdates>,
     #[serde(default)]
     pub context: Option<Value>,
+}
+
+/// A non-negative integer, also when written with a zero fraction (`23.0`,
+/// `2.3e1`): JSON Schema counts those as integers, and a game's JSON
+/// library may write them so. Floats are taken only below 2^53, where
+/// every integer is exact.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+            if v.fract() == 0.0 && (0.0..EXACT).contains(&v) {
+                // In range and whole: the cast is exact.
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
 }
 
 /// Flags and relationships the game itself sets, applied before plugins run.

@@ -57,9 +57,49 @@ pub fn validate(config: &Value) -> Result<(), WorldConfigError> {
         #[serde(default)]
         activities: Option<Vec<Activity>>,
     }
+    objects_where_objects_go(config)?;
     Shape::deserialize(config)
         .map(|_| ())
         .map_err(|e| WorldConfigError::Shape(e.to_string()))
+}
+
+/// serde reads a struct from an array of its fields too: the objects of a
+/// configuration must be objects (or null where optional), which
+/// deserializing alone does not check.
+fn objects_where_objects_go(config: &Value) -> Result<(), WorldConfigError> {
+    let object = |value: &Value, at: &str, optional: bool| match value {
+        Value::Object(_) => Ok(()),
+        Value::Null if optional => Ok(()),
+        _ => Err(WorldConfigError::Shape(format!("{at} must be an object"))),
+    };
+    object(config, "the configuration", false)?;
+    let Some(meta) = config.get("meta") else {
+        return Ok(());
+    };
+    object(meta, "meta", true)?;
+    let Some(behavior) = meta.get("behavior") else {
+        return Ok(());
+    };
+    object(behavior, "meta.behavior", true)?;
+    let Some(activities) = behavior.get("activities").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for (i, activity) in activities.iter().enumerate() {
+        let at = format!("meta.behavior.activities[{i}]");
+        object(activity, &at, false)?;
+        for list in ["conditions", "effects"] {
+            for (j, step) in activity
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                object(step, &format!("{at}.{list}[{j}]"), false)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `WorldConfigured` event that sets `world` to `config`.
@@ -128,5 +168,31 @@ mod tests {
             assert!(err.starts_with("not a world configuration: "), "{err}");
             assert!(err.contains(needle), "{bad}: {err}");
         }
+    }
+
+    /// Found by Schemathesis: serde reads a struct from an array of its
+    /// fields in order, so `{"behavior": [null, null]}` passed (and its
+    /// plugins and activities were then silently absent).
+    #[test]
+    fn objects_given_as_arrays_are_refused() {
+        for (bad, needle) in [
+            (json!(["W"]), "the configuration"),
+            (json!({"name": "W", "meta": [null]}), "meta"),
+            (json!({"name": "W", "meta": {"behavior": [null, null]}}), "meta.behavior"),
+            (
+                json!({"name": "W", "meta": {"behavior": {"activities": [["a"]]}}}),
+                "meta.behavior.activities[0]",
+            ),
+            (
+                json!({"name": "W", "meta": {"behavior": {"activities": [{"id": "a", "effects": [["e"]]}]}}}),
+                "meta.behavior.activities[0].effects[0]",
+            ),
+        ] {
+            let err = validate(&bad).unwrap_err().to_string();
+            assert!(err.contains("must be an object"), "{bad}: {err}");
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+        assert!(validate(&json!({"name": "W", "meta": null})).is_ok());
+        assert!(validate(&json!({"name": "W", "meta": {"behavior": null}})).is_ok());
     }
 }

@@ -41,7 +41,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
 
 /// The OpenAPI document of the HTTP API, made from the same routes the
 /// router serves (so the two cannot drift apart).
-pub fn openapi() -> utoipa::openapi::OpenApi {
+pub fn openapi() -> Value {
     let (_, mut doc) = api().split_for_parts();
     doc.info = utoipa::openapi::InfoBuilder::new()
         .title("provenant")
@@ -63,6 +63,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         ),
     );
     document_access(&mut doc);
+    let mut doc = serde_json::to_value(doc).unwrap_or_else(|e| json!({"error": e.to_string()}));
+    super::api_schemas::document_inputs(&mut doc);
     doc
 }
 
@@ -356,7 +358,7 @@ struct EventsQuery {
     kind: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "log", params(("after" = Option<u64>, Query, description = "Position to read after (default 0)"), ("limit" = Option<usize>, Query, description = "At most this many (default 100, at most 1000)"), ("world" = Option<String>, Query), ("session" = Option<String>, Query), ("plugin" = Option<String>, Query), ("kind" = Option<String>, Query)), responses((status = 200, description = "{events: [event JSON], next_after}"), (status = 400, description = "A bad parameter")))]
+#[utoipa::path(get, path = "/v1/events", tag = "log", params(("after" = Option<u64>, Query, description = "Position to read after (default 0)"), ("limit" = Option<usize>, Query, description = "At most this many, 1 to 1000 (default 100)"), ("world" = Option<String>, Query), ("session" = Option<String>, Query), ("plugin" = Option<String>, Query), ("kind" = Option<String>, Query)), responses((status = 200, description = "{events: [event JSON], next_after}"), (status = 400, description = "A bad parameter")))]
 async fn get_events(
     State(engine): State<Arc<Engine>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
@@ -375,7 +377,19 @@ async fn get_events(
         kinds: Vec::new(),
     };
     let after = q.after.unwrap_or(0);
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_PAGE);
+    if after > i64::MAX as u64 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("after is {after}; positions go up to {}", i64::MAX),
+        ));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit is {limit}; it takes 1 to {MAX_EVENTS_PAGE}"),
+        ));
+    }
     let events = engine
         .log
         .read_filtered(after, limit, &filter)

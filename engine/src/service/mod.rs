@@ -15,6 +15,7 @@ pub mod access;
 pub mod admin;
 pub mod anchors;
 pub mod api_error;
+pub mod api_schemas;
 pub mod cluster;
 pub mod cluster_status;
 pub mod commit;
