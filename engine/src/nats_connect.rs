@@ -12,7 +12,7 @@ use crate::secret::Secret;
 
 /// The NATS credentials and TLS settings. `Debug` shows which are set,
 /// never a secret.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct NatsAuth {
     /// A `.creds` file (a user JWT and its nkey seed), as `nsc` writes.
     pub creds: Option<PathBuf>,

@@ -27,6 +27,16 @@ impl Secret {
     }
 }
 
+/// Compared in constant time (over SHA-256 digests, whatever the lengths).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.digest().ct_eq(&other.digest()))
+    }
+}
+
+impl Eq for Secret {}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")

@@ -136,7 +136,7 @@ impl EngineProcess {
             engine_url: self.url.clone(),
             nats_url: launch.nats_url.clone(),
             nats_prefix: launch.nats_prefix.clone(),
-            admin_token: None,
+            token: None,
             world_prefix: "sim".into(),
             ..SimConfig::default()
         }

@@ -67,7 +67,7 @@ impl Tokens {
         for (i, a) in Role::ALL.iter().enumerate() {
             for b in &Role::ALL[i + 1..] {
                 if let (Some(x), Some(y)) = (self.get(*a), self.get(*b))
-                    && x.expose() == y.expose()
+                    && x == y
                 {
                     return Err(format!(
                         "the {} and {} tokens are the same: give each role a token of its own",

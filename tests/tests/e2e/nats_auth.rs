@@ -138,6 +138,27 @@ async fn the_engine_runs_on_an_authenticated_tls_nats_with_only_its_own_permissi
         .expect("a notice");
     let notice: serde_json::Value = serde_json::from_slice(&notice.payload).unwrap();
     assert_eq!(notice["tick_id"], tick_id.as_str(), "{notice}");
+
+    // `provenant sim` as the game: every tick it sent acknowledged.
+    let out = std::process::Command::new(provenant_tests::binary())
+        .args(["sim", "--engine", &format!("http://{}", engine.addr)])
+        .args([
+            "--nats-url",
+            &url,
+            "--duration",
+            "0.5",
+            "--rate",
+            "20",
+            "--json",
+        ])
+        .envs(tls_env(&game_cert, "game", GAME_PASSWORD))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert!(report["sent"].as_u64() > Some(0), "{report}");
+    assert_eq!(report["acknowledged"], report["sent"], "{report}");
     assert!(engine.terminate().success(), "{}", engine.stderr());
 
     // Nothing anyone did here needed more than its permissions, and no

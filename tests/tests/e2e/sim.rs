@@ -21,6 +21,7 @@ async fn sim(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("NATS_URL")
         .env_remove("PROVENANT_NATS_PREFIX")
         .env_remove("PROVENANT_ADMIN_TOKEN")
+        .env_remove("PROVENANT_GAME_TOKEN")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true);
     for (k, v) in env {
@@ -205,7 +206,7 @@ async fn sim_says_why_it_cannot_run() {
     let db = TestLog::sqlite();
     let engine = EngineProcess::start(&EngineOptions {
         database_url: db.url.clone(),
-        admin_token: Some("s3cret".into()),
+        env: vec![("PROVENANT_GAME_TOKEN".into(), "s3cret".into())],
         ..Default::default()
     });
     let url = format!("http://{}", engine.addr);
@@ -216,7 +217,7 @@ async fn sim_says_why_it_cannot_run() {
         stderr.contains("refused the configuration of world sim-1: HTTP 401"),
         "{stderr}"
     );
-    // With it, the run goes through.
+    // With the game's token, the run goes through.
     let output = sim(
         &[
             "--engine",
@@ -227,7 +228,7 @@ async fn sim_says_why_it_cannot_run() {
             "50",
             "--json",
         ],
-        &[("PROVENANT_ADMIN_TOKEN", "s3cret")],
+        &[("PROVENANT_GAME_TOKEN", "s3cret")],
     )
     .await;
     let report = report(&output);
@@ -238,7 +239,7 @@ async fn sim_says_why_it_cannot_run() {
         &[
             "--engine",
             &url,
-            "--admin-token",
+            "--game-token",
             "s3cret",
             "--nats-url",
             &format!("nats://127.0.0.1:{}", free_port()),
@@ -260,8 +261,10 @@ async fn sim_says_why_it_cannot_run() {
         "NATS_URL",
         "--nats-prefix",
         "PROVENANT_NATS_PREFIX",
-        "--admin-token",
-        "PROVENANT_ADMIN_TOKEN",
+        "--game-token",
+        "PROVENANT_GAME_TOKEN",
+        "--nats-creds",
+        "--nats-tls-ca",
         "--worlds",
         "--sessions",
         "--npcs",

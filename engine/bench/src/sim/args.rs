@@ -19,6 +19,8 @@ pub struct SimArgs {
     /// Without it ticks are sent with POST /v1/ticks.
     #[arg(long, value_name = "URL", env = "NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
+    #[command(flatten)]
+    pub nats_auth: provenant_engine::commands::args::NatsAuthArgs,
     /// Prefix of the NATS subjects: the engine's --nats-prefix.
     #[arg(
         long,
@@ -27,15 +29,16 @@ pub struct SimArgs {
         default_value = "provenant"
     )]
     pub nats_prefix: String,
-    /// The engine's admin token, sent as `Authorization: Bearer <token>` on
-    /// PUT and POST.
+    /// The token sent as `Authorization: Bearer <token>` on PUT and POST:
+    /// the engine's game token (or its admin token).
     #[arg(
         long,
         value_name = "TOKEN",
-        env = "PROVENANT_ADMIN_TOKEN",
-        hide_env_values = true
+        env = "PROVENANT_GAME_TOKEN",
+        hide_env_values = true,
+        alias = "admin-token"
     )]
-    pub admin_token: Option<String>,
+    pub game_token: Option<String>,
     /// Worlds to simulate: <world-prefix>-1 … <world-prefix>-N, each
     /// configured with the stealth, romance and flaky plugins.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -84,8 +87,9 @@ impl SimArgs {
         Ok(SimConfig {
             engine_url: self.engine_url.clone(),
             nats_url: self.nats_url.clone().filter(|u| !u.is_empty()),
+            nats_auth: self.nats_auth.auth(),
             nats_prefix: self.nats_prefix.clone(),
-            admin_token: self.admin_token.clone().filter(|t| !t.is_empty()),
+            token: self.game_token.clone().filter(|t| !t.is_empty()),
             worlds: self.worlds,
             sessions: self.sessions,
             npcs: self.npcs,

@@ -19,10 +19,12 @@ pub struct SimConfig {
     pub engine_url: String,
     /// NATS with JetStream; None: ticks over `POST /v1/ticks`.
     pub nats_url: Option<String>,
+    /// NATS credentials and TLS.
+    pub nats_auth: provenant_engine::nats_connect::NatsAuth,
     /// The engine's NATS prefix.
     pub nats_prefix: String,
-    /// Sent as `Authorization: Bearer` on PUT and POST.
-    pub admin_token: Option<String>,
+    /// The game's token, sent as `Authorization: Bearer` on PUT and POST.
+    pub token: Option<String>,
     /// Worlds `<world_prefix>-1` … `<world_prefix>-<worlds>`.
     pub worlds: u32,
     /// Sessions per world.
@@ -44,8 +46,9 @@ impl Default for SimConfig {
         SimConfig {
             engine_url: default_engine_url(),
             nats_url: None,
+            nats_auth: Default::default(),
             nats_prefix: "provenant".into(),
-            admin_token: None,
+            token: None,
             worlds: 4,
             sessions: 4,
             npcs: 5,

@@ -45,14 +45,10 @@ pub async fn command(args: SimArgs) -> anyhow::Result<()> {
 pub async fn run(config: &SimConfig) -> anyhow::Result<SimReport> {
     config.validate()?;
     let worlds = config.world_ids()?;
-    let api = EngineApi::new(
-        &config.engine_url,
-        config.admin_token.as_deref(),
-        HTTP_IN_FLIGHT,
-    )?;
+    let api = EngineApi::new(&config.engine_url, config.token.as_deref(), HTTP_IN_FLIGHT)?;
     api.wait_ready(READY_WAIT).await?;
     let nats = match &config.nats_url {
-        Some(url) => Some(connect_nats(url, &config.nats_prefix).await?),
+        Some(url) => Some(connect_nats(url, &config.nats_prefix, &config.nats_auth).await?),
         None => None,
     };
     for (i, world) in worlds.iter().enumerate() {
@@ -101,7 +97,11 @@ pub fn world_config(i: usize) -> Value {
 /// Connects to NATS (once: an unreachable server is an error) and checks
 /// that the engine's ticks stream exists.
 #[tracing::instrument(skip(url), fields(url = %provenant_log::redact_url(url)))]
-async fn connect_nats(url: &str, prefix: &str) -> anyhow::Result<TickClient> {
+async fn connect_nats(
+    url: &str,
+    prefix: &str,
+    auth: &provenant_engine::nats_connect::NatsAuth,
+) -> anyhow::Result<TickClient> {
     let names = NatsNames::new(prefix)?;
     let client = TickClient::connect(
         url,
@@ -110,7 +110,7 @@ async fn connect_nats(url: &str, prefix: &str) -> anyhow::Result<TickClient> {
             name: "provenant-sim",
             request_timeout: REQUEST_TIMEOUT,
             acks_in_flight: NATS_ACKS_IN_FLIGHT,
-            auth: Default::default(),
+            auth: auth.clone(),
         },
     )
     .await?;
