@@ -109,9 +109,20 @@ mod tests {
         assert_eq!(parse_tick(body("23.0").as_bytes()).unwrap().tick, 23);
         assert_eq!(parse_tick(body("2.3e1").as_bytes()).unwrap().tick, 23);
         assert_eq!(parse_tick(body("23").as_bytes()).unwrap().tick, 23);
-        for bad in ["23.5", "-1", "-1.0", "1e300", "9007199254740993.0", "\"23\""] {
+        for bad in [
+            "23.5",
+            "-1",
+            "-1.0",
+            "1e300",
+            "9007199254740993.0",
+            "\"23\"",
+        ] {
             let r = parse_tick(body(bad).as_bytes()).unwrap_err();
-            assert!(r.reason.starts_with("not a valid tick"), "{bad}: {}", r.reason);
+            assert!(
+                r.reason.starts_with("not a valid tick"),
+                "{bad}: {}",
+                r.reason
+            );
         }
     }
 

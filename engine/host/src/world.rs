@@ -178,7 +178,10 @@ mod tests {
         for (bad, needle) in [
             (json!(["W"]), "the configuration"),
             (json!({"name": "W", "meta": [null]}), "meta"),
-            (json!({"name": "W", "meta": {"behavior": [null, null]}}), "meta.behavior"),
+            (
+                json!({"name": "W", "meta": {"behavior": [null, null]}}),
+                "meta.behavior",
+            ),
             (
                 json!({"name": "W", "meta": {"behavior": {"activities": [["a"]]}}}),
                 "meta.behavior.activities[0]",
