@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use provenant_events::Head;
 use serde_json::{Map, Value, json};
 
@@ -146,7 +146,7 @@ pub fn verify(value: &Value, key: &VerifyingKey) -> Result<Anchor, AnchorError> 
     // signature): a member added or changed after signing fails.
     let mut unsigned = value.as_object().cloned().unwrap_or_default();
     unsigned.remove("signature");
-    key.verify(&signed_bytes(&unsigned), &signature)
+    key.verify_strict(&signed_bytes(&unsigned), &signature)
         .map_err(|_| AnchorError::BadSignature)?;
     Ok(anchor)
 }

@@ -45,6 +45,19 @@ impl fmt::Debug for NatsAuth {
     }
 }
 
+/// A NATS URL as messages show it: without its password, and without a
+/// user name given alone (that is a token: `nats://TOKEN@host`).
+pub fn shown_url(url: &str) -> String {
+    let redacted = provenant_log::redact_url(url);
+    match reqwest::Url::parse(&redacted) {
+        Ok(mut u) if !u.username().is_empty() && u.password().is_none() => {
+            let _ = u.set_username("***");
+            u.to_string()
+        }
+        _ => redacted,
+    }
+}
+
 impl NatsAuth {
     /// Refuses settings that cannot work together, before connecting.
     pub fn check(&self) -> anyhow::Result<()> {
@@ -114,6 +127,25 @@ impl NatsAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_token_or_password() {
+        assert_eq!(
+            shown_url("nats://s3cr3t@127.0.0.1:4222"),
+            "nats://***@127.0.0.1:4222"
+        );
+        let shown = shown_url("nats://engine:pw-1@127.0.0.1:4222");
+        assert!(
+            shown.contains("engine") && !shown.contains("pw-1"),
+            "{shown}"
+        );
+        assert_eq!(shown_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        let pg = provenant_log::redact_url("postgres://u@h/db?sslmode=require&password=pw-2");
+        assert!(
+            pg.contains("sslmode=require") && !pg.contains("pw-2"),
+            "{pg}"
+        );
+    }
 
     #[test]
     fn debug_shows_which_are_set_and_no_secret() {

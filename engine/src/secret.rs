@@ -27,6 +27,22 @@ impl Secret {
     }
 }
 
+/// A secret as clap reads it from a flag or a variable: an empty value
+/// (`PROVENANT_ADMIN_TOKEN=`, as compose files write an unset one) is none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretArg(pub Option<Secret>);
+
+/// clap's parser for [`SecretArg`]: a secret is visible ASCII (it travels
+/// in an HTTP header or a NATS connect), or none when empty.
+pub fn parse_secret(s: &str) -> Result<SecretArg, String> {
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "holds a character other than visible ASCII (no spaces or control characters)".into(),
+        );
+    }
+    Ok(SecretArg(Secret::new(s)))
+}
+
 /// Compared in constant time (over SHA-256 digests, whatever the lengths).
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {

@@ -69,3 +69,26 @@ pub async fn http(
     let (status, text) = http_text(addr, method, path, body, bearer).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+/// `GET path` with one header as given (to send an `Authorization` value
+/// other than `Bearer <token>`); the status and the body.
+pub async fn try_http_text_with_header(
+    addr: SocketAddr,
+    path: &str,
+    (name, value): (&str, &str),
+) -> Result<(u16, String), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let response = client
+        .get(format!("http://{addr}{path}"))
+        .header(name, value)
+        .send()
+        .await
+        .map_err(|e| format!("GET http://{addr}{path}: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, text))
+}

@@ -126,8 +126,8 @@ pub struct PrivateNats {
     /// More arguments (a cluster's routes).
     args: Vec<String>,
     child: Option<Child>,
-    /// What the server logged so far.
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What the server logged so far, and a signal for each line.
+    log: std::sync::Arc<(std::sync::Mutex<String>, std::sync::Condvar)>,
 }
 
 /// Debian's nats-server (2.9).
@@ -269,7 +269,18 @@ impl PrivateNats {
 
     /// What the server logged so far (after it was ready).
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits (at most `timeout`) until the server has logged `needle`;
+    /// whether it did.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let (text, written) = &*self.log;
+        let guard = text.lock().unwrap();
+        let (guard, _) = written
+            .wait_timeout_while(guard, timeout, |t| !t.contains(needle))
+            .unwrap();
+        guard.contains(needle)
     }
 
     pub fn url(&self) -> String {
@@ -326,10 +337,11 @@ impl PrivateNats {
         let log = self.log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                if let Ok(mut log) = log.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
+                if let Ok(mut text) = log.0.lock() {
+                    text.push_str(&line);
+                    text.push('\n');
                 }
+                log.1.notify_all();
             }
         });
     }

@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, context::PublishAckFuture, context::PublishError};
 use bytes::Bytes;
 use provenant_events::TickAck;
-use provenant_log::redact_url;
 use uuid::Uuid;
 
 use crate::nats_names::NatsNames;
@@ -46,7 +45,7 @@ impl TickClient {
         names: NatsNames,
         config: &TickClientConfig,
     ) -> anyhow::Result<Self> {
-        let shown = redact_url(url);
+        let shown = crate::nats_connect::shown_url(url);
         let client = config
             .auth
             .options()

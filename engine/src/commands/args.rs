@@ -103,7 +103,7 @@ pub struct AuditScope {
 }
 
 /// How a command authenticates to NATS and checks its TLS: for `serve`,
-/// `sim`, `demo` and `audit anchors`.
+/// `sim` and `audit anchors`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct NatsAuthArgs {
     /// A NATS credentials file (a user JWT and its nkey seed, as nsc
@@ -117,11 +117,11 @@ pub struct NatsAuthArgs {
     #[arg(long, value_name = "USER", env = "PROVENANT_NATS_USER")]
     pub nats_user: Option<String>,
     /// The NATS user's password.
-    #[arg(long, value_name = "PASSWORD", env = "PROVENANT_NATS_PASSWORD", hide_env_values = true, value_parser = secret)]
-    pub nats_password: Option<crate::secret::Secret>,
+    #[arg(long, value_name = "PASSWORD", env = "PROVENANT_NATS_PASSWORD", hide_env_values = true, value_parser = crate::secret::parse_secret)]
+    pub nats_password: Option<crate::secret::SecretArg>,
     /// A NATS token, when the URL carries none.
-    #[arg(long, value_name = "TOKEN", env = "PROVENANT_NATS_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub nats_token: Option<crate::secret::Secret>,
+    #[arg(long, value_name = "TOKEN", env = "PROVENANT_NATS_TOKEN", hide_env_values = true, value_parser = crate::secret::parse_secret)]
+    pub nats_token: Option<crate::secret::SecretArg>,
     /// A CA certificate (PEM) the NATS server's certificate must chain to;
     /// TLS is then required.
     #[arg(long, value_name = "FILE", env = "PROVENANT_NATS_TLS_CA")]
@@ -134,18 +134,14 @@ pub struct NatsAuthArgs {
     pub nats_tls_key: Option<std::path::PathBuf>,
 }
 
-fn secret(s: &str) -> Result<crate::secret::Secret, String> {
-    crate::secret::Secret::new(s).ok_or_else(|| "empty".to_owned())
-}
-
 impl NatsAuthArgs {
     pub fn auth(&self) -> crate::nats_connect::NatsAuth {
         crate::nats_connect::NatsAuth {
             creds: self.nats_creds.clone(),
             nkey_file: self.nats_nkey_file.clone(),
             user: self.nats_user.clone().filter(|u| !u.is_empty()),
-            password: self.nats_password.clone(),
-            token: self.nats_token.clone(),
+            password: self.nats_password.clone().and_then(|a| a.0),
+            token: self.nats_token.clone().and_then(|a| a.0),
             tls_ca: self.nats_tls_ca.clone(),
             tls_cert: self.nats_tls_cert.clone(),
             tls_key: self.nats_tls_key.clone(),

@@ -57,6 +57,15 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         .to_public_key_pem(LineEnding::LF)
         .map_err(|e| anyhow::anyhow!("cannot encode the public key: {e}"))?;
     let public_file = public_path(&args.out);
+    if !args.force {
+        for path in [&args.out, &public_file] {
+            anyhow::ensure!(
+                !path.exists(),
+                "{} exists (--force replaces it)",
+                path.display()
+            );
+        }
+    }
     write_new(&args.out, private.as_bytes(), 0o600, args.force)?;
     write_new(&public_file, public.as_bytes(), 0o644, args.force)?;
     println!("private key: {}", args.out.display());
@@ -84,6 +93,10 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32, force: bool) -> anyhow::Resul
             format!("cannot write {}", path.display())
         }
     })?;
+    // A file replaced keeps its mode: set it before the key is written.
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))

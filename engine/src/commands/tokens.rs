@@ -5,20 +5,21 @@
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::service::access::{Secret, Tokens};
+use crate::secret::{Secret, SecretArg, parse_secret};
+use crate::service::access::Tokens;
 
 /// The roles' tokens.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// The game's token: may send ticks and configure and read worlds.
-    #[arg(long, value_name = "TOKEN", env = "PROVENANT_GAME_TOKEN", hide_env_values = true, value_parser = secret, conflicts_with = "game_token_file")]
-    pub game_token: Option<Secret>,
+    #[arg(long, value_name = "TOKEN", env = "PROVENANT_GAME_TOKEN", hide_env_values = true, value_parser = parse_secret, conflicts_with = "game_token_file")]
+    pub game_token: Option<SecretArg>,
     /// A file holding the game's token (its trailing newline dropped).
     #[arg(long, value_name = "FILE", env = "PROVENANT_GAME_TOKEN_FILE")]
     pub game_token_file: Option<std::path::PathBuf>,
     /// A reader's token: may read events, sessions, worlds and /metrics.
-    #[arg(long, value_name = "TOKEN", env = "PROVENANT_READER_TOKEN", hide_env_values = true, value_parser = secret, conflicts_with = "reader_token_file")]
-    pub reader_token: Option<Secret>,
+    #[arg(long, value_name = "TOKEN", env = "PROVENANT_READER_TOKEN", hide_env_values = true, value_parser = parse_secret, conflicts_with = "reader_token_file")]
+    pub reader_token: Option<SecretArg>,
     /// A file holding a reader's token.
     #[arg(long, value_name = "FILE", env = "PROVENANT_READER_TOKEN_FILE")]
     pub reader_token_file: Option<std::path::PathBuf>,
@@ -27,16 +28,11 @@ pub struct TokenArgs {
     /// `Authorization: Bearer <token>` of a role it admits (401 without a
     /// token, 403 with another role's). Without any token the engine
     /// listens only on a loopback address.
-    #[arg(long, value_name = "TOKEN", env = "PROVENANT_ADMIN_TOKEN", hide_env_values = true, value_parser = secret, conflicts_with = "admin_token_file")]
-    pub admin_token: Option<Secret>,
+    #[arg(long, value_name = "TOKEN", env = "PROVENANT_ADMIN_TOKEN", hide_env_values = true, value_parser = parse_secret, conflicts_with = "admin_token_file")]
+    pub admin_token: Option<SecretArg>,
     /// A file holding the admin's token.
     #[arg(long, value_name = "FILE", env = "PROVENANT_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<std::path::PathBuf>,
-}
-
-/// clap's parser: an empty value counts as none given (the caller filters).
-fn secret(s: &str) -> Result<Secret, String> {
-    Secret::new(s).ok_or_else(|| "the token is empty".to_owned())
 }
 
 impl TokenArgs {
@@ -59,12 +55,12 @@ impl TokenArgs {
 }
 
 fn pick(
-    given: &Option<Secret>,
+    given: &Option<SecretArg>,
     file: &Option<std::path::PathBuf>,
     flag: &str,
 ) -> anyhow::Result<Option<Secret>> {
-    if let Some(token) = given {
-        return Ok(Some(token.clone()));
+    if let Some(token) = given.as_ref().and_then(|g| g.0.clone()) {
+        return Ok(Some(token));
     }
     let Some(path) = file.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(None);
@@ -72,7 +68,10 @@ fn pick(
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{flag}: cannot read {}", path.display()))?;
     let token = text.trim_end_matches(['\n', '\r']);
-    Secret::new(token)
+    let token = parse_secret(token)
+        .map_err(|e| anyhow::anyhow!("{flag}: {}: the token {e}", path.display()))?;
+    token
+        .0
         .map(Some)
         .with_context(|| format!("{flag}: {} holds no token", path.display()))
 }

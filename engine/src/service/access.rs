@@ -41,14 +41,6 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Only an admin token (what the engine had before roles).
-    pub fn admin(token: Option<Secret>) -> Self {
-        Tokens {
-            admin: token,
-            ..Default::default()
-        }
-    }
-
     /// No token at all: every route is open (on a loopback address only).
     pub fn is_empty(&self) -> bool {
         self.game.is_none() && self.reader.is_none() && self.admin.is_none()
@@ -60,6 +52,14 @@ impl Tokens {
             Role::Reader => self.reader.as_ref(),
             Role::Admin => self.admin.as_ref(),
         }
+    }
+
+    /// The roles whose token is shorter than 16 characters: easy to guess.
+    pub fn short(&self) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .filter(|r| self.get(*r).is_some_and(|t| t.expose().len() < 16))
+            .collect()
     }
 
     /// Two roles with one token would make a request's role ambiguous.
@@ -129,8 +129,18 @@ pub fn required(method: &Method, path: &str) -> Access {
         "/livez" | "/readyz" => Access::Open,
         _ if path.starts_with("/admin/") || path == "/admin" => Access::Roles(ADMIN),
         "/v1/ticks" if *method == Method::POST => Access::Roles(GAME),
-        _ if path.starts_with("/v1/worlds/") => {
-            Access::Roles(if read { GAME_OR_READER } else { GAME })
+        // `/v1/worlds/{id}` exactly: a route added below it gets the
+        // default rules (reads for readers, the rest for the admin) until
+        // it is given its own.
+        _ if path
+            .strip_prefix("/v1/worlds/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
+        {
+            match *method {
+                Method::GET | Method::HEAD => Access::Roles(GAME_OR_READER),
+                Method::PUT => Access::Roles(GAME),
+                _ => Access::Roles(ADMIN),
+            }
         }
         "/openapi.json" if read => Access::Roles(GAME_OR_READER),
         _ if read => Access::Roles(READER),
@@ -158,7 +168,12 @@ mod tests {
         assert_eq!(t.role_of("a-token"), Some(Role::Admin));
         assert_eq!(t.role_of("a-toke"), None);
         assert_eq!(t.role_of(""), None);
-        assert_eq!(Tokens::admin(Secret::new("x")).role_of("g-token"), None);
+        let admin_only = Tokens {
+            admin: Secret::new("x"),
+            ..Default::default()
+        };
+        assert_eq!(admin_only.role_of("g-token"), None);
+        assert_eq!(t.short(), Role::ALL);
     }
 
     #[test]
@@ -196,7 +211,18 @@ mod tests {
             (Method::POST, "/admin/plugins/metrics/reset", &[Admin]),
             (Method::GET, "/nowhere", &[Reader, Admin]),
             (Method::DELETE, "/v1/events", &[Admin]),
-            (Method::POST, "/v1/worlds/w", &[Game, Admin]),
+            (Method::POST, "/v1/worlds/w", &[Admin]),
+            (Method::DELETE, "/v1/worlds/w", &[Admin]),
+            (Method::HEAD, "/v1/worlds/w", &[Game, Reader, Admin]),
+            (Method::OPTIONS, "/v1/worlds/w", &[Admin]),
+            (Method::PUT, "/v1/worlds/w/sessions/s", &[Admin]),
+            (Method::GET, "/v1/worlds/w/sessions/s", &[Reader, Admin]),
+            (Method::PUT, "/v1/worlds/", &[Admin]),
+            (Method::GET, "//admin/plugins/list", &[Reader, Admin]),
+            (Method::GET, "/admin", &[Admin]),
+            (Method::HEAD, "/admin/plugins/list", &[Admin]),
+            (Method::OPTIONS, "/v1/ticks", &[Admin]),
+            (Method::GET, "/v1/ticks", &[Reader, Admin]),
         ];
         for (method, path, roles) in cases {
             let access = required(method, path);

@@ -27,7 +27,7 @@ fn tick() -> Value {
             "tick_id": {"type": "string", "format": "uuid", "description": "The idempotency key"},
             "world_id": id(),
             "session_id": id(),
-            "tick": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "Written without a fraction (175, not 175.0)"},
+            "tick": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "A whole number (175; 175.0 is taken below 2^53)"},
             "at": {"type": "string", "format": "date-time", "pattern": "^[0-9]{4}-", "description": "Game time, RFC 3339, in the years 0000 to 9999 (UTC)"},
             "npcs": {"type": "array", "items": {
                 "type": "object",

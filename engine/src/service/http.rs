@@ -140,6 +140,15 @@ async fn openapi_json() -> Response {
     axum::Json(openapi()).into_response()
 }
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme's
+/// case does not matter, RFC 9110).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
 /// Once any token is set, every route but the probes needs a token whose
 /// role the route admits: 401 without one (or with one no role has), 403
 /// with a role the route does not admit.
@@ -155,7 +164,7 @@ async fn authorize(State(engine): State<Arc<Engine>>, request: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .and_then(|given| engine.tokens.role_of(given));
     let Some(role) = role else {
         let mut response = ApiError::new(

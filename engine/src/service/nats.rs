@@ -10,10 +10,9 @@ use provenant_events::Partitions;
 
 use super::health::Health;
 use super::nats_applied;
-use crate::nats_connect::NatsAuth;
+use crate::nats_connect::{NatsAuth, shown_url};
 use crate::nats_names::NatsNames;
 use provenant_host::intake;
-use provenant_log::redact_url;
 
 /// Connects, retrying in the background when the server is not there yet;
 /// `health` follows the connection.
@@ -46,7 +45,7 @@ pub async fn connect(
         })
         .connect(url)
         .await
-        .with_context(|| format!("cannot connect to NATS at {}", redact_url(url)))?;
+        .with_context(|| format!("cannot connect to NATS at {}", shown_url(url)))?;
     Ok(client)
 }
 

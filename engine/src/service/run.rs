@@ -118,6 +118,12 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
         );
     }
     config.tokens.check().map_err(anyhow::Error::msg)?;
+    for role in config.tokens.short() {
+        tracing::warn!(
+            "the {} token is shorter than 16 characters: easy to guess",
+            role.name()
+        );
+    }
     let health = Arc::new(Health::starting());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let log_config = LogConfig {
@@ -399,7 +405,10 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
         running.http_addr,
         running.engine.log.backend_kind(),
         match &nats {
-            Some(n) => format!("NATS {} and POST /v1/ticks", redact_url(n)),
+            Some(n) => format!(
+                "NATS {} and POST /v1/ticks",
+                crate::nats_connect::shown_url(n)
+            ),
             None => "POST /v1/ticks (no NATS_URL: events go to the in-process bus)".into(),
         }
     );

@@ -150,6 +150,34 @@ async fn each_route_admits_the_roles_it_names_and_no_one_else() {
             .0,
         404
     );
+    // A doubled slash reaches no admin route; HEAD is a read of its route;
+    // the scheme's case does not matter.
+    let (status, _) = http(
+        engine.addr,
+        "GET",
+        "//admin/plugins/list",
+        None,
+        Some(READER),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = http(
+        engine.addr,
+        "HEAD",
+        "/admin/plugins/list",
+        None,
+        Some(READER),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let lower = provenant_tests::http::try_http_text_with_header(
+        engine.addr,
+        "/v1/events",
+        ("authorization", &format!("bearer {READER}")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(lower.0, 200, "{}", lower.1);
     // The probes are open.
     assert_eq!(http(engine.addr, "GET", "/livez", None, None).await.0, 200);
     assert_eq!(http(engine.addr, "GET", "/readyz", None, None).await.0, 200);

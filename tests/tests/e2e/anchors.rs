@@ -231,6 +231,52 @@ async fn signed_anchors_catch_forgery_other_keys_and_replays_after_a_cut() {
     assert_eq!(statuses[0].0, "refused", "{report}");
     assert!(statuses[0].1.contains("another key"), "{report}");
     assert_eq!(report["faults"], 3, "{report}");
+    assert_eq!(report["forks"], serde_json::json!([]), "{report}");
+
+    // The cut log grows again past the old head, and the engine (its key)
+    // signs the new head: the newest anchor now holds, but the anchors of
+    // the old chain name other events at their positions: a fork.
+    let log = db.open().await;
+    while log.head().await.unwrap().position <= last_head.position {
+        let event = provenant_events::NewEvent::new(
+            provenant_events::StreamName::new("other").unwrap(),
+            provenant_events::EventKind::new("Filler").unwrap(),
+            serde_json::json!({}),
+        );
+        log.append(provenant_log::AppendBatch::new(vec![event]))
+            .await
+            .unwrap();
+    }
+    let forked = log.head().await.unwrap();
+    let signed_fork = sign_with(
+        &key,
+        &serde_json::json!({"head": forked.to_string(), "position": forked.position,
+            "hash": forked.hash.to_string(), "at": "2026-12-02T06:00:00Z", "engine_instance": "e"}),
+    );
+    js.publish(subject, signed_fork.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let out = audit_anchors(&db.url, &nats, &public);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json(&out);
+    assert_eq!(report["newest"]["head"], forked.to_string(), "{report}");
+    assert_eq!(report["verify"]["status"], "intact", "{report}");
+    let forks = report["forks"].as_array().unwrap();
+    assert!(
+        forks.iter().any(|f| f
+            .as_str()
+            .unwrap()
+            .contains(&format!("position {}", last_head.position))),
+        "{report}"
+    );
 }
 
 /// `anchor`'s members signed with the key at `key`, as the engine signs.

@@ -36,9 +36,10 @@ pub struct SimArgs {
         value_name = "TOKEN",
         env = "PROVENANT_GAME_TOKEN",
         hide_env_values = true,
-        alias = "admin-token"
+        alias = "admin-token",
+        value_parser = provenant_engine::secret::parse_secret
     )]
-    pub game_token: Option<String>,
+    pub game_token: Option<provenant_engine::secret::SecretArg>,
     /// Worlds to simulate: <world-prefix>-1 … <world-prefix>-N, each
     /// configured with the stealth, romance and flaky plugins.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -89,7 +90,7 @@ impl SimArgs {
             nats_url: self.nats_url.clone().filter(|u| !u.is_empty()),
             nats_auth: self.nats_auth.auth(),
             nats_prefix: self.nats_prefix.clone(),
-            token: self.game_token.clone().filter(|t| !t.is_empty()),
+            token: self.game_token.clone().and_then(|t| t.0),
             worlds: self.worlds,
             sessions: self.sessions,
             npcs: self.npcs,

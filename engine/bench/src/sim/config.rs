@@ -24,7 +24,7 @@ pub struct SimConfig {
     /// The engine's NATS prefix.
     pub nats_prefix: String,
     /// The game's token, sent as `Authorization: Bearer` on PUT and POST.
-    pub token: Option<String>,
+    pub token: Option<provenant_engine::secret::Secret>,
     /// Worlds `<world_prefix>-1` … `<world_prefix>-<worlds>`.
     pub worlds: u32,
     /// Sessions per world.

@@ -45,7 +45,11 @@ pub async fn command(args: SimArgs) -> anyhow::Result<()> {
 pub async fn run(config: &SimConfig) -> anyhow::Result<SimReport> {
     config.validate()?;
     let worlds = config.world_ids()?;
-    let api = EngineApi::new(&config.engine_url, config.token.as_deref(), HTTP_IN_FLIGHT)?;
+    let api = EngineApi::new(
+        &config.engine_url,
+        config.token.as_ref().map(|t| t.expose()),
+        HTTP_IN_FLIGHT,
+    )?;
     api.wait_ready(READY_WAIT).await?;
     let nats = match &config.nats_url {
         Some(url) => Some(connect_nats(url, &config.nats_prefix, &config.nats_auth).await?),
@@ -96,7 +100,7 @@ pub fn world_config(i: usize) -> Value {
 
 /// Connects to NATS (once: an unreachable server is an error) and checks
 /// that the engine's ticks stream exists.
-#[tracing::instrument(skip(url), fields(url = %provenant_log::redact_url(url)))]
+#[tracing::instrument(skip(url), fields(url = %provenant_engine::nats_connect::shown_url(url)))]
 async fn connect_nats(
     url: &str,
     prefix: &str,

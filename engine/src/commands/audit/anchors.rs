@@ -53,6 +53,9 @@ enum Status {
     Valid,
     /// Read without a key: nothing checked.
     Unchecked,
+    /// Unsigned, published before the first signed anchor (before the
+    /// engine had a key): shown, not trusted, not a fault.
+    BeforeKey,
     /// A copy of an anchor published before (the same signature).
     Replayed { of: u64 },
     /// Not to be trusted, and why.
@@ -98,7 +101,7 @@ async fn anchors(args: &AnchorsArgs) -> anyhow::Result<ExitCode> {
         .filter(|s| matches!(s.status, Status::Valid | Status::Unchecked))
         .filter_map(|s| s.head.map(|h| (h, s.sequence)))
         .max_by_key(|(h, _)| h.position);
-    let faults = seen
+    let mut faults = seen
         .iter()
         .filter(|s| matches!(s.status, Status::Replayed { .. } | Status::Refused(_)))
         .count();
@@ -108,6 +111,7 @@ async fn anchors(args: &AnchorsArgs) -> anyhow::Result<ExitCode> {
             let status = match &s.status {
                 Status::Valid => "signed".to_owned(),
                 Status::Unchecked => "not checked (no key given)".to_owned(),
+                Status::BeforeKey => "unsigned, from before the first signed anchor".to_owned(),
                 Status::Replayed { of } => format!("REPLAYED (a copy of #{of})"),
                 Status::Refused(why) => format!("REFUSED: {why}"),
             };
@@ -153,6 +157,19 @@ async fn anchors(args: &AnchorsArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         print_outcome(&outcome, false);
     }
+    // The newest anchor proves the chain up to it; every other trusted
+    // anchor must name the same event at its position, or the log was cut
+    // and grew again on another chain (a fork).
+    let forks = match &outcome {
+        VerifyOutcome::Intact(_) => forks(args, &seen, newest).await?,
+        _ => Vec::new(),
+    };
+    faults += forks.len();
+    if !args.json {
+        for fork in &forks {
+            println!("FORK: {fork}");
+        }
+    }
     if args.json {
         let anchors: Vec<Value> = seen
             .iter()
@@ -160,6 +177,7 @@ async fn anchors(args: &AnchorsArgs) -> anyhow::Result<ExitCode> {
                 let (status, detail) = match &s.status {
                     Status::Valid => ("signed", Value::Null),
                     Status::Unchecked => ("unchecked", Value::Null),
+                    Status::BeforeKey => ("before_key", Value::Null),
                     Status::Replayed { of } => ("replayed", json!({"copy_of": of})),
                     Status::Refused(why) => ("refused", json!(why)),
                 };
@@ -171,7 +189,7 @@ async fn anchors(args: &AnchorsArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({"anchors": anchors, "newest": {"sequence": sequence, "head": newest.to_string()},
-                   "verify": verified, "faults": faults})
+                   "verify": verified, "forks": forks, "faults": faults})
         );
     } else if faults > 0 {
         println!("{faults} anchor(s) on the stream are not the engine's: see above");
@@ -186,7 +204,7 @@ async fn anchors(args: &AnchorsArgs) -> anyhow::Result<ExitCode> {
 
 /// Every message of the stream as it is now: (sequence, payload).
 async fn read_all(args: &AnchorsArgs, stream: &str) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
-    let shown = provenant_log::redact_url(&args.nats_url);
+    let shown = crate::nats_connect::shown_url(&args.nats_url);
     let client = args
         .nats_auth
         .auth()
@@ -237,6 +255,45 @@ async fn read_all(args: &AnchorsArgs, stream: &str) -> anyhow::Result<Vec<(u64, 
     Ok(out)
 }
 
+/// The trusted anchors whose head is not the log's event at their
+/// position, each said in a line.
+async fn forks(args: &AnchorsArgs, seen: &[Seen], newest: Head) -> anyhow::Result<Vec<String>> {
+    let log = super::reading::open_read_only(&args.db.database_url).await?;
+    let mut checked: HashMap<u64, String> = HashMap::new();
+    let mut out = Vec::new();
+    for s in seen {
+        let (Some(head), Status::Valid | Status::Unchecked) = (s.head, &s.status) else {
+            continue;
+        };
+        if head == newest || head.position == 0 {
+            continue;
+        }
+        let hash = match checked.get(&head.position) {
+            Some(hash) => hash.clone(),
+            None => {
+                let events = log
+                    .read_forward(head.position - 1, 1)
+                    .await
+                    .map_err(super::reading::cannot_read)?;
+                let hash = events
+                    .first()
+                    .filter(|e| e.position == head.position)
+                    .map_or_else(|| "nothing".to_owned(), |e| e.hash.to_string());
+                checked.insert(head.position, hash.clone());
+                hash
+            }
+        };
+        if hash != head.hash.to_string() {
+            out.push(format!(
+                "anchor #{} says position {} is {}, the log holds {hash} there",
+                s.sequence, head.position, head.hash
+            ));
+        }
+    }
+    log.close().await;
+    Ok(out)
+}
+
 /// Each message's status, in the order published.
 fn judge(messages: &[(u64, Vec<u8>)], key: Option<&ed25519_dalek::VerifyingKey>) -> Vec<Seen> {
     let mut signatures: HashMap<String, u64> = HashMap::new();
@@ -263,6 +320,7 @@ fn judge(messages: &[(u64, Vec<u8>)], key: Option<&ed25519_dalek::VerifyingKey>)
         let status = match key {
             None => Status::Unchecked,
             Some(key) => match anchor::verify(value, key) {
+                Err(AnchorError::Unsigned) if signatures.is_empty() => Status::BeforeKey,
                 Err(e) => Status::Refused(e.to_string()),
                 Ok(_) => {
                     let signature = value["signature"]["value"].as_str().unwrap_or_default();

@@ -25,7 +25,7 @@ pub struct VerifyArgs {
     /// The public key (PEM, `provenant keys generate`'s FILE.pub) the
     /// anchor given to --expect-head must be signed with. With it, only a
     /// signed anchor is accepted.
-    #[arg(long, value_name = "FILE", env = "PROVENANT_ANCHOR_PUBLIC_KEY")]
+    #[arg(long, value_name = "FILE")]
     pub anchor_public_key: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]

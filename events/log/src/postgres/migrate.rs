@@ -32,18 +32,28 @@ pub async fn run(pool: &PgPool, url: &str) -> Result<(), LogError> {
     Ok(())
 }
 
-/// Whether every migration of this build is applied already; false when
-/// that cannot be read (the migrator then says why).
+/// Whether exactly this build's migrations are applied, each with the
+/// same checksum; false otherwise, or when that cannot be read: the
+/// migrator then runs and says what is wrong (a migration changed since it
+/// was applied, or a schema newer than this build).
 async fn applied(pool: &PgPool, migrator: &sqlx::migrate::Migrator) -> bool {
-    let applied: Result<Vec<i64>, _> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await;
+    let applied: Result<Vec<(i64, Vec<u8>)>, _> = sqlx::query_as(
+        "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await;
     let Ok(applied) = applied else {
         return false;
     };
-    migrator
+    let mut ours: Vec<(i64, &[u8])> = migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
-        .all(|m| applied.binary_search(&m.version).is_ok())
+        .map(|m| (m.version, m.checksum.as_ref()))
+        .collect();
+    ours.sort_unstable();
+    ours.len() == applied.len()
+        && ours
+            .iter()
+            .zip(&applied)
+            .all(|((v, c), (av, ac))| v == av && *c == ac.as_slice())
 }
