@@ -27,6 +27,8 @@ mod error;
 mod feed;
 mod fence_check;
 mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lease;
 mod lease_sql;
 mod log;
