@@ -4,6 +4,8 @@
 
 use chrono::Datelike;
 use provenant_events::{EventKind, NewEvent, StreamName, keys, kinds};
+
+use crate::json_object::ObjectOnly;
 use serde_json::json;
 
 use crate::tick::Tick;
@@ -37,13 +39,15 @@ pub fn parse_tick(body: &[u8]) -> Result<Tick, Rejection> {
             body.len()
         )));
     }
-    let tick: Tick = serde_json::from_slice(body).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Data => "not a valid tick",
-            _ => "not JSON",
-        };
-        reject(format!("{what}: {e}"))
-    })?;
+    let tick: Tick = serde_json::from_slice::<ObjectOnly<Tick>>(body)
+        .map(|o| o.0)
+        .map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "not a valid tick",
+                _ => "not JSON",
+            };
+            reject(format!("{what}: {e}"))
+        })?;
     // The log stores years 0000 to 9999 (UTC) and refuses an event outside
     // them, with the whole append it is in; chrono reads more (`-026`, an
     // offset that moves 0000 or 9999 across the boundary).
@@ -96,6 +100,22 @@ pub fn excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found in review: serde reads a struct from an array of its fields,
+    /// so a tick, an NPC or the session updates written as arrays passed.
+    #[test]
+    fn a_tick_and_its_parts_given_as_arrays_are_refused() {
+        let good = r#"{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "w", "session_id": "s", "tick": 1, "at": "2026-01-01T00:00:00Z", "npcs": [{"npc_id": "n"}], "session_updates": {"flags": {}}}"#;
+        assert!(parse_tick(good.as_bytes()).is_ok());
+        for bad in [
+            r#"["0190b3a0-0000-7000-8000-000000000001", "w", "s", 1, "2026-01-01T00:00:00Z"]"#,
+            r#"{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "w", "session_id": "s", "tick": 1, "at": "2026-01-01T00:00:00Z", "npcs": [["n"]]}"#,
+            r#"{"tick_id": "0190b3a0-0000-7000-8000-000000000001", "world_id": "w", "session_id": "s", "tick": 1, "at": "2026-01-01T00:00:00Z", "session_updates": [{}, {}]}"#,
+        ] {
+            let r = parse_tick(bad.as_bytes()).unwrap_err();
+            assert!(r.reason.contains("a JSON object"), "{bad}: {}", r.reason);
+        }
+    }
 
     /// Found by Schemathesis: JSON Schema counts `23.0` as an integer, and
     /// the document says `tick` is one; it was refused as a float.

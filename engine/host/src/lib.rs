@@ -17,6 +17,7 @@ pub mod capability;
 pub mod context;
 pub mod declared;
 pub mod intake;
+pub mod json_object;
 pub mod manifest;
 pub mod permissions;
 pub mod plugin_host;

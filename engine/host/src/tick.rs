@@ -29,9 +29,9 @@ pub struct Tick {
     pub tick: u64,
     /// Game time.
     pub at: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_object::objects")]
     pub npcs: Vec<TickNpc>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_object::optional_object")]
     pub session_updates: Option<SessionUpdates>,
     #[serde(default)]
     pub context: Option<Value>,
