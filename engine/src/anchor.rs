@@ -161,6 +161,16 @@ pub fn key_text(key: &VerifyingKey) -> String {
 pub fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the key file {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "the private key {} may be read by others (mode {:o}): chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
     SigningKey::from_pkcs8_pem(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} is not an Ed25519 private key in PKCS#8 PEM: {e}",

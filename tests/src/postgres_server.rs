@@ -169,15 +169,14 @@ impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // The server may run as another user under `runuser`: kill the
-            // postmaster by its data directory (its backends end with it),
+            // postmaster by the pid it wrote (its backends end with it),
             // then the child.
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-f"])
-                .arg(format!(
-                    "postgres -D {}",
-                    self.dir.path().join("data").display()
-                ))
-                .status();
+            let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_owned));
+            if let Some(pid) = pid {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
             let _ = child.kill();
             let _ = child.wait();
         }

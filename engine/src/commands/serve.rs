@@ -115,6 +115,16 @@ fn idle_seconds(s: &str) -> Result<f64, String> {
 impl ServeArgs {
     /// The service's settings from the arguments.
     pub fn config(self) -> anyhow::Result<ServiceConfig> {
+        if self.anchor_key_file.is_some() {
+            anyhow::ensure!(
+                self.nats_url.as_deref().is_some_and(|u| !u.is_empty()),
+                "--anchor-key-file signs the anchors published to NATS: give --nats-url too"
+            );
+            anyhow::ensure!(
+                self.anchor_interval_seconds > 0,
+                "--anchor-key-file signs anchors, and --anchor-interval-seconds 0 turns them off"
+            );
+        }
         let instance = match self.instance {
             Some(i) => i,
             None => format!(

@@ -286,3 +286,19 @@ fn sign_with(key: &Path, anchor: &Value) -> Value {
         .unwrap()
         .to_json(Some(&signing))
 }
+
+#[test]
+fn a_signing_key_without_anchors_to_sign_is_refused() {
+    let db = TestLog::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = generate(&db.url, dir.path(), "engine.pem");
+    let refused = EngineProcess::try_start(&EngineOptions {
+        database_url: db.url.clone(),
+        args: vec!["--anchor-key-file".into(), key.display().to_string()],
+        ..Default::default()
+    });
+    let Err(message) = refused else {
+        panic!("the engine started with a key and no NATS to publish anchors to")
+    };
+    assert!(message.contains("give --nats-url too"), "{message}");
+}
