@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// A client per request: each test runs on a runtime of its own, and a
+/// pooled connection must not outlive the runtime that made it.
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))
+}
+
 /// One request; the status and the body, or why no answer came.
 pub async fn try_http_text(
     addr: SocketAddr,
@@ -16,13 +26,7 @@ pub async fn try_http_text(
     body: Option<&[u8]>,
     bearer: Option<&str>,
 ) -> Result<(u16, String), String> {
-    // A client per request: each test runs on a runtime of its own, and a
-    // pooled connection must not outlive the runtime that made it.
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let client = client()?;
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|e| format!("invalid method {method:?}: {e}"))?;
     let mut request = client
@@ -77,12 +81,7 @@ pub async fn try_http_text_with_header(
     path: &str,
     (name, value): (&str, &str),
 ) -> Result<(u16, String), String> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-    let response = client
+    let response = client()?
         .get(format!("http://{addr}{path}"))
         .header(name, value)
         .send()
