@@ -72,7 +72,10 @@ impl EngineProcess {
                 "PROVENANT_HTTP_ADDR",
                 options.http_addr.as_deref().unwrap_or("127.0.0.1:0"),
             )
-            .env("RUST_LOG", "warn,provenant_engine::service=info")
+            .env(
+                "RUST_LOG",
+                "warn,provenant_engine::service=info,provenant_log::lease_sql=info",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some((url, prefix)) = &options.nats {

@@ -25,7 +25,9 @@ impl PgLog {
         // read its row FOR SHARE), but not for long: a holder frozen in the
         // middle of one must not hold up the taker's other leases. It is
         // tried again at the next round; PostgreSQL ends the frozen
-        // transaction after `idle_in_transaction_session_timeout`.
+        // transaction after `idle_in_transaction_session_timeout`, and one
+        // frozen in the middle of its COPY is ended here
+        // (`end_frozen_copies`).
         let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
         sqlx::query("SET LOCAL lock_timeout = '250ms'")
             .execute(&mut *tx)
@@ -55,11 +57,57 @@ impl PgLog {
             // not left to the pool.
             Err(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c == "55P03") => {
                 tx.rollback().await.map_err(|e| self.map_err(e))?;
+                let ended = self.end_frozen_copies(ttl_ms).await;
+                tracing::info!(
+                    lease = name,
+                    frozen_appends_ended = ended,
+                    "not taken this round: a transaction under the lease holds its row"
+                );
                 Ok(None)
             }
             Err(e) => {
                 let _ = tx.rollback().await;
                 Err(self.map_err(e))
+            }
+        }
+    }
+
+    /// Ends the sessions whose append has waited for its client's `COPY`
+    /// data longer than a lease: a holder frozen in the middle of sending
+    /// its rows. `idle_in_transaction_session_timeout` does not apply (the
+    /// session is active, reading COPY data; seen in the cluster test and
+    /// in `leases::postgres_a_takeover_ends_an_append_frozen_in_its_copy`),
+    /// and
+    /// such a session holds the append lock and its lease rows: every
+    /// engine's appends, and the takeover that would fence it, wait for it
+    /// until the frozen process dies or wakes. Its transaction is rolled
+    /// back (nothing of it was committed); when it wakes, its append fails
+    /// and is refused again by the fence. How many were ended (0 when this
+    /// role may not end them: it is then said once in the log).
+    async fn end_frozen_copies(&self, ttl_ms: i64) -> i64 {
+        let ended: Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND state = 'active' AND wait_event = 'ClientRead' \
+             AND query LIKE 'COPY provenant.events %' \
+             AND state_change < now() - $1::float8 * interval '1 millisecond'",
+        )
+        .bind(ttl_ms as f64)
+        .fetch_one(&self.pool)
+        .await;
+        match ended {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::warn!(
+                        sessions = n,
+                        "ended appends frozen in the middle of their COPY for longer than a lease"
+                    );
+                }
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot end appends frozen in the middle of their COPY");
+                0
             }
         }
     }

@@ -416,3 +416,52 @@ async fn the_partition_count_is_recorded_once(t: TestLog) {
         "{refused}"
     );
 }
+
+/// A holder frozen in the middle of its append's `COPY` (its rows half
+/// sent, as a SIGSTOP can leave it): PostgreSQL ends the session on no
+/// timeout (it is active, reading COPY data), and it holds the lease row
+/// (and the append lock) for ever. The taker, refused by the row lock,
+/// ends such a session once it has waited longer than a lease, and takes
+/// the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_takeover_ends_an_append_frozen_in_its_copy() {
+    use sqlx::Connection as _;
+
+    let t = TestLog::postgres().await;
+    let log = t.open().await;
+    let ttl = Duration::from_millis(200);
+    log.acquire_lease("partition:3", "frozen", ttl)
+        .await
+        .unwrap()
+        .expect("taken");
+    // The frozen holder: the lease row read FOR SHARE as an append reads
+    // it, then a COPY begun whose data never comes.
+    let mut frozen = sqlx::postgres::PgConnection::connect(&t.url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN; SELECT epoch FROM provenant.leases WHERE name = 'partition:3' FOR SHARE")
+        .execute(&mut frozen)
+        .await
+        .expect("lease row read");
+    let copy = frozen
+        .copy_in_raw("COPY provenant.events (position) FROM STDIN")
+        .await
+        .expect("COPY begun");
+    // Each refused attempt waits its lock timeout: no fixed wait. (The
+    // taker asks for the same lease length as the holder had, as engines
+    // of one cluster do: the frozen session is ended once older than it.)
+    let mut taken = None;
+    for _ in 0..40 {
+        taken = log
+            .acquire_lease("partition:3", "taker", ttl)
+            .await
+            .unwrap();
+        if taken.is_some() {
+            break;
+        }
+    }
+    let taken = taken.expect("the takeover ended the frozen append and took the lease");
+    assert_eq!((taken.owner.as_str(), taken.epoch), ("taker", 2));
+    // The frozen session is gone: its COPY cannot finish.
+    assert!(copy.finish().await.is_err());
+}
