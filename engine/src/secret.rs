@@ -7,24 +7,37 @@ use sha2::{Digest, Sha256};
 /// A secret (a token, a password): compared in constant time, never shown
 /// by `Debug`.
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    /// Its SHA-256 digest, made once: every request's token is compared
+    /// with it.
+    digest: [u8; 32],
+}
 
 impl Secret {
     /// None for an empty string (an unset variable set to "").
     pub fn new(value: impl Into<String>) -> Option<Self> {
         let value = value.into();
-        (!value.is_empty()).then_some(Secret(value))
+        (!value.is_empty()).then(|| Secret {
+            digest: digest_of(&value),
+            value,
+        })
     }
 
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 
     /// Its SHA-256 digest, to compare in constant time whatever the length.
-    pub fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
     }
+}
+
+/// The SHA-256 digest of a secret, or of a value compared with one.
+pub fn digest_of(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
 }
 
 /// A secret as clap reads it from a flag or a variable: an empty value
@@ -47,7 +60,7 @@ pub fn parse_secret(s: &str) -> Result<SecretArg, String> {
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {
         use subtle::ConstantTimeEq as _;
-        bool::from(self.digest().ct_eq(&other.digest()))
+        bool::from(self.digest.ct_eq(&other.digest))
     }
 }
 
